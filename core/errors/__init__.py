@@ -1,0 +1,51 @@
+"""Exception hierarchy and classification: what every failure means for a retry."""
+
+from core.errors.classification import (
+    SEVERITY,
+    DefaultErrorClassifier,
+    classify_exception,
+    classify_http_status,
+    is_retryable,
+    most_severe,
+)
+from core.errors.exceptions import (
+    AuthError,
+    CircuitOpenError,
+    ConfigurationError,
+    ConnectionError,
+    DeltaTableError,
+    DomainError,
+    DownloadError,
+    KustoError,
+    OneLakeError,
+    PermanentError,
+    PipelineError,
+    ThrottlingError,
+    TimeoutError,
+    TokenExpiredError,
+    TransientError,
+)
+
+__all__ = [
+    "SEVERITY",
+    "AuthError",
+    "CircuitOpenError",
+    "ConfigurationError",
+    "ConnectionError",
+    "DefaultErrorClassifier",
+    "DeltaTableError",
+    "DomainError",
+    "DownloadError",
+    "KustoError",
+    "OneLakeError",
+    "PermanentError",
+    "PipelineError",
+    "ThrottlingError",
+    "TimeoutError",
+    "TokenExpiredError",
+    "TransientError",
+    "classify_exception",
+    "classify_http_status",
+    "is_retryable",
+    "most_severe",
+]

@@ -1,0 +1,219 @@
+"""Turn any exception into an `ErrorCategory`.
+
+The supervisor, the retry decorator and the circuit breaker all decide through
+`classify_exception`, so a library's exceptions (aiokafka, azure-core, the
+standard library) are mapped once, here, by what they mean for a retry:
+
+* PipelineError: its own category.
+* aiokafka: authentication failures AUTH; authorisation, size and protocol
+  misuse PERMANENT; retriable errors, lost connections, timeouts and rebalances
+  TRANSIENT; the rest UNKNOWN.
+* azure-core: ClientAuthenticationError AUTH (checked before its base class),
+  HttpResponseError by status, request/response transport errors TRANSIENT.
+* builtins: TimeoutError, ConnectionError and network OSErrors TRANSIENT;
+  ValueError/TypeError/KeyError/IndexError/AttributeError/UnicodeError (bad
+  input) PERMANENT.
+* An exception that is otherwise UNKNOWN is judged by its explicit `__cause__`
+  (`raise Wrapper(...) from original`), so wrapping does not hide meaning.
+* Exception groups: the most severe member decides, in the order of
+  `SEVERITY` (PERMANENT > AUTH > CIRCUIT_OPEN > TRANSIENT > UNKNOWN): one member
+  that cannot succeed makes the whole group unrecoverable; an auth failure needs a
+  refresh before any retry could help; an open circuit must be waited out.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from typing import Final
+
+from core.errors.exceptions import PipelineError
+from core.types import ErrorCategory
+
+__all__ = [
+    "SEVERITY",
+    "DefaultErrorClassifier",
+    "classify_exception",
+    "classify_http_status",
+    "is_retryable",
+    "most_severe",
+]
+
+SEVERITY: Final[tuple[ErrorCategory, ...]] = (
+    ErrorCategory.PERMANENT,
+    ErrorCategory.AUTH,
+    ErrorCategory.CIRCUIT_OPEN,
+    ErrorCategory.TRANSIENT,
+    ErrorCategory.UNKNOWN,
+)
+"""Categories from most to least severe; used to judge exception groups."""
+
+_RANK: Final = {category: rank for rank, category in enumerate(SEVERITY)}
+
+_NETWORK_ERRNOS: Final = frozenset(
+    {
+        errno.ECONNREFUSED,
+        errno.ECONNRESET,
+        errno.ECONNABORTED,
+        errno.EPIPE,
+        errno.ETIMEDOUT,
+        errno.EHOSTUNREACH,
+        errno.ENETUNREACH,
+        errno.ENETDOWN,
+        errno.ENETRESET,
+        errno.EHOSTDOWN,
+        errno.EADDRNOTAVAIL,
+    }
+)
+
+_BAD_INPUT: Final = (ValueError, TypeError, KeyError, IndexError, AttributeError, UnicodeError)
+
+_KAFKA_AUTH: Final = frozenset(
+    {
+        "AuthenticationFailedError",
+        "SaslAuthenticationFailed",
+        "IllegalSaslStateError",
+        "DelegationTokenExpired",
+    }
+)
+_KAFKA_PERMANENT: Final = frozenset(
+    {
+        "AuthenticationMethodNotSupported",
+        "UnsupportedSaslMechanismError",
+        "TopicAuthorizationFailedError",
+        "GroupAuthorizationFailedError",
+        "ClusterAuthorizationFailedError",
+        "TransactionalIdAuthorizationFailed",
+        "MessageSizeTooLargeError",
+        "RecordTooLargeError",
+        "RecordListTooLargeError",
+        "InvalidTopicError",
+        "InvalidGroupIdError",
+        "InvalidConfigurationError",
+        "KafkaConfigurationError",
+        "UnsupportedVersionError",
+        "UnsupportedCodecError",
+        "IncompatibleBrokerVersion",
+        "UnrecognizedBrokerVersion",
+        "IllegalArgumentError",
+        "SecurityDisabled",
+        "PolicyViolationError",
+        "OffsetMetadataTooLargeError",
+    }
+)
+_KAFKA_TRANSIENT: Final = frozenset(
+    {
+        "KafkaTimeoutError",
+        "KafkaUnavailableError",
+        "BrokerNotAvailableError",
+        "CommitFailedError",
+        "RebalanceInProgressError",
+        "IllegalGenerationError",
+        "UnknownMemberIdError",
+        "ReplicaNotAvailableError",
+        "ConsumerStoppedError",
+        "ProducerClosed",
+        "QuotaViolationError",
+    }
+)
+
+
+def classify_http_status(status: int) -> ErrorCategory:
+    """Category of an HTTP status: 401/403 AUTH; 408, 429, 5xx TRANSIENT; other 4xx PERMANENT.
+
+    Informational, success and redirect statuses are not failures by themselves;
+    if one is raised anyway it is UNKNOWN.
+    """
+    if status in (401, 403):
+        return ErrorCategory.AUTH
+    if status in (408, 429) or 500 <= status <= 599:
+        return ErrorCategory.TRANSIENT
+    if 400 <= status <= 499:
+        return ErrorCategory.PERMANENT
+    return ErrorCategory.UNKNOWN
+
+
+def most_severe(categories: list[ErrorCategory]) -> ErrorCategory:
+    """The most severe of `categories` (UNKNOWN for none)."""
+    if not categories:
+        return ErrorCategory.UNKNOWN
+    return min(categories, key=_RANK.__getitem__)
+
+
+def classify_exception(exc: BaseException) -> ErrorCategory:
+    """The category that decides how `exc` is handled (see the module docstring)."""
+    return _classify(exc, depth=0)
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """True when retrying the same call may succeed without anyone's help."""
+    return classify_exception(exc) in (ErrorCategory.TRANSIENT, ErrorCategory.UNKNOWN)
+
+
+class DefaultErrorClassifier:
+    """`ErrorClassifier` that applies `classify_exception`; subclass to add a domain."""
+
+    def classify(self, exc: BaseException) -> ErrorCategory:
+        """Return the category of `exc`."""
+        return classify_exception(exc)
+
+
+_MAX_CAUSE_DEPTH: Final = 8
+
+
+def _classify(exc: BaseException, depth: int) -> ErrorCategory:
+    if isinstance(exc, BaseExceptionGroup):
+        return most_severe([_classify(member, depth) for member in exc.exceptions])
+    category = _classify_single(exc)
+    if category is ErrorCategory.UNKNOWN and exc.__cause__ is not None and depth < _MAX_CAUSE_DEPTH:
+        return _classify(exc.__cause__, depth + 1)
+    return category
+
+
+def _classify_single(exc: BaseException) -> ErrorCategory:
+    if isinstance(exc, PipelineError):
+        return exc.category
+    for classify in (_classify_kafka, _classify_azure):
+        category = classify(exc)
+        if category is not None:
+            return category
+    return _classify_builtin(exc)
+
+
+def _classify_kafka(exc: BaseException) -> ErrorCategory | None:
+    module = type(exc).__module__
+    if not module.startswith("aiokafka"):
+        return None
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if names & _KAFKA_AUTH:
+        return ErrorCategory.AUTH
+    if names & _KAFKA_PERMANENT:
+        return ErrorCategory.PERMANENT
+    if getattr(exc, "retriable", False) or names & _KAFKA_TRANSIENT:
+        return ErrorCategory.TRANSIENT
+    return ErrorCategory.UNKNOWN
+
+
+def _classify_azure(exc: BaseException) -> ErrorCategory | None:
+    if not type(exc).__module__.startswith("azure."):
+        return None
+    from azure.core import exceptions as azure_errors
+
+    if isinstance(exc, azure_errors.ClientAuthenticationError):
+        return ErrorCategory.AUTH
+    if isinstance(exc, azure_errors.HttpResponseError):
+        status = exc.status_code
+        return classify_http_status(status) if status is not None else ErrorCategory.UNKNOWN
+    if isinstance(exc, azure_errors.ServiceRequestError | azure_errors.ServiceResponseError):
+        return ErrorCategory.TRANSIENT
+    return ErrorCategory.UNKNOWN
+
+
+def _classify_builtin(exc: BaseException) -> ErrorCategory:
+    if isinstance(exc, TimeoutError | ConnectionError | socket.gaierror):
+        return ErrorCategory.TRANSIENT
+    if isinstance(exc, OSError) and exc.errno in _NETWORK_ERRNOS:
+        return ErrorCategory.TRANSIENT
+    if isinstance(exc, _BAD_INPUT):
+        return ErrorCategory.PERMANENT
+    return ErrorCategory.UNKNOWN

@@ -1,0 +1,167 @@
+"""The pipeline's exception hierarchy: every error knows its `ErrorCategory`.
+
+Code that raises one of these tells the supervisor, the retry decorator and the
+circuit breaker what to do, without any of them knowing where it came from.
+`ConnectionError` and `TimeoutError` deliberately share the builtins' names
+(the requester's contract); import them qualified (`errors.ConnectionError`).
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from core.types import ErrorCategory
+
+__all__ = [
+    "AuthError",
+    "CircuitOpenError",
+    "ConfigurationError",
+    "ConnectionError",
+    "DeltaTableError",
+    "DomainError",
+    "DownloadError",
+    "KustoError",
+    "OneLakeError",
+    "PermanentError",
+    "PipelineError",
+    "ThrottlingError",
+    "TimeoutError",
+    "TokenExpiredError",
+    "TransientError",
+]
+
+
+class PipelineError(Exception):
+    """Base of every error the pipeline raises on purpose.
+
+    `retry_after` is the number of seconds the failing side asked us to wait
+    (a Retry-After header, a breaker's recovery time); `context` carries
+    structured fields for the log event. Neither ever holds a secret.
+    """
+
+    default_category: ClassVar[ErrorCategory] = ErrorCategory.UNKNOWN
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        category: ErrorCategory | None = None,
+        retry_after: float | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        if retry_after is not None and retry_after < 0:
+            raise builtins.ValueError(f"retry_after must be >= 0 seconds, got {retry_after!r}")
+        self.message = message
+        self.category: ErrorCategory = category or self.default_category
+        self.retry_after = retry_after
+        self.context: dict[str, Any] = dict(context or {})
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, category={self.category.name})"
+
+
+class AuthError(PipelineError):
+    """Credentials are missing, rejected or expired."""
+
+    default_category = ErrorCategory.AUTH
+
+
+class TokenExpiredError(AuthError):
+    """A token was used after its expiry; a refresh fixes it."""
+
+
+class TransientError(PipelineError):
+    """A dependency is temporarily unavailable."""
+
+    default_category = ErrorCategory.TRANSIENT
+
+
+class ConnectionError(TransientError):
+    """A network connection could not be made or was lost."""
+
+
+class TimeoutError(TransientError):
+    """An operation did not finish in time."""
+
+
+class ThrottlingError(TransientError):
+    """The dependency asked us to slow down (HTTP 429, Event Hubs quota)."""
+
+
+class PermanentError(PipelineError):
+    """Retrying the same input cannot succeed."""
+
+    default_category = ErrorCategory.PERMANENT
+
+
+class ConfigurationError(PermanentError):
+    """The configuration or environment is wrong; a person has to fix it."""
+
+
+class CircuitOpenError(PipelineError):
+    """A circuit breaker refused the call; `retry_after` says when it will try again."""
+
+    default_category = ErrorCategory.CIRCUIT_OPEN
+
+    def __init__(
+        self,
+        breaker_name: str,
+        retry_after: float,
+        *,
+        context: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(
+            f"circuit {breaker_name!r} is open; retry in {retry_after:.3f}s",
+            retry_after=max(0.0, retry_after),
+            context={"breaker": breaker_name, **(context or {})},
+        )
+        self.breaker_name = breaker_name
+
+
+class DomainError(PipelineError):
+    """An error from an external system whose category follows its HTTP status.
+
+    Pass `status_code=` (classified by `classify_http_status`) or an explicit
+    `category=`; with neither the category is UNKNOWN.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        category: ErrorCategory | None = None,
+        retry_after: float | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> None:
+        from core.errors.classification import classify_http_status
+
+        if category is None and status_code is not None:
+            category = classify_http_status(status_code)
+        merged = dict(context or {})
+        if status_code is not None:
+            merged["status_code"] = status_code
+        super().__init__(message, category=category, retry_after=retry_after, context=merged)
+        self.status_code = status_code
+
+
+class KustoError(DomainError):
+    """Azure Data Explorer (Kusto) refused or failed a request."""
+
+
+class DeltaTableError(DomainError):
+    """A Delta table read or write failed."""
+
+
+class OneLakeError(DomainError):
+    """OneLake storage refused or failed a request."""
+
+
+class DownloadError(DomainError):
+    """Downloading a referenced object failed."""
