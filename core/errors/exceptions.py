@@ -9,6 +9,7 @@ circuit breaker what to do, without any of them knowing where it came from.
 from __future__ import annotations
 
 import builtins
+import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -37,8 +38,9 @@ class PipelineError(Exception):
     """Base of every error the pipeline raises on purpose.
 
     `retry_after` is the number of seconds the failing side asked us to wait
-    (a Retry-After header, a breaker's recovery time); `context` carries
-    structured fields for the log event. Neither ever holds a secret.
+    (a Retry-After header, a breaker's recovery time); it must be finite and
+    >= 0, since it ends up in a sleep. `context` carries structured fields for
+    the log event. Neither ever holds a secret.
     """
 
     default_category: ClassVar[ErrorCategory] = ErrorCategory.UNKNOWN
@@ -52,8 +54,10 @@ class PipelineError(Exception):
         context: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
-        if retry_after is not None and retry_after < 0:
-            raise builtins.ValueError(f"retry_after must be >= 0 seconds, got {retry_after!r}")
+        if retry_after is not None and not (math.isfinite(retry_after) and retry_after >= 0):
+            raise builtins.ValueError(
+                f"retry_after must be a finite number of seconds >= 0, got {retry_after!r}"
+            )
         self.message = message
         self.category: ErrorCategory = category or self.default_category
         self.retry_after = retry_after
@@ -105,7 +109,11 @@ class ConfigurationError(PermanentError):
 
 
 class CircuitOpenError(PipelineError):
-    """A circuit breaker refused the call; `retry_after` says when it will try again."""
+    """A circuit breaker refused the call; `retry_after` says when it will try again.
+
+    A negative wait (the recovery time already passed while computing it) is
+    clamped to 0.
+    """
 
     default_category = ErrorCategory.CIRCUIT_OPEN
 
@@ -116,12 +124,17 @@ class CircuitOpenError(PipelineError):
         *,
         context: Mapping[str, Any] | None = None,
     ) -> None:
+        wait = max(0.0, retry_after)
         super().__init__(
-            f"circuit {breaker_name!r} is open; retry in {retry_after:.3f}s",
-            retry_after=max(0.0, retry_after),
+            f"circuit {breaker_name!r} is open; retry in {wait:.3f}s",
+            retry_after=wait,
             context={"breaker": breaker_name, **(context or {})},
         )
         self.breaker_name = breaker_name
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Rebuild from the constructor's arguments, so the error can be copied and pickled."""
+        return (type(self), (self.breaker_name, self.retry_after), self.__dict__)
 
 
 class DomainError(PipelineError):
