@@ -1,0 +1,187 @@
+"""Configuration: TOML and environment into typed objects, with one clear error per mistake."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core.errors import ConfigurationError, classify_exception
+from core.types import ErrorCategory
+from supervisor.config import Config, ConfigError, load_config, parse_config, render_config
+from supervisor.config_loader import Secret
+
+NO_ENV: dict[str, str] = {}
+SERVICE_PRINCIPAL = (
+    "[kafka]\nsasl_mechanism='OAUTHBEARER'\n[auth]\nmethod='secret'\ntenant_id='t'\nclient_id='c'\n"
+)
+
+
+def test_empty_file_gives_the_documented_defaults() -> None:
+    """An empty file yields exactly the defaults of every table."""
+    assert parse_config("", environ=NO_ENV) == Config()
+
+
+def test_values_from_the_file_replace_defaults() -> None:
+    """Keys in a table override the defaults of that table only."""
+    config = parse_config(
+        '[kafka]\nbootstrap_servers = "h:9093"\ntopics = ["a", "b"]\n[retry]\nmax_attempts = 7\n',
+        environ=NO_ENV,
+    )
+    assert config.kafka.bootstrap_servers == "h:9093"
+    assert config.kafka.topics == ("a", "b")
+    assert config.retry.max_attempts == 7
+    assert config.kafka.group_id == Config().kafka.group_id
+
+
+def test_environment_overrides_the_file() -> None:
+    """KAFKA_PIPELINE_SECTION__FIELD wins over the file and is parsed to the field's type."""
+    env = {
+        "KAFKA_PIPELINE_KAFKA__BOOTSTRAP_SERVERS": "env:1",
+        "KAFKA_PIPELINE_KAFKA__TOPICS": "x, y",
+        "KAFKA_PIPELINE_RETRY__MAX_ATTEMPTS": "9",
+        "KAFKA_PIPELINE_DEDUP__ENABLED": "false",
+        "KAFKA_PIPELINE_BREAKER__RECOVERY_TIMEOUT_S": "2.5",
+    }
+    config = parse_config('[kafka]\nbootstrap_servers = "file:1"\n', environ=env)
+    assert config.kafka.bootstrap_servers == "env:1"
+    assert config.kafka.topics == ("x", "y")
+    assert config.retry.max_attempts == 9
+    assert config.dedup.enabled is False
+    assert config.breaker.recovery_timeout_s == 2.5
+
+
+@pytest.mark.parametrize(
+    ("toml", "field", "fragment"),
+    [
+        ("[kafka]\nbootstrap = 'x'\n", "kafka.bootstrap", "unknown key"),
+        ("[nonsense]\nx = 1\n", "nonsense", "unknown key"),
+        (
+            "[kafka]\nsession_timeout_ms = 'ten'\n",
+            "kafka.session_timeout_ms",
+            "expected an integer",
+        ),
+        ("[kafka]\ntopics = 'one'\n", "kafka.topics", "expected a list"),
+        ("[dedup]\nenabled = 1\n", "dedup.enabled", "expected true or false"),
+        ("[kafka]\nsecurity_protocol = 'TLS'\n", "kafka.security_protocol", "allowed:"),
+        ("[retry]\nmax_attempts = 0\n", "retry.max_attempts", "greater than 0"),
+        ("[dead_letter]\npoison_max_share = 1.5\n", "dead_letter.poison_max_share", "(0, 1]"),
+        ("[health]\nport = 70000\n", "health.port", "0..65535"),
+        ("[handler]\ntarget = 'nomodule'\n", "handler.target", "package.module:function"),
+        ("kafka = 3\n", "kafka", "expected a table"),
+        ("[kafka]\nheartbeat_interval_ms = 20000\n", "kafka.heartbeat_interval_ms", "below"),
+    ],
+)
+def test_each_mistake_names_its_field_and_what_is_allowed(
+    toml: str, field: str, fragment: str
+) -> None:
+    """A wrong key, type or value raises one ConfigError naming the field and the rule."""
+    with pytest.raises(ConfigError) as caught:
+        parse_config(toml, environ=NO_ENV)
+    assert caught.value.field == field
+    assert fragment in str(caught.value)
+
+
+def test_invalid_toml_is_a_config_error() -> None:
+    """A syntax error in the file is reported as a config error, not a traceback."""
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        parse_config("[kafka\n", environ=NO_ENV)
+
+
+def test_a_missing_file_is_named(tmp_path: Path) -> None:
+    """Loading a file that does not exist names the path."""
+    missing = tmp_path / "nope.toml"
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(missing, environ=NO_ENV)
+
+
+def test_config_errors_are_permanent() -> None:
+    """A configuration error is PERMANENT: no restart can fix it."""
+    error = ConfigError("x", "bad")
+    assert isinstance(error, ConfigurationError)
+    assert classify_exception(error) is ErrorCategory.PERMANENT
+
+
+def test_secrets_in_the_file_are_refused() -> None:
+    """A secret written into the TOML is rejected with the way to pass it instead."""
+    toml = "[auth]\nmethod='secret'\ntenant_id='t'\nclient_id='c'\nclient_secret='hunter2'\n"
+    with pytest.raises(ConfigError) as caught:
+        parse_config(toml, environ=NO_ENV)
+    assert caught.value.field == "auth.client_secret"
+    assert "KAFKA_PIPELINE_AUTH__CLIENT_SECRET" in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_a_missing_secret_is_named() -> None:
+    """The service-principal method without a secret says which variable to set."""
+    toml = "[auth]\nmethod='secret'\ntenant_id='t'\nclient_id='c'\n"
+    with pytest.raises(ConfigError, match="AZURE_CLIENT_SECRET") as caught:
+        parse_config(toml, environ=NO_ENV)
+    assert caught.value.field == "auth.client_secret"
+
+
+def test_secrets_come_from_the_environment_or_a_file(tmp_path: Path) -> None:
+    """A secret is read from AZURE_CLIENT_SECRET, a KAFKA_PIPELINE_ variable, or a *_file."""
+    base = SERVICE_PRINCIPAL
+    from_azure = parse_config(base, environ={"AZURE_CLIENT_SECRET": "s1"})
+    assert from_azure.auth.client_secret == Secret("s1")
+    from_ours = parse_config(base, environ={"KAFKA_PIPELINE_AUTH__CLIENT_SECRET": "s2"})
+    assert from_ours.auth.client_secret == Secret("s2")
+    (tmp_path / "secret.txt").write_text("s3\n")
+    (tmp_path / "c.toml").write_text(base + "client_secret_file = 'secret.txt'\n")
+    from_file = load_config(tmp_path / "c.toml", environ=NO_ENV)
+    assert from_file.auth.client_secret is not None
+    assert from_file.auth.client_secret.reveal() == "s3"
+
+
+def test_an_unreadable_secret_file_is_named(tmp_path: Path) -> None:
+    """A secret file that cannot be read is a config error naming the *_file key."""
+    toml = "[kafka]\nsasl_mechanism='PLAIN'\nsasl_username='u'\nsasl_password_file='gone'\n"
+    with pytest.raises(ConfigError) as caught:
+        parse_config(toml, environ=NO_ENV, base_dir=tmp_path)
+    assert caught.value.field == "kafka.sasl_password_file"
+
+
+def test_eventhubs_profile_needs_namespace_and_azure_auth() -> None:
+    """The Event Hubs profile requires a namespace and an Azure AD method."""
+    with pytest.raises(ConfigError, match=r"kafka\.eventhubs_namespace"):
+        parse_config("[kafka]\nprofile='eventhubs'\n", environ=NO_ENV)
+    with pytest.raises(ConfigError) as caught:
+        parse_config("[kafka]\nprofile='eventhubs'\neventhubs_namespace='ns'\n", environ=NO_ENV)
+    assert caught.value.field == "auth.method"
+
+
+def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
+    """A relative path in the file resolves against the file's directory, not the cwd."""
+    (tmp_path / "c.toml").write_text("[logging]\nfile = 'logs/out.jsonl'\n")
+    config = load_config(tmp_path / "c.toml", environ=NO_ENV)
+    assert config.logging.file == tmp_path / "logs" / "out.jsonl"
+
+
+def test_dead_letter_topic_defaults_to_the_first_topic() -> None:
+    """Without an explicit topic, records are dead-lettered to `<first topic>.dlq`."""
+    assert parse_config("[kafka]\ntopics=['a','b']\n", environ=NO_ENV).dead_letter_topic == "a.dlq"
+    disabled = parse_config("[dead_letter]\nenabled=false\n", environ=NO_ENV)
+    assert disabled.dead_letter_topic is None
+
+
+def test_rendered_config_parses_back_to_the_same_values() -> None:
+    """check-config's output is valid TOML describing the same configuration."""
+    config = parse_config("[kafka]\ntopics=['a']\n[retry]\nmax_attempts=4\n", environ=NO_ENV)
+    rendered = render_config(config)
+    again = parse_config(rendered, environ=NO_ENV)
+    assert dataclasses.asdict(again) == dataclasses.asdict(config)
+
+
+@given(
+    secret=st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ~._-", min_size=12)
+)
+def test_rendered_config_never_shows_a_secret(secret: str) -> None:
+    """No secret value appears in check-config's output or in the config's repr."""
+    config = parse_config(SERVICE_PRINCIPAL, environ={"AZURE_CLIENT_SECRET": secret})
+    assert config.auth.client_secret == Secret(secret)
+    assert secret not in render_config(config).replace('"***"', "")
+    assert secret not in repr(config).replace("Secret('***')", "")
