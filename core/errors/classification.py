@@ -163,8 +163,9 @@ _MAX_CAUSE_DEPTH: Final = 8
 
 def _classify(exc: BaseException, depth: int) -> ErrorCategory:
     if isinstance(exc, BaseExceptionGroup):
-        return most_severe([_classify(member, depth) for member in exc.exceptions])
-    category = _classify_single(exc)
+        category = most_severe([_classify(member, depth) for member in exc.exceptions])
+    else:
+        category = _classify_single(exc)
     if category is ErrorCategory.UNKNOWN and exc.__cause__ is not None and depth < _MAX_CAUSE_DEPTH:
         return _classify(exc.__cause__, depth + 1)
     return category
