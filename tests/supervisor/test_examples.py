@@ -1,0 +1,39 @@
+"""The example configurations shipped in examples/ stay valid as the schema evolves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from supervisor.config import load_config
+
+EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.toml"))
+
+
+def test_there_are_examples() -> None:
+    """The local, service-principal and Azure CLI examples exist."""
+    assert {path.stem for path in EXAMPLES} >= {
+        "local",
+        "eventhubs-service-principal",
+        "eventhubs-azure-cli",
+    }
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.stem)
+def test_every_example_loads(path: Path) -> None:
+    """Each example parses into a Config when its documented secret is in the environment."""
+    config = load_config(path, environ={"AZURE_CLIENT_SECRET": "from-the-environment"})
+    assert config.kafka.topics
+
+
+def test_graceful_stop_fits_the_deployment_grace_periods() -> None:
+    """systemd's TimeoutStopSec and Kubernetes' grace period exceed the graceful-stop deadline."""
+    deploy = Path(__file__).parents[2] / "examples" / "deploy"
+    deadline = load_config(EXAMPLES[0], environ={}).supervisor.graceful_stop_s
+    unit = (deploy / "kafka-pipeline.service").read_text()
+    manifest = (deploy / "kubernetes.yaml").read_text()
+    stop_sec = int(unit.split("TimeoutStopSec=")[1].split()[0])
+    grace = int(manifest.split("terminationGracePeriodSeconds:")[1].split()[0])
+    assert stop_sec > deadline
+    assert grace > deadline
