@@ -11,6 +11,7 @@ import anyio
 __all__ = [
     "BreakerStateChanged",
     "PausePartitions",
+    "Record",
     "RefreshRequest",
     "ResumePartitions",
     "TokenRefreshed",
@@ -64,3 +65,24 @@ class ResumePartitions:
     """Fetch again from the partitions paused for `reason`'s breaker."""
 
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One consumed Kafka record as the handler receives it: the bytes, undecoded.
+
+    The handler decides how to decode; `timestamp` is the record's time in milliseconds
+    since the epoch (CreateTime or LogAppendTime, as the topic is configured).
+    """
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+    timestamp: int | None = None
+
+    def header(self, name: str) -> bytes | None:
+        """The value of the first header called `name`, or None."""
+        return next((value for key, value in self.headers if key == name), None)
