@@ -1,0 +1,232 @@
+"""A stand-in for Microsoft Entra ID's token endpoint, served over HTTPS on 127.0.0.1.
+
+Azure AD itself cannot be reached from here, so this server answers the two
+requests MSAL makes for a service principal (tenant discovery and the
+client-credentials token request) the way Entra does. Everything on the client
+side (azure-identity, MSAL, the HTTPS transport, certificate assertions) is real.
+The certificate credential's client assertion is verified with the certificate's
+public key, so a test passing means MSAL really signed with our key.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import ssl
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+TENANT_ID = "00000000-0000-0000-0000-0000000000aa"
+CLIENT_ID = "11111111-1111-1111-1111-1111111111bb"
+CLIENT_SECRET = "s3cr3t-VALUE-that-must-never-leak"
+CERTIFICATE_PASSWORD = "p4ssw0rd-VALUE-that-must-never-leak"
+
+
+@dataclass
+class EntraBehaviour:
+    """What the next token requests get; tests change it between calls."""
+
+    status: int = 200
+    expires_in: int = 3600
+    error: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class SelfSignedCertificate:
+    """A key and certificate, also written as PEM files for servers and credentials."""
+
+    key: rsa.RSAPrivateKey
+    certificate: x509.Certificate
+    certificate_pem: Path
+    key_and_certificate_pem: Path
+
+
+def make_certificate(
+    directory: Path, name: str, password: str | None = None
+) -> SelfSignedCertificate:
+    """A fresh RSA key with a self-signed certificate valid for 127.0.0.1 and localhost."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(password.encode())
+        if password
+        else serialization.NoEncryption()
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    )
+    cert_pem = certificate.public_bytes(serialization.Encoding.PEM)
+    certificate_path = directory / f"{name}.crt.pem"
+    certificate_path.write_bytes(cert_pem)
+    combined_path = directory / f"{name}.key-and-crt.pem"
+    combined_path.write_bytes(key_pem + cert_pem)
+    return SelfSignedCertificate(key, certificate, certificate_path, combined_path)
+
+
+class FakeEntra:
+    """The HTTPS server plus what it has seen; `authority` is what credentials are given."""
+
+    def __init__(self, tls: SelfSignedCertificate, client_certificate: SelfSignedCertificate):
+        self.tls = tls
+        self.client_certificate = client_certificate
+        self.behaviour = EntraBehaviour()
+        self.token_requests: list[dict[str, str]] = []
+        self._lock = threading.Lock()
+        self._issued = 0
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(tls.key_and_certificate_pem)
+        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def authority(self) -> str:
+        """The authority URL to give azure-identity credentials."""
+        return f"https://127.0.0.1:{self._server.server_address[1]}"
+
+    def credential_options(self) -> dict[str, Any]:
+        """azure-identity keyword options that point a credential at this server, fast."""
+        return {
+            "authority": self.authority,
+            "disable_instance_discovery": True,
+            "connection_verify": str(self.tls.certificate_pem),
+            "retry_total": 0,
+        }
+
+    def reset(self) -> None:
+        """Forget requests and go back to issuing tokens."""
+        with self._lock:
+            self.behaviour = EntraBehaviour()
+            self.token_requests.clear()
+
+    def start(self) -> None:
+        """Serve in a daemon thread."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _answer_token_request(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            self.token_requests.append(form)
+            behaviour = self.behaviour
+            self._issued += 1
+            issued = self._issued
+        if behaviour.status != 200:
+            return behaviour.status, behaviour.error
+        if not self._client_is_authentic(form):
+            return 401, {
+                "error": "invalid_client",
+                "error_description": "AADSTS7000215: Invalid client secret provided.",
+            }
+        token = f"entra-token-{issued}-for-{form.get('scope', '')}"
+        return 200, {
+            "token_type": "Bearer",
+            "expires_in": behaviour.expires_in,
+            "access_token": token,
+        }
+
+    def _client_is_authentic(self, form: dict[str, str]) -> bool:
+        if form.get("client_id") != CLIENT_ID:
+            return False
+        if "client_secret" in form:
+            return form["client_secret"] == CLIENT_SECRET
+        assertion = form.get("client_assertion")
+        if assertion is None:
+            return False
+        try:
+            claims = jwt.decode(
+                assertion,
+                self.client_certificate.certificate.public_key(),  # type: ignore[arg-type]
+                algorithms=["RS256", "PS256"],
+                audience=f"{self.authority}/{TENANT_ID}/oauth2/v2.0/token",
+            )
+        except jwt.PyJWTError:
+            return False
+        return bool(claims.get("iss") == CLIENT_ID)
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        entra = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                """Keep test output quiet."""
+
+            def do_GET(self) -> None:
+                path = urlsplit(self.path).path
+                tenant = path.strip("/").split("/")[0]
+                if path.endswith("/.well-known/openid-configuration"):
+                    base = f"{entra.authority}/{tenant}"
+                    self._send(
+                        200,
+                        {
+                            "token_endpoint": f"{base}/oauth2/v2.0/token",
+                            "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                            "issuer": f"{base}/v2.0",
+                        },
+                    )
+                else:
+                    self._send(404, {"error": "not_found"})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length).decode()
+                form = {name: values[0] for name, values in parse_qs(body).items()}
+                status, payload = entra._answer_token_request(form)
+                self._send(status, payload)
+
+            def _send(self, status: int, payload: dict[str, Any]) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        return Handler
+
+
+@contextmanager
+def running_fake_entra(directory: Path) -> Iterator[FakeEntra]:
+    """A started FakeEntra with fresh certificates under `directory`; stopped on exit."""
+    tls = make_certificate(directory, "entra-tls")
+    client = make_certificate(directory, "service-principal", password=CERTIFICATE_PASSWORD)
+    entra = FakeEntra(tls, client)
+    entra.start()
+    try:
+        yield entra
+    finally:
+        entra.stop()
