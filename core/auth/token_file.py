@@ -77,8 +77,6 @@ def _parse_json_document(text: str) -> tuple[str, float]:
         document = json.loads(text)
     except ValueError:
         raise ValueError("it starts with '{' but is not valid JSON") from None
-    if not isinstance(document, dict):
-        raise ValueError("its JSON is not an object")
     token = document.get("access_token", document.get("accessToken"))
     if not isinstance(token, str) or not token:
         raise ValueError("its JSON has no `access_token` string")
