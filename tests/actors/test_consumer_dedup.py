@@ -1,0 +1,100 @@
+"""The dedup window stays bounded and reads trace ids without ever crashing on bad input."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from actors.consumer.dedup import DedupWindow, TraceIdReader, UnreadableTraceIdError
+
+
+class ManualClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@given(
+    st.integers(min_value=1, max_value=20),
+    st.lists(st.text(min_size=1, max_size=4), max_size=200),
+)
+def test_window_holds_at_most_capacity_and_the_latest_ids(capacity: int, ids: list[str]) -> None:
+    """However many ids are remembered, the window holds at most `capacity`: the latest ones."""
+    window = DedupWindow(capacity)
+    for trace_id in ids:
+        window.remember(trace_id)
+        assert len(window) <= capacity
+    latest_distinct = list(dict.fromkeys(reversed(ids)))[:capacity]
+    assert all(window.contains(trace_id) for trace_id in latest_distinct)
+    assert len(window) == len(latest_distinct)
+
+
+def test_remembering_again_refreshes_an_id() -> None:
+    """An id remembered again is the most recent, so the oldest other id is evicted first."""
+    window = DedupWindow(2)
+    window.remember("a")
+    window.remember("b")
+    window.remember("a")
+    window.remember("c")
+    assert window.contains("a")
+    assert not window.contains("b")
+
+
+def test_ids_expire_after_the_time_to_live() -> None:
+    """With a TTL an id is forgotten once it is older than the TTL."""
+    clock = ManualClock()
+    window = DedupWindow(10, ttl=5.0, clock=clock)
+    window.remember("old")
+    clock.now = 3.0
+    window.remember("new")
+    clock.now = 5.5
+    assert not window.contains("old")
+    assert window.contains("new")
+    assert len(window) == 1
+
+
+def test_header_trace_id_is_read() -> None:
+    """The configured header's UTF-8 value is the trace id."""
+    reader = TraceIdReader("header", "trace_id")
+    assert reader.read(b"x", [("other", b"1"), ("trace_id", b"abc")]) == "abc"
+    assert reader.read(b"x", [("other", b"1")]) is None
+
+
+def test_json_field_trace_id_is_read() -> None:
+    """A top-level scalar JSON field is the trace id; a missing or nested one is none."""
+    reader = TraceIdReader("json_field", "trace")
+    assert reader.read(orjson.dumps({"trace": "t-1"}), []) == "t-1"
+    assert reader.read(orjson.dumps({"trace": 42}), []) == "42"
+    assert reader.read(orjson.dumps({"other": 1}), []) is None
+    assert reader.read(orjson.dumps({"trace": {"nested": 1}}), []) is None
+    assert reader.read(None, []) is None
+
+
+@given(st.binary(max_size=64))
+def test_reading_arbitrary_bytes_either_answers_or_says_undecodable(value: bytes) -> None:
+    """Any value yields a trace id, none, or UnreadableTraceIdError, never another exception."""
+    reader = TraceIdReader("json_field", "trace")
+    try:
+        found = reader.read(value, [])
+    except UnreadableTraceIdError:
+        return
+    assert found is None or isinstance(found, str)
+
+
+@pytest.mark.parametrize("value", [b"\xff\xfe", b"not json", b"[1, 2]"])
+def test_values_that_are_not_json_objects_are_undecodable(value: bytes) -> None:
+    """Invalid UTF-8, invalid JSON and non-object JSON values are reported as undecodable."""
+    with pytest.raises(UnreadableTraceIdError):
+        TraceIdReader("json_field", "trace").read(value, [])
+
+
+def test_non_utf8_header_is_undecodable() -> None:
+    """A trace id header that is not UTF-8 is reported as undecodable."""
+    with pytest.raises(UnreadableTraceIdError):
+        TraceIdReader("header", "trace_id").read(None, [("trace_id", b"\xff")])
