@@ -1,0 +1,84 @@
+"""How long to wait before each retry: capped exponential backoff with full jitter.
+
+Full jitter (delay drawn uniformly from [0, min(max_delay, base * exp**attempt)])
+spreads the retries of many clients that failed together, so a recovering
+dependency is not hit by synchronised waves (AWS Architecture Blog, "Exponential
+Backoff and Jitter").
+
+A `retry_after` the dependency sent (Retry-After, a breaker's recovery time) is a
+floor, even above `max_delay`: the server has said earlier attempts will be
+refused, so waiting less only burns attempts and quota. A caller that cannot wait
+that long should give up instead (fewer attempts, or let the supervisor decide).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+
+__all__ = ["AUTH_RETRY", "DEFAULT_RETRY", "RetryConfig", "compute_delay"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RetryConfig:
+    """How many attempts to make and how the waits between them grow."""
+
+    max_attempts: int = 3
+    """Attempts in total, the first one included (1 = never retry)."""
+
+    base_delay: float = 0.5
+    """Seconds: the ceiling of the first wait."""
+
+    max_delay: float = 30.0
+    """Seconds: no wait computed from the backoff exceeds this (a retry_after may)."""
+
+    exponential_base: float = 2.0
+    """Factor by which the ceiling grows with each retry."""
+
+    jitter: bool = True
+    """Draw each wait uniformly below its ceiling (full jitter); False waits the ceiling."""
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {self.max_attempts!r}")
+        if not 0 <= self.base_delay < math.inf:  # also rejects NaN
+            raise ValueError(f"base_delay must be finite and >= 0, got {self.base_delay!r}")
+        if not self.base_delay <= self.max_delay < math.inf:
+            raise ValueError(
+                f"max_delay must be finite and >= base_delay ({self.base_delay!r}), "
+                f"got {self.max_delay!r}"
+            )
+        if not 1 <= self.exponential_base < math.inf:
+            raise ValueError(
+                f"exponential_base must be finite and >= 1, got {self.exponential_base!r}"
+            )
+
+
+DEFAULT_RETRY = RetryConfig()
+"""Three attempts, waits up to 0.5 s then 1 s: rides out a blip, gives up within seconds."""
+
+AUTH_RETRY = RetryConfig(max_attempts=2, base_delay=1.0, max_delay=5.0)
+"""For calls that carry a token: one retry, right after `on_auth_error` refreshed it."""
+
+
+def compute_delay(
+    config: RetryConfig, attempt: int, retry_after: float | None, rng: random.Random
+) -> float:
+    """Seconds to wait before retry number `attempt` (0 for the first retry).
+
+    Bounded by `config.max_delay` unless `retry_after` asks for more; never below
+    `retry_after`. `rng` draws the jitter, so a seeded one makes schedules testable.
+    """
+    if attempt < 0:
+        raise ValueError(f"attempt must be >= 0, got {attempt!r}")
+    try:
+        ceiling = config.base_delay * config.exponential_base**attempt
+    except OverflowError:  # the exponential passed max_delay many attempts ago
+        ceiling = config.max_delay if config.base_delay > 0 else 0.0
+    if ceiling > config.max_delay:
+        ceiling = config.max_delay
+    delay = ceiling * rng.random() if config.jitter else ceiling  # uniform in [0, ceiling)
+    if retry_after is not None and retry_after > delay:
+        return retry_after
+    return delay

@@ -1,0 +1,235 @@
+"""`@with_retry`: retry a sync or async call on failures a retry can fix.
+
+What is retried is decided by the error's category (`core.errors.classify_exception`,
+or the `classifier` given):
+
+* TRANSIENT, UNKNOWN: retried after a backoff (`compute_delay`).
+* AUTH: retried only if `on_auth_error` is given; it is called with the error
+  (and awaited if it returns an awaitable) to refresh the credentials, and the
+  retry follows at once: the refresh fixed the cause, and an auth failure says
+  nothing about the dependency's load. A `retry_after` on the error is honoured.
+* PERMANENT, CIRCUIT_OPEN: re-raised at once; retrying cannot help, and an open
+  circuit must be waited out by whoever supervises the caller.
+
+Each retry also needs the shared `RetryBudget`, if one is given; an exhausted
+budget re-raises at once. When attempts run out, the last error is re-raised
+unchanged (same object, no wrapping), so its category reaches the supervisor. An
+error is never raised while another is being handled, so attempts do not chain
+into each other's `__context__`. BaseExceptions that are not Exceptions
+(cancellation, KeyboardInterrupt) pass straight through.
+
+Speed: the success path is one `try` around the call (plus `budget.record_call()`
+when a budget is given); everything else lives on the failure path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import logging
+import math
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, ParamSpec, TypeVar, cast
+
+import anyio
+
+from core.errors import classify_exception
+from core.resilience.backoff import AUTH_RETRY, DEFAULT_RETRY, RetryConfig, compute_delay
+from core.resilience.retry_budget import RetryBudget
+from core.types import ErrorCategory, ErrorClassifier
+
+__all__ = [
+    "AUTH_RETRY",
+    "DEFAULT_RETRY",
+    "RetryBudget",
+    "RetryConfig",
+    "compute_delay",
+    "with_retry",
+]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_logger = logging.getLogger(__name__)
+_TRANSIENT: Final = ErrorCategory.TRANSIENT
+_UNKNOWN: Final = ErrorCategory.UNKNOWN
+_AUTH: Final = ErrorCategory.AUTH
+
+
+def with_retry(
+    config: RetryConfig = DEFAULT_RETRY,
+    *,
+    budget: RetryBudget | None = None,
+    on_auth_error: Callable[[Exception], object] | None = None,
+    classifier: ErrorClassifier | None = None,
+    sleep: Callable[[float], object] | None = None,
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorate a function (sync or async) to retry it as the module docstring says.
+
+    `sleep` replaces `time.sleep` (sync) or `anyio.sleep` (async; a sync `sleep`
+    works there too, its result is awaited only if awaitable). A synchronous
+    function cannot use an async `sleep` or `on_auth_error`: TypeError.
+    """
+    classify = classifier.classify if classifier is not None else classify_exception
+
+    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        is_async = inspect.iscoroutinefunction(fn)
+        if not is_async:
+            for role, helper in (("sleep", sleep), ("on_auth_error", on_auth_error)):
+                if inspect.iscoroutinefunction(helper):
+                    raise TypeError(
+                        f"with_retry: {role} is async but {fn.__qualname__} is synchronous"
+                    )
+        policy = _RetryPolicy(
+            config=config,
+            budget=budget,
+            on_auth_error=on_auth_error,
+            classify=classify,
+            sleep=sleep or (anyio.sleep if is_async else time.sleep),
+            name=getattr(fn, "__qualname__", repr(fn)),
+        )
+        if is_async:
+            return cast(Callable[P, R], _retrying_async(cast(Callable[..., Any], fn), policy))
+        return _retrying_sync(fn, policy)
+
+    return decorate
+
+
+def _retrying_sync(fn: Callable[P, R], policy: _RetryPolicy) -> Callable[P, R]:
+    budget = policy.budget
+
+    @functools.wraps(fn)
+    def retrying(*args: P.args, **kwargs: P.kwargs) -> R:
+        if budget is not None:
+            budget.record_call()
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            first_error = exc
+        return policy.retry_sync(fn, args, kwargs, first_error)
+
+    return retrying
+
+
+def _retrying_async(
+    fn: Callable[..., Awaitable[Any]], policy: _RetryPolicy
+) -> Callable[..., Awaitable[Any]]:
+    budget = policy.budget
+
+    @functools.wraps(fn)
+    async def retrying(*args: Any, **kwargs: Any) -> Any:
+        if budget is not None:
+            budget.record_call()
+        try:
+            return await fn(*args, **kwargs)
+        except Exception as exc:
+            first_error = exc
+        return await policy.retry_async(fn, args, kwargs, first_error)
+
+    return retrying
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _RetryPolicy:
+    """Everything the failure path needs; built once per decorated function."""
+
+    config: RetryConfig
+    budget: RetryBudget | None
+    on_auth_error: Callable[[Exception], object] | None
+    classify: Callable[[BaseException], ErrorCategory]
+    sleep: Callable[[float], object]
+    name: str
+    rng: random.Random = dataclasses.field(default_factory=random.Random)
+
+    def retry_sync(
+        self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any], error: Exception
+    ) -> R:
+        """Keep retrying after `error` until a call succeeds or the policy gives up."""
+        attempts = 1
+        while True:
+            category = self.classify(error)
+            delay = self.delay_before_retry(error, category, attempts)
+            if delay is None:
+                raise error
+            if category is _AUTH and self.on_auth_error is not None:
+                self.on_auth_error(error)
+            self.sleep(delay)
+            attempts += 1
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:
+                error = exc
+
+    async def retry_async(
+        self,
+        fn: Callable[..., Awaitable[R]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        error: Exception,
+    ) -> R:
+        """`retry_sync` for coroutine functions; helpers are awaited when they return awaitables."""
+        attempts = 1
+        while True:
+            category = self.classify(error)
+            delay = self.delay_before_retry(error, category, attempts)
+            if delay is None:
+                raise error
+            if category is _AUTH and self.on_auth_error is not None:
+                await _maybe_await(self.on_auth_error(error))
+            await _maybe_await(self.sleep(delay))
+            attempts += 1
+            try:
+                return await fn(*args, **kwargs)
+            except Exception as exc:
+                error = exc
+
+    def delay_before_retry(
+        self, error: Exception, category: ErrorCategory, attempts: int
+    ) -> float | None:
+        """Seconds to wait before retrying after `attempts` attempts ended in `error`.
+
+        None means give up: the category is not retried, attempts or budget ran out.
+        """
+        # Identity tests, not a set: hashing an Enum member runs Python code.
+        refresh_auth = category is _AUTH and self.on_auth_error is not None
+        if not (category is _TRANSIENT or category is _UNKNOWN or refresh_auth):
+            return None
+        if attempts >= self.config.max_attempts:
+            return None
+        if self.budget is not None and not self.budget.try_acquire_retry():
+            _logger.debug("%s: retry budget exhausted; giving up after %r", self.name, error)
+            return None
+        retry_after = _retry_after_of(error)
+        if refresh_auth:
+            delay = retry_after or 0.0
+        else:
+            delay = compute_delay(self.config, attempts - 1, retry_after, self.rng)
+        if _logger.isEnabledFor(logging.DEBUG):
+            _logger.debug(
+                "%s: attempt %d of %d failed (%s: %r); retrying in %.3fs",
+                self.name,
+                attempts,
+                self.config.max_attempts,
+                category.name,
+                error,
+                delay,
+            )
+        return delay
+
+
+async def _maybe_await(result: object) -> None:
+    if inspect.isawaitable(result):
+        await result
+
+
+def _retry_after_of(error: BaseException) -> float | None:
+    """The wait the failing side asked for (PipelineError.retry_after), if it is usable."""
+    value = getattr(error, "retry_after", None)
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < math.inf:
+        return float(value)
+    return None
