@@ -157,7 +157,7 @@ class AzureCredentialProvider:
             lambda: ClientSecretCredential(tenant_id, client_id, client_secret, **options),
             method="client_secret",
             cache=cache,
-            details={"tenant_id": tenant_id, "client_id": client_id},
+            details=_spn_details(tenant_id, client_id, options),
             secrets=(client_secret,),
         )
 
@@ -185,7 +185,7 @@ class AzureCredentialProvider:
             ),
             method="certificate",
             cache=cache,
-            details={"tenant_id": tenant_id, "client_id": client_id, "certificate_path": path},
+            details={**_spn_details(tenant_id, client_id, options), "certificate_path": path},
             secrets=(password,) if password else (),
         )
 
@@ -435,6 +435,13 @@ def _need(env: Mapping[str, str], name: str, method: str) -> str:
 def _authority(env: Mapping[str, str]) -> dict[str, str]:
     host = env.get("AZURE_AUTHORITY_HOST")
     return {"authority": host} if host else {}
+
+
+def _spn_details(tenant_id: str, client_id: str, options: Mapping[str, Any]) -> dict[str, str]:
+    details = {"tenant_id": tenant_id, "client_id": client_id}
+    if options.get("authority"):
+        details["authority"] = str(options["authority"])
+    return details
 
 
 def _require(values: Mapping[str, str]) -> None:

@@ -8,7 +8,11 @@ azure-identity reports almost everything as `ClientAuthenticationError` (its
   `status_code`, or MSAL's "HTTP Error: 503", the only form MSAL reports it in),
   a transport error (`ServiceRequestError`/`ServiceResponseError`), a network
   `OSError`, an `az` process timeout, anywhere in the explicit cause chain
-  (`raise ... from`): TRANSIENT (retry later; refreshing won't help);
+  (`raise ... from`), or the OAuth error codes `temporarily_unavailable` /
+  `server_error` (RFC 6749) in the message: TRANSIENT (retry later; refreshing
+  won't help). azure-identity drops the status of a 429 from Entra, so a 429
+  whose body hides those codes behind a description ends up AUTH (still retried
+  by the supervisor, but counted toward its restart intensity);
 * "Azure CLI not found on path", a malformed tenant/scope (ValueError): PERMANENT
   (someone must install or configure something);
 * anything else, e.g. "Please run 'az login'", AADSTS errors, a rejected secret:
@@ -35,9 +39,11 @@ __all__ = ["credential_error_from", "redact"]
 REDACTED = "***"
 
 _CLI_NOT_FOUND = "Azure CLI not found on path"
-_NOT_LOGGED_IN = "az login"
+_NOT_LOGGED_IN = "Please run 'az login'"
 _MAX_CHAIN = 8
 _MSAL_HTTP_STATUS = re.compile(r"\bHTTP Error: (\d{3})\b")
+_TRANSIENT_OAUTH_ERRORS = re.compile(r"\b(temporarily_unavailable|server_error)\b")
+_MAX_DETAIL = 2000
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
@@ -56,9 +62,9 @@ def credential_error_from(
     secrets: Iterable[str] = (),
 ) -> CredentialError:
     """A `CredentialError` for `exc`, raised while `method` asked for a token for `scope`."""
-    detail = redact(_first_line(exc), secrets)
+    detail = redact(_message_of(exc), secrets)
     prefix = f"{method} could not get a token for {scope}"
-    if _CLI_NOT_FOUND in str(exc):
+    if str(exc).startswith(_CLI_NOT_FOUND):
         return CredentialConfigurationError(
             f"{prefix}: the Azure CLI (`az`) is not on PATH. Install it, or choose another "
             "method with AZURE_AUTH_METHOD"
@@ -71,14 +77,14 @@ def credential_error_from(
             f"{prefix}: the token service is unreachable or failing ({detail}); retry later",
             category=ErrorCategory.TRANSIENT,
         )
-    if _NOT_LOGGED_IN in str(exc):
-        return CredentialError(f"{prefix}: the Azure CLI is not logged in. Run `az login`")
+    if str(exc).startswith(_NOT_LOGGED_IN):
+        return CredentialError(f"{prefix}: the Azure CLI is not logged in: run `az login`")
     return CredentialError(f"{prefix}: {detail}", category=ErrorCategory.AUTH)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "message", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+def _message_of(exc: BaseException) -> str:
+    text = str(getattr(exc, "message", None) or exc).strip() or type(exc).__name__
+    return text if len(text) <= _MAX_DETAIL else text[:_MAX_DETAIL] + " [...]"
 
 
 def _category_of(exc: BaseException) -> ErrorCategory:
@@ -92,6 +98,8 @@ def _is_transient(exc: BaseException) -> bool:
     if isinstance(exc, azure_errors.ServiceRequestError | azure_errors.ServiceResponseError):
         return True
     if isinstance(exc, subprocess.TimeoutExpired):
+        return True
+    if isinstance(exc, azure_errors.AzureError) and _TRANSIENT_OAUTH_ERRORS.search(str(exc)):
         return True
     status = _http_status(exc)
     if status is not None:

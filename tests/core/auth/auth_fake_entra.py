@@ -1,4 +1,4 @@
-"""A stand-in for Microsoft Entra ID's token endpoint, served over HTTPS on 127.0.0.1.
+"""Stand-ins for Microsoft Entra ID's token endpoint (HTTPS) and a managed identity endpoint.
 
 Azure AD itself cannot be reached from here, so this server answers the two
 requests MSAL makes for a service principal (tenant discovery and the
@@ -42,6 +42,8 @@ class EntraBehaviour:
     status: int = 200
     expires_in: int = 3600
     error: dict[str, str] = field(default_factory=dict)
+    echo_secret_in_errors: bool = False
+    """Put the submitted client secret into error descriptions (a leak to be redacted)."""
 
 
 @dataclass
@@ -108,7 +110,9 @@ class FakeEntra:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(tls.key_and_certificate_pem)
         self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def authority(self) -> str:
@@ -148,9 +152,10 @@ class FakeEntra:
         if behaviour.status != 200:
             return behaviour.status, behaviour.error
         if not self._client_is_authentic(form):
+            echoed = f" Got {form.get('client_secret')}" if behaviour.echo_secret_in_errors else ""
             return 401, {
                 "error": "invalid_client",
-                "error_description": "AADSTS7000215: Invalid client secret provided.",
+                "error_description": f"AADSTS7000215: Invalid client secret provided.{echoed}",
             }
         token = f"entra-token-{issued}-for-{form.get('scope', '')}"
         return 200, {
@@ -209,6 +214,69 @@ class FakeEntra:
                 self._send(status, payload)
 
             def _send(self, status: int, payload: dict[str, Any]) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        return Handler
+
+
+class FakeAppServiceIdentity:
+    """An App Service managed identity endpoint (IDENTITY_ENDPOINT) on 127.0.0.1, plain HTTP.
+
+    Managed identity needs an Azure host; App Service's variant is an HTTP endpoint
+    named by environment variables, which this serves, so ManagedIdentityCredential
+    runs unmodified. (The VM variant, IMDS at 169.254.169.254, is not reachable here.)
+    """
+
+    header_secret = "identity-header-VALUE-that-must-never-leak"
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str | None]] = []
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    @property
+    def endpoint(self) -> str:
+        """The IDENTITY_ENDPOINT value."""
+        return f"http://127.0.0.1:{self._server.server_address[1]}/msi/token"
+
+    def start(self) -> None:
+        """Serve in a daemon thread."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        identity = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                """Keep test output quiet."""
+
+            def do_GET(self) -> None:
+                identity.requests.append((self.path, self.headers.get("X-IDENTITY-HEADER")))
+                if self.headers.get("X-IDENTITY-HEADER") != identity.header_secret:
+                    status, payload = 401, {"error": "unauthorized"}
+                else:
+                    query = parse_qs(urlsplit(self.path).query)
+                    status, payload = (
+                        200,
+                        {
+                            "access_token": f"mi-token-{len(identity.requests)}",
+                            "expires_on": str(int(datetime.datetime.now().timestamp()) + 3600),
+                            "resource": query["resource"][0],
+                            "token_type": "Bearer",
+                        },
+                    )
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from auth_fake_entra import FakeEntra, running_fake_entra
+from auth_fake_entra import FakeAppServiceIdentity, FakeEntra, running_fake_entra
 from auth_fakes import FakeAz, ManualClock
 
 _AZURE_VARIABLES = (
@@ -77,3 +77,16 @@ def fake_entra(_entra_server: FakeEntra) -> FakeEntra:
 def clock() -> ManualClock:
     """A clock the test moves by hand."""
     return ManualClock()
+
+
+@pytest.fixture
+def app_service_identity(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAppServiceIdentity]:
+    """A running App Service identity endpoint, announced through IDENTITY_ENDPOINT/HEADER."""
+    identity = FakeAppServiceIdentity()
+    identity.start()
+    monkeypatch.setenv("IDENTITY_ENDPOINT", identity.endpoint)
+    monkeypatch.setenv("IDENTITY_HEADER", identity.header_secret)
+    try:
+        yield identity
+    finally:
+        identity.stop()
