@@ -1,0 +1,87 @@
+"""Restart backoff: exponential ladder, capped, with full or decorrelated jitter."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from supervisor import Backoff, Jitter
+
+_bases = st.floats(min_value=0.0, max_value=5.0)
+_factors = st.floats(min_value=1.0, max_value=10.0)
+_attempts = st.integers(min_value=0, max_value=5000)
+
+
+def test_without_jitter_the_delay_doubles_until_the_cap() -> None:
+    """With jitter off, delays are base * factor**attempt, capped at max."""
+    backoff = Backoff(base=0.5, max=3.0, factor=2.0, jitter=False)
+    assert [backoff.delay(n) for n in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+
+
+@given(base=_bases, extra=st.floats(0.0, 100.0), factor=_factors, attempt=_attempts)
+def test_ceiling_is_monotonic_and_capped(
+    base: float, extra: float, factor: float, attempt: int
+) -> None:
+    """The un-jittered delay never decreases with the attempt and never exceeds max."""
+    backoff = Backoff(base=base, max=base + extra, factor=factor, jitter=False)
+    assert backoff.ceiling(attempt) <= backoff.ceiling(attempt + 1) <= backoff.max
+
+
+@given(
+    base=_bases, extra=st.floats(0.0, 100.0), factor=_factors, attempt=_attempts, seed=st.integers()
+)
+def test_full_jitter_stays_between_zero_and_the_ceiling(
+    base: float, extra: float, factor: float, attempt: int, seed: int
+) -> None:
+    """Full jitter draws each delay from [0, ceiling(attempt)]."""
+    backoff = Backoff(base=base, max=base + extra, factor=factor, jitter=True)
+    delay = backoff.delay(attempt, uniform=random.Random(seed).uniform)
+    assert 0.0 <= delay <= backoff.ceiling(attempt)
+
+
+@given(
+    base=st.floats(0.001, 5.0),
+    extra=st.floats(0.0, 100.0),
+    factor=_factors,
+    steps=st.integers(1, 50),
+    seed=st.integers(),
+)
+def test_decorrelated_jitter_grows_from_the_previous_delay_within_base_and_max(
+    base: float, extra: float, factor: float, steps: int, seed: int
+) -> None:
+    """Decorrelated jitter stays in [base, max] and never exceeds factor times the last delay."""
+    backoff = Backoff(base=base, max=base + extra, factor=factor, jitter=Jitter.DECORRELATED)
+    uniform = random.Random(seed).uniform
+    previous: float | None = None
+    for attempt in range(steps):
+        delay = backoff.delay(attempt, previous, uniform=uniform)
+        assert base <= delay <= backoff.max
+        assert delay <= max(base, (previous or base) * factor) * (1 + 1e-12)
+        previous = delay
+
+
+def test_jitter_flag_selects_the_mode() -> None:
+    """True means full jitter, False none, and a Jitter value is taken as given."""
+    assert [Backoff(jitter=j).mode for j in (True, False, Jitter.DECORRELATED)] == [
+        Jitter.FULL,
+        Jitter.NONE,
+        Jitter.DECORRELATED,
+    ]
+
+
+def test_zero_base_never_waits() -> None:
+    """Backoff(base=0) yields zero delays whatever the attempt or jitter."""
+    assert {Backoff(base=0.0, jitter=j).delay(n) for j in Jitter for n in range(10)} == {0.0}
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"base": -1.0}, {"base": 2.0, "max": 1.0}, {"factor": 0.5}, {"max": float("nan")}],
+)
+def test_nonsensical_settings_are_refused(kwargs: dict[str, float]) -> None:
+    """Negative base, max below base, shrinking factor and NaN max raise ValueError."""
+    with pytest.raises(ValueError):
+        Backoff(**kwargs)
