@@ -384,7 +384,12 @@ class AzureCredentialProvider:
             raise credential_error_from(
                 exc, method=self._label, scope=scope, secrets=self._known_secrets()
             ) from exc
-        expires_on = to_utc_datetime(access.expires_on)
+        try:
+            expires_on = to_utc_datetime(access.expires_on)
+        except ValueError as exc:
+            raise CredentialError(
+                f"{self._label} returned a token for {scope} with an unusable expiry: {exc}"
+            ) from exc
         if expires_on <= self._cache.now():
             hint = _EXPIRED_HINTS.get(self._method, "check this machine's clock")
             raise CredentialError(

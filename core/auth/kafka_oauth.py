@@ -28,7 +28,7 @@ from aiokafka.abc import AbstractTokenProvider
 
 from core.auth.credentials import AzureCredentialProvider
 from core.auth.errors import KafkaOAuthError
-from core.errors import AuthError, classify_exception
+from core.errors import AuthError
 from core.types import ErrorCategory
 
 __all__ = [
@@ -147,12 +147,6 @@ class EventHubsTokenProvider(AbstractTokenProvider):  # type: ignore[misc]  # ai
         except AuthError as exc:
             raise KafkaOAuthError(
                 f"no Event Hubs token for {self._scope}: {exc}", category=exc.category
-            ) from exc
-        except Exception as exc:
-            category = classify_exception(exc)
-            raise KafkaOAuthError(
-                f"no Event Hubs token for {self._scope}: {type(exc).__name__}",
-                category=ErrorCategory.AUTH if category is ErrorCategory.UNKNOWN else category,
             ) from exc
 
     def extensions(self) -> dict[str, str]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import os
 import threading
 from datetime import datetime
@@ -54,7 +55,7 @@ def jwt_expiry(token: str) -> float | None:
     except (binascii.Error, ValueError):
         return None
     exp = claims.get("exp") if isinstance(claims, dict) else None
-    if isinstance(exp, bool) or not isinstance(exp, int | float):
+    if isinstance(exp, bool) or not isinstance(exp, int | float) or not math.isfinite(exp):
         return None
     return float(exp)
 
@@ -89,10 +90,22 @@ def _parse_json_document(text: str) -> tuple[str, float]:
 
 
 def _epoch_seconds(value: Any) -> float:
-    if isinstance(value, bool):
+    seconds = _seconds_from(value)
+    if seconds is None:
         raise ValueError("`expires_on` must be epoch seconds or an ISO 8601 time")
+    if not math.isfinite(seconds):
+        raise ValueError(f"`expires_on` {value!r} is not a finite number")
+    return seconds
+
+
+def _seconds_from(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
     if isinstance(value, int | float):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            return math.inf
     if isinstance(value, str):
         try:
             return float(value)
@@ -105,7 +118,7 @@ def _epoch_seconds(value: Any) -> float:
         if moment.tzinfo is None:
             raise ValueError(f"`expires_on` {value!r} has no UTC offset; its zone is ambiguous")
         return moment.timestamp()
-    raise ValueError("`expires_on` must be epoch seconds or an ISO 8601 time")
+    return None
 
 
 class TokenFileCredential:

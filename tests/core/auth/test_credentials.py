@@ -347,6 +347,14 @@ def test_short_lived_file_token_is_still_served(tmp_path: Path) -> None:
     assert provider.cached_token(SCOPE) is None
 
 
+def test_out_of_range_expiry_is_an_auth_error(tmp_path: Path) -> None:
+    """A token whose expiry no datetime can hold is refused as an AUTH CredentialError."""
+    (tmp_path / "token").write_text('{"access_token": "x", "expires_on": 1e20}')
+    with pytest.raises(CredentialError, match="unusable expiry") as caught:
+        AzureCredentialProvider.token_file(tmp_path / "token").get_token(SCOPE)
+    assert caught.value.category is ErrorCategory.AUTH
+
+
 def test_token_file_errors_pass_through_unchanged(tmp_path: Path) -> None:
     """The token file's own CredentialError reaches the caller as raised (already actionable)."""
     with pytest.raises(CredentialError, match="does not exist"):

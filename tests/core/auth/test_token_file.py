@@ -78,6 +78,10 @@ def test_json_without_expiry_falls_back_to_the_jwt_exp(tmp_path: Path) -> None:
         ('{"access_token": "x", "expires_on": [1]}', "epoch seconds or an ISO 8601"),
         ('{"access_token": "x", "expires_on": "tomorrow"}', "not epoch seconds nor ISO"),
         ('{"access_token": "x", "expires_on": "2030-01-01T00:00:00"}', "no UTC offset"),
+        ('{"access_token": "x", "expires_on": NaN}', "not a finite number"),
+        ('{"access_token": "x", "expires_on": "inf"}', "not a finite number"),
+        ('{"access_token": "x", "expires_on": 1' + "0" * 400 + "}", "not a finite number"),
+        (make_jwt({"exp": 1e400}), "neither JSON nor a JWT"),
     ],
 )
 def test_unusable_content_is_an_auth_error_naming_the_problem(
