@@ -353,7 +353,7 @@ class _Run:
             before = None
             if plan.refresh_auth and hook is not None and error is not None:
                 before = functools.partial(_call_hook, hook, child.spec.name, error)
-            await self._restart(plan, tuple(job.names) if job is not None else (), before)
+            await self._restart(child, plan, tuple(job.names) if job is not None else (), before)
 
     def _on_due(self, job: _Job) -> None:
         if job in self._jobs:
@@ -363,7 +363,11 @@ class _Run:
     # -- decisions --------------------------------------------------------------------------
 
     async def _restart(
-        self, plan: Plan, leftovers: tuple[str, ...], before: Callable[[], object] | None
+        self,
+        failed: _Child,
+        plan: Plan,
+        leftovers: tuple[str, ...],
+        before: Callable[[], object] | None,
     ) -> None:
         await self._stop_each(plan.stop)
         for name in plan.drop:
@@ -378,11 +382,14 @@ class _Run:
                 else:
                     self._discard(job)
         ordered = [n for n in self._order if n in names]
+        # Children that were only waiting to start join the job without counting as restarted.
+        restarted = {failed.spec.name, *plan.stop} - set(plan.drop)
         for name in ordered:
             child = self._children[name]
             child.status = _Status.PENDING
-            child.restarts += 1
-            self._emit(EventKind.RESTARTING, child, delay=plan.delay)
+            if name in restarted:
+                child.restarts += 1
+                self._emit(EventKind.RESTARTING, child, delay=plan.delay)
         self._add_job(ordered, plan.delay, before)
 
     async def _escalate(
