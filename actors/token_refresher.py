@@ -59,6 +59,7 @@ __all__ = [
     "ScopeRefreshStats",
     "TokenRefreshError",
     "TokenRefresherActor",
+    "ask_for_fresh_token",
 ]
 
 DEFAULT_EXTRA_LEAD: Final = timedelta(minutes=5)
@@ -337,6 +338,21 @@ class TokenRefresherActor:
             last_refreshed_at=state.last_refreshed_at,
             next_refresh_at=state.due_at,
         )
+
+
+async def ask_for_fresh_token(
+    requests: MemoryObjectSendStream[RefreshRequest], scope: str, reason: str
+) -> None:
+    """Ask the refresher for a fresh token for `scope` and wait until it has tried.
+
+    Made for the supervisor's `on_auth_failure` hook (the broker rejected a token:
+    refresh before restarting the child). Bound the wait with `anyio.move_on_after`,
+    and never wait on it when the failed child *is* the refresher: the hook runs
+    before the restart, so nobody would answer.
+    """
+    request = RefreshRequest(scope, reason)
+    await requests.send(request)
+    await request.done.wait()
 
 
 def _fields(event: str, state: ScopeState, **extra: Any) -> Mapping[str, Any]:
