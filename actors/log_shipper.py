@@ -17,10 +17,16 @@ Failure, decided by `core.errors.classify_exception` on the sink's exception:
 - a PERMANENT failure is given up at once, then raised: a person must fix the sink.
 A failing sink delays the sinks after it by at most its retry bound per batch.
 
-Stop: cancellation (the supervisor's shutdown) makes the shipper deliver everything
-queued, within `drain_timeout` seconds and shielded from the cancellation, before it
-re-raises; `flush()` does the same on demand. Every exit closes the sinks (they reopen on
-the next write, so a restarted shipper reuses the same sink objects).
+Stop, as the supervisor does it (supervisor._child): `stop()` ends the wait for the next
+batch, `run` delivers everything queued and returns; if the supervisor's shutdown timeout
+runs out first, it cancels `run`, which then stops at once. Plain cancellation without
+`stop()` (a task group's, say) delivers what is queued too, within `drain_timeout`
+seconds and shielded, before re-raising. `flush()` delivers what is queued on demand.
+Every exit closes the sinks (they reopen on the next write, so a restarted shipper, a
+fresh object from the factory of the `ChildSpec`, reuses the same buffer and sinks; keep
+the sinks in the same order, as the batch in flight remembers sinks by position).
+Start the shipper first among the supervisor's children: children stop in reverse
+order, so it is stopped last and ships the others' final records.
 
 The shipper never logs: what it has to say about itself goes to stderr
 (actors._log_diagnostics), so a broken sink cannot feed the buffer it drains.
@@ -32,9 +38,8 @@ keep the batch in flight in the wiring's hands across restarts; `LogBuffer` does
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import anyio
 import anyio.abc
@@ -49,7 +54,6 @@ from core.types import ErrorCategory
 
 __all__ = [
     "ChannelHandler",
-    "Clock",
     "FileSink",
     "FormattedRecord",
     "KafkaSink",
@@ -58,34 +62,9 @@ __all__ = [
     "LogShipperStatistics",
     "LogSink",
     "LogSinkError",
-    "MonotonicClock",
     "SinkRetryPolicy",
     "StdoutSink",
 ]
-
-
-class Clock(Protocol):
-    """The time the shipper batches and backs off by; tests substitute a manual one."""
-
-    def now(self) -> float:
-        """Seconds on a monotonic scale."""
-        ...
-
-    async def sleep(self, seconds: float) -> None:
-        """Return after `seconds` of this clock's time."""
-        ...
-
-
-class MonotonicClock:
-    """The event loop's clock."""
-
-    def now(self) -> float:
-        """The event loop's monotonic time."""
-        return anyio.current_time()
-
-    async def sleep(self, seconds: float) -> None:
-        """Sleep on the event loop."""
-        await anyio.sleep(seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +99,8 @@ class LogShipperActor:
         *,
         batch_size: int = 500,
         flush_interval: float = 1.0,
-        clock: Clock | None = None,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
         retry: SinkRetryPolicy | None = None,
         drain_timeout: float = 5.0,
     ) -> None:
@@ -132,10 +112,13 @@ class LogShipperActor:
         self._sinks = tuple(sinks)
         self._batch_size = batch_size
         self._flush_interval = flush_interval
-        self._clock: Clock = clock if clock is not None else MonotonicClock()
+        self._clock = clock if clock is not None else anyio.current_time
+        self._sleep = sleep if sleep is not None else anyio.sleep
         self._retry = retry if retry is not None else SinkRetryPolicy()
         self._drain_timeout = drain_timeout
         self._delivering = anyio.Lock()
+        self._stop_requested = False
+        self._waiting: anyio.CancelScope | None = None
 
     def statistics(self) -> LogShipperStatistics:
         """The buffer's counters: emitted, dropped, shipped, abandoned, errors, batches, queued."""
@@ -144,19 +127,31 @@ class LogShipperActor:
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
-        """Ship until cancelled (then drain what is queued) or until a sink error is raised."""
+        """Ship until stopped (then deliver what is queued and return) or a sink error is raised."""
         task_status.started()
         try:
-            await self._ship_forever()
+            await self._ship_until_stopped()
+            await self.flush()
         except anyio.get_cancelled_exc_class():
-            with anyio.CancelScope(shield=True) as drain:
-                drain.deadline = anyio.current_time() + self._drain_timeout
-                await self._drain_reporting_failures()
+            if not self._stop_requested:
+                with anyio.CancelScope(shield=True) as drain:
+                    drain.deadline = anyio.current_time() + self._drain_timeout
+                    await self._drain_reporting_failures()
             raise
         finally:
             with anyio.CancelScope(shield=True) as closing:
                 closing.deadline = anyio.current_time() + self._drain_timeout
                 await self._close_sinks()
+
+    def stop(self) -> None:
+        """Graceful stop (the supervisor's protocol): `run` delivers what is queued and returns.
+
+        A batch being written is finished, not interrupted; only the wait for the next
+        batch is cut short.
+        """
+        self._stop_requested = True
+        if self._waiting is not None:
+            self._waiting.cancel()
 
     async def flush(self) -> None:
         """Deliver every record queued now (and the batch in flight) to every sink."""
@@ -169,14 +164,17 @@ class LogShipperActor:
                 remaining -= len(batch.records)
                 await self._deliver(batch)
 
-    async def _ship_forever(self) -> None:
+    async def _ship_until_stopped(self) -> None:
         async with self._delivering:
             pending = self._buffer.pending
             if pending is not None:
                 await self._deliver(pending)
-        while True:
-            await self._buffer.wait_for_depth(1)
-            await self._wait_for_full_batch(until=self._clock.now() + self._flush_interval)
+        while not self._stop_requested:
+            self._waiting = anyio.CancelScope()
+            with self._waiting:
+                await self._buffer.wait_for_depth(1)
+                await self._wait_for_full_batch(until=self._clock() + self._flush_interval)
+            self._waiting = None
             async with self._delivering:
                 batch = self._buffer.next_batch(self._batch_size)
                 if batch is not None:
@@ -191,7 +189,7 @@ class LogShipperActor:
             race.cancel_scope.cancel()
 
     async def _cancel_at(self, deadline: float, scope: anyio.CancelScope) -> None:
-        await self._clock.sleep(max(0.0, deadline - self._clock.now()))
+        await self._sleep(max(0.0, deadline - self._clock()))
         scope.cancel()
 
     async def _deliver(self, batch: PendingBatch) -> None:
@@ -225,7 +223,7 @@ class LogShipperActor:
                     return None
                 if attempt >= self._retry.attempts_per_run:
                     raise _sink_error(sink, batch, exc, category, failures) from exc
-                await self._clock.sleep(delay)
+                await self._sleep(delay)
                 delay *= 2
             else:
                 batch.settled.add(position)

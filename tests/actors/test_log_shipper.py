@@ -22,6 +22,7 @@ from actors.log_shipper import (
 )
 from core.errors import PermanentError
 from core.types import ErrorCategory
+from supervisor import Backoff, ChildSpec, Supervisor
 
 pytestmark = pytest.mark.anyio
 
@@ -99,7 +100,9 @@ def fill(buffer: LogBuffer, count: int, start: int = 0) -> list[str]:
 async def test_full_batch_is_shipped_without_waiting_for_the_interval() -> None:
     """batch_size waiting records are shipped at once, though the clock never moves."""
     buffer, sink, clock = LogBuffer(100), RecordingSink(), ManualClock()
-    shipper = LogShipperActor(buffer, [sink], batch_size=5, flush_interval=10.0, clock=clock)
+    shipper = LogShipperActor(
+        buffer, [sink], batch_size=5, flush_interval=10.0, clock=clock.now, sleep=clock.sleep
+    )
     async with anyio.create_task_group() as tasks:
         await tasks.start(shipper.run)
         lines = fill(buffer, 12)
@@ -113,7 +116,9 @@ async def test_full_batch_is_shipped_without_waiting_for_the_interval() -> None:
 async def test_partial_batch_is_shipped_when_the_interval_has_passed() -> None:
     """Fewer than batch_size records wait exactly flush_interval after the first one arrived."""
     buffer, sink, clock = LogBuffer(100), RecordingSink(), ManualClock()
-    shipper = LogShipperActor(buffer, [sink], batch_size=50, flush_interval=2.0, clock=clock)
+    shipper = LogShipperActor(
+        buffer, [sink], batch_size=50, flush_interval=2.0, clock=clock.now, sleep=clock.sleep
+    )
     async with anyio.create_task_group() as tasks:
         await tasks.start(shipper.run)
         lines = fill(buffer, 3)
@@ -130,7 +135,7 @@ async def test_partial_batch_is_shipped_when_the_interval_has_passed() -> None:
 async def test_flush_delivers_everything_queued_in_batches() -> None:
     """flush() ships every queued record in batch_size pieces, in order, with no clock movement."""
     buffer, sink = LogBuffer(1000), RecordingSink()
-    shipper = LogShipperActor(buffer, [sink], batch_size=40, clock=ManualClock())
+    shipper = LogShipperActor(buffer, [sink], batch_size=40)
     lines = fill(buffer, 100)
     await shipper.flush()
     assert [len(batch) for batch in sink.batches] == [40, 40, 20]
@@ -141,7 +146,9 @@ async def test_flush_delivers_everything_queued_in_batches() -> None:
 async def test_graceful_stop_ships_everything_queued_and_closes_the_sinks() -> None:
     """Cancelling a running shipper delivers all queued records first, then closes its sinks."""
     buffer, sink, clock = LogBuffer(10_000), RecordingSink(), ManualClock()
-    shipper = LogShipperActor(buffer, [sink], batch_size=64, flush_interval=60.0, clock=clock)
+    shipper = LogShipperActor(
+        buffer, [sink], batch_size=64, flush_interval=60.0, clock=clock.now, sleep=clock.sleep
+    )
     async with anyio.create_task_group() as tasks:
         await tasks.start(shipper.run)
         lines = fill(buffer, 1000)
@@ -150,6 +157,49 @@ async def test_graceful_stop_ships_everything_queued_and_closes_the_sinks() -> N
     assert sink.closed == 1
     stats = shipper.statistics()
     assert (stats.shipped, stats.queued, stats.dropped) == (len(lines), 0, 0)
+
+
+async def test_stop_delivers_the_partial_batch_and_returns() -> None:
+    """stop() cuts the wait for a full batch short: run ships what is queued and returns."""
+    buffer, sink, clock = LogBuffer(100), RecordingSink(), ManualClock()
+    shipper = LogShipperActor(
+        buffer, [sink], batch_size=50, flush_interval=60.0, clock=clock.now, sleep=clock.sleep
+    )
+    async with anyio.create_task_group() as tasks:
+        await tasks.start(shipper.run)
+        lines = fill(buffer, 7)
+        await anyio.wait_all_tasks_blocked()
+        shipper.stop()
+    assert sink.lines == lines
+    assert sink.closed == 1
+
+
+async def test_supervisor_restarts_the_shipper_which_retries_the_kept_batch() -> None:
+    """Under the real Supervisor, a TRANSIENT sink failure restarts a fresh shipper on the same
+    buffer; each sink gets the batch exactly once, and the supervisor's stop() flushes the rest."""
+    buffer = LogBuffer(100)
+    flaky, steady = RecordingSink(failures=2), RecordingSink()
+    retry = SinkRetryPolicy(attempts_per_run=2, max_attempts=10, backoff=0.0)
+    supervisor = Supervisor(
+        [
+            ChildSpec(
+                "log_shipper",
+                factory=lambda: LogShipperActor(
+                    buffer, [steady, flaky], batch_size=5, flush_interval=60.0, retry=retry
+                ),
+            )
+        ],
+        backoff=Backoff(base=0.0, max=0.0, jitter=False),
+    )
+    first = fill(buffer, 5)
+    async with anyio.create_task_group() as tasks:
+        await tasks.start(supervisor.run)
+        await flaky.wait_for_batches(1)
+        rest = fill(buffer, 3, start=5)
+        supervisor.stop()
+    assert steady.lines == flaky.lines == first + rest
+    assert supervisor.stats().children["log_shipper"].restarts == 1
+    assert buffer.statistics().sink_errors == 2
 
 
 async def test_failing_sink_raises_its_category_and_the_batch_survives_the_restart(
@@ -241,7 +291,7 @@ async def test_any_interleaving_of_emits_and_flushes_keeps_order_and_counts(
     The model is a deque(maxlen=capacity): what it holds at a flush is what must ship.
     """
     buffer, sink = LogBuffer(capacity), RecordingSink()
-    shipper = LogShipperActor(buffer, [sink], batch_size=batch_size, clock=ManualClock())
+    shipper = LogShipperActor(buffer, [sink], batch_size=batch_size)
     model: deque[str] = deque(maxlen=capacity)
     expected: list[str] = []
     emitted = 0
