@@ -1,0 +1,58 @@
+"""Structured logging: JSON lines, context fields, correlation ids, secret masking.
+
+Call `setup_logging()` once at start-up; then every record carries the correlation id,
+the fields of enclosing `LogContext`s and the current `KafkaLogContext`, with secrets
+masked (see core.logging.masking for the exact rule).
+"""
+
+from core.logging.context import (
+    ContextState,
+    capture_context,
+    get_correlation_id,
+    get_log_context,
+    new_correlation_id,
+    reset_correlation_id,
+    set_correlation_id,
+)
+from core.logging.context_managers import (
+    LogContext,
+    OperationContext,
+    StageLogContext,
+    log_operation,
+    log_phase,
+)
+from core.logging.fields import OUTPUT_KEYS
+from core.logging.filters import CONTEXT_ATTRIBUTE, ContextFilter
+from core.logging.formatters import ConsoleFormatter, JSONFormatter
+from core.logging.kafka_context import KAFKA_FIELD_NAMES, KafkaLogContext
+from core.logging.masking import MASK, SECRET_NAME_PARTS, is_secret_name, mask_text, mask_value
+from core.logging.setup import HANDLER_NAME, setup_logging
+
+__all__ = [
+    "CONTEXT_ATTRIBUTE",
+    "HANDLER_NAME",
+    "KAFKA_FIELD_NAMES",
+    "MASK",
+    "OUTPUT_KEYS",
+    "SECRET_NAME_PARTS",
+    "ConsoleFormatter",
+    "ContextFilter",
+    "ContextState",
+    "JSONFormatter",
+    "KafkaLogContext",
+    "LogContext",
+    "OperationContext",
+    "StageLogContext",
+    "capture_context",
+    "get_correlation_id",
+    "get_log_context",
+    "is_secret_name",
+    "log_operation",
+    "log_phase",
+    "mask_text",
+    "mask_value",
+    "new_correlation_id",
+    "reset_correlation_id",
+    "set_correlation_id",
+    "setup_logging",
+]

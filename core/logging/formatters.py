@@ -1,0 +1,186 @@
+"""JSON and console formatters sharing one way of turning a record into fields.
+
+Fields, in output order (a later source wins on a name clash): `correlation_id`, then
+LogContext fields, then the Kafka record's `topic`, `partition`, `offset`,
+`consumer_group`, then the record's own `extra=` fields. A field named like an output key
+of the formatter itself (timestamp, level, logger, message, exception, stack) is written
+as `field_<name>` instead of overwriting it. Secret-looking fields are masked as
+core.logging.masking documents, in both formatters.
+
+Cost per record is kept at or below a stdlib plain-text line (scripts/bench/bench_logging.py):
+extras are looked for only past the attributes every LogRecord has, the decision for each
+field name (skip, keep, rename, mask) is cached per formatter, LogContext fields are
+rendered once when the context is entered, timestamps reuse the formatted second, plain
+scalar values are not copied, and the JSON is one `orjson.dumps` call.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from itertools import islice
+from typing import Any, Final
+
+import orjson
+
+from core.logging.context import state_var
+from core.logging.encoding import dumps, orjson_default, safe_str
+from core.logging.fields import PLAIN_SCALARS, output_name
+from core.logging.filters import CONTEXT_ATTRIBUTE
+from core.logging.masking import MASK, mask_text, mask_value
+from core.logging.timestamps import MILLISECOND_SUFFIXES, UtcTimestamps
+
+__all__ = ["ConsoleFormatter", "JSONFormatter"]
+
+_FRESH_RECORD_ATTRIBUTES: Final = tuple(
+    logging.LogRecord("", logging.INFO, "", 0, "", None, None).__dict__
+)
+_RECORD_INIT_SIZE: Final = len(_FRESH_RECORD_ATTRIBUTES)
+"""LogRecord.__init__ sets this many attributes before `extra=` (or makeLogRecord's dict)
+adds any, so extras are looked for only after them. A record subclass that sets its own
+attributes *before* calling LogRecord.__init__ would have those skipped."""
+
+_RECORD_ATTRIBUTES: Final = frozenset(_FRESH_RECORD_ATTRIBUTES) | {
+    "message",
+    "asctime",
+    "taskName",
+    CONTEXT_ATTRIBUTE,
+}
+"""Attributes every LogRecord has (or a stdlib formatter adds): not extra fields."""
+
+_CACHE_LIMIT: Final = 4096
+
+_BARE_TEXT: Final = re.compile(r'[^\s="\\]+')
+
+
+class _RecordDictFormatter(logging.Formatter):
+    """Turns a record into the dict both formatters write, secrets masked.
+
+    Extra field names seen before and found readable are cached with their output name,
+    so the usual field costs one dict lookup and a type check; new and secret names take
+    the slower path. LogContext fields arrive already rendered (see core.logging.fields).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._timestamps = UtcTimestamps()
+        self._extra_names: dict[object, str] = {}
+        """Extra field -> output name, or "" for a LogRecord attribute to skip."""
+
+    def to_dict(self, record: logging.LogRecord) -> dict[str, Any]:
+        """Return the record's output keys and fields, in output order, secrets masked."""
+        # The hot path of every log call: the timestamp cache and getMessage's common case
+        # (a str message without arguments) are inlined on purpose.
+        second = int(record.created)
+        cached_second, prefix = self._timestamps.cached
+        if second != cached_second:
+            prefix = self._timestamps.prefix(second)
+        message = record.msg
+        if type(message) is not str or record.args:
+            try:
+                message = record.getMessage()
+            except Exception as exc:
+                message = _unformattable_message(record, exc)
+        out: dict[str, Any] = {
+            "timestamp": prefix + MILLISECOND_SUFFIXES[int(record.msecs) % 1000],
+            "level": record.levelname,
+            "logger": record.name,
+            "message": mask_text(message),
+        }
+        attributes = record.__dict__
+        state = attributes.get(CONTEXT_ATTRIBUTE)
+        correlation_id, context_fields, kafka = state_var.get() if state is None else state
+        if correlation_id is not None:
+            out["correlation_id"] = correlation_id
+        if context_fields:
+            out.update(context_fields)
+        if kafka is not None:
+            out["topic"] = kafka.topic
+            out["partition"] = kafka.partition
+            out["offset"] = kafka.offset
+            if kafka.consumer_group is not None:
+                out["consumer_group"] = kafka.consumer_group
+        extra_names = self._extra_names
+        for key, value in islice(attributes.items(), _RECORD_INIT_SIZE, None):
+            name = extra_names.get(key)
+            if name:
+                out[name] = value if type(value) in PLAIN_SCALARS else mask_value(value)
+            elif name is None:
+                if key in _RECORD_ATTRIBUTES:
+                    extra_names[key] = ""
+                else:
+                    self._add_new_extra(key, value, out)
+        if record.exc_info or record.exc_text:
+            if record.exc_info and not record.exc_text:
+                record.exc_text = self.formatException(record.exc_info)
+            if record.exc_text:
+                out["exception"] = mask_text(record.exc_text)
+        if record.stack_info:
+            out["stack"] = self.formatStack(record.stack_info)
+        return out
+
+    def _add_new_extra(self, key: object, value: Any, out: dict[str, Any]) -> None:
+        """Add an extra field whose name is not cached as readable; cache it if it is."""
+        name, secret = output_name(key)
+        if secret:
+            out[name] = MASK
+            return
+        if len(self._extra_names) < _CACHE_LIMIT:
+            self._extra_names[key] = name
+        out[name] = value if type(value) in PLAIN_SCALARS else mask_value(value)
+
+
+class JSONFormatter(_RecordDictFormatter):
+    """One JSON object per record, on one line.
+
+    Keys: timestamp (UTC, milliseconds, "Z"), level, logger, message, the fields described
+    in the module docstring, then `exception` (traceback text, masked like messages) with
+    exc_info and `stack` with stack_info. Any extra value yields valid JSON (see
+    core.logging.encoding).
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Return the record as a single line of JSON (no trailing newline)."""
+        out = self.to_dict(record)
+        try:
+            return orjson.dumps(out, default=orjson_default).decode()
+        except TypeError:
+            return dumps(out)
+
+
+class ConsoleFormatter(_RecordDictFormatter):
+    """One human-readable line: `timestamp LEVEL logger message key=value ...`.
+
+    Values that are bare words print as they are; other strings and every non-string
+    value print as JSON. A traceback or stack, when present, follows on the next lines.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Return the record as one line of text, plus any traceback lines."""
+        out = self.to_dict(record)
+        exception = out.pop("exception", None)
+        stack = out.pop("stack", None)
+        head = f"{out.pop('timestamp')} {out.pop('level'):<8} {out.pop('logger')} "
+        parts = [head + out.pop("message")]
+        parts.extend(f"{name}={_render(value)}" for name, value in out.items())
+        text = " ".join(parts)
+        if exception is not None:
+            text = f"{text}\n{exception}"
+        if stack is not None:
+            text = f"{text}\n{stack}"
+        return text
+
+
+def _unformattable_message(record: logging.LogRecord, problem: Exception) -> str:
+    """Describe a message whose arguments do not fit its format, instead of failing."""
+    return (
+        f"{safe_str(record.msg)} (arguments {safe_str(record.args)} "
+        f"do not fit: {safe_str(problem)})"
+    )
+
+
+def _render(value: Any) -> str:
+    """Render a field value for the console: bare words as they are, the rest as JSON."""
+    if type(value) is str and _BARE_TEXT.fullmatch(value):
+        return value
+    return dumps(value)
