@@ -282,7 +282,7 @@ def test_generic_scope_constants_agree() -> None:
 namespaces = st.from_regex(r"[a-zA-Z][a-zA-Z0-9-]{4,48}[a-zA-Z0-9]", fullmatch=True)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(name=namespaces, port=st.integers(min_value=1, max_value=65535), form=st.integers(0, 5))
 def test_all_forms_of_a_generated_namespace_agree(name: str, port: int, form: int) -> None:
     """Every written form of any valid namespace name gives the same namespace scope."""
