@@ -332,16 +332,14 @@ class AzureCredentialProvider:
     def diagnostics(self) -> dict[str, Any]:
         """What a person debugging auth needs: method, settings, scopes, expiries; no secrets."""
         now = self._cache.now()
-        tokens: dict[str, dict[str, Any]] = {}
-        for scope in self._cache.scopes():
-            entry = self._cache.get_entry(scope)
-            if entry is None:
-                continue
-            tokens[scope] = {
+        tokens = {
+            scope: {
                 "expires_on": entry.expires_on.isoformat(),
                 "seconds_to_expiry": round(entry.seconds_to_expiry(now), 3),
-                "fresh": self._is_fresh(entry),
+                "fresh": entry.is_fresh(now, self._cache.refresh_margin),
             }
+            for scope, entry in sorted(self._cache.entries().items())
+        }
         return {
             "method": self._method,
             **self._details,
@@ -399,8 +397,7 @@ class AzureCredentialProvider:
         return self._cache.set(scope, access.token, expires_on)
 
     def _known_secrets(self) -> tuple[str, ...]:
-        tokens = (self._cache.get_entry(scope) for scope in self._cache.scopes())
-        return self._secrets + tuple(entry.token for entry in tokens if entry is not None)
+        return self._secrets + tuple(entry.token for entry in self._cache.entries().values())
 
 
 _EXPIRED_HINTS: Final = {

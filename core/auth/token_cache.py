@@ -138,5 +138,10 @@ class TokenCache:
         with self._lock:
             return sorted(self._entries)
 
+    def entries(self) -> dict[str, CachedToken]:
+        """A snapshot of every entry by scope, fresh or not."""
+        with self._lock:
+            return dict(self._entries)
+
     def __repr__(self) -> str:
         return f"TokenCache(scopes={self.scopes()!r}, refresh_margin={self._refresh_margin!r})"

@@ -130,11 +130,6 @@ class TokenFileCredential:
         self._signature: _FileSignature | None = None
         self._token: AccessToken | None = None
 
-    @property
-    def path(self) -> Path:
-        """The file the token is read from."""
-        return self._path
-
     def has_changed(self) -> bool:
         """True when the file differs from what was last read (or was never read)."""
         try:

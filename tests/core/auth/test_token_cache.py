@@ -149,6 +149,16 @@ def test_clear_one_scope_or_all(clock: ManualClock) -> None:
     assert cache.scopes() == []
 
 
+def test_entries_is_a_snapshot_of_all_entries(clock: ManualClock) -> None:
+    """entries() returns every entry, fresh or not, as a copy unaffected by later changes."""
+    cache = TokenCache(clock=clock)
+    fresh = cache.set("fresh", "f", clock.now + timedelta(hours=1))
+    stale = cache.set("stale", "s", clock.now + timedelta(minutes=1))
+    snapshot = cache.entries()
+    cache.clear()
+    assert snapshot == {"fresh": fresh, "stale": stale}
+
+
 def test_scopes_lists_every_entry_sorted_fresh_or_not(clock: ManualClock) -> None:
     """scopes() is sorted and includes entries inside the margin."""
     cache = TokenCache(clock=clock)

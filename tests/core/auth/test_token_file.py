@@ -121,6 +121,14 @@ def test_unreadable_path_is_a_configuration_error(tmp_path: Path) -> None:
     assert caught.value.category is ErrorCategory.PERMANENT
 
 
+def test_symlink_loop_is_a_configuration_error(tmp_path: Path) -> None:
+    """A path whose stat fails other than by absence (a symlink loop) is PERMANENT."""
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    with pytest.raises(CredentialConfigurationError, match="cannot be read"):
+        TokenFileCredential(tmp_path / "a").get_token("s")
+
+
 def test_non_utf8_file_is_rejected(tmp_path: Path) -> None:
     """Binary content is reported as not UTF-8 text."""
     path = write(tmp_path / "token", b"\xff\xfe\x00garbage")
@@ -228,6 +236,12 @@ def test_json_documents_round_trip(token: str, expires_on: int) -> None:
 def test_jwt_exp_round_trips(exp: int, extra: dict[str, str]) -> None:
     """The exp of any JWT-shaped token is read back, whatever other claims it has."""
     assert jwt_expiry(make_jwt({**extra, "exp": exp})) == exp
+
+
+@pytest.mark.parametrize("text", ["a.!!!.c", "a.bm90IGpzb24.c", "a.WzFd.c", "a..c"])
+def test_jwt_shaped_text_without_json_claims_has_no_expiry(text: str) -> None:
+    """Three segments whose middle is not base64 JSON claims give no expiry."""
+    assert jwt_expiry(text) is None
 
 
 @settings(max_examples=100, deadline=None)
