@@ -12,8 +12,9 @@ without those parts (a Kafka record key is never logged: KafkaLogContext has no 
 Message text. Messages are free text, so only the shapes credentials take in it are
 masked, and only when a cheap marker test finds a candidate ("=" or "bearer" present):
 - `name=value` where `name` looks secret under the same rule (SAS `sig=...`,
-  `SharedAccessKey=...`, `AccountKey=...`, `password=...`, `?token=...`): the value, up
-  to the next whitespace, `&`, `;`, `,` or quote, becomes "***";
+  `SharedAccessKey=...`, `AccountKey=...`, `password=...`, `?token=...`): the value
+  (after an optional opening quote), up to the next whitespace, `&`, `;`, `,` or quote,
+  becomes "***";
 - `Bearer <token>` with a token of 8 or more token characters: the token becomes "***".
 `name: value` forms and values in other shapes are not recognised: pass structured data
 as fields, where the name rule applies.
@@ -57,16 +58,8 @@ TOO_DEEP: Final = "<nested too deep>"
 _CACHE_LIMIT: Final = 4096
 _secret_name_cache: dict[str, bool] = {}
 
-_NAME_CHARS: Final = r"[A-Za-z0-9_.\-]*"
-_SECRET_ASSIGNMENT: Final = re.compile(
-    r"(?i)(?<![A-Za-z0-9_.\-])("
-    + _NAME_CHARS
-    + "(?:"
-    + "|".join(re.escape(part) for part in SECRET_NAME_PARTS)
-    + ")"
-    + _NAME_CHARS
-    + r"=)[^\s&;,\"']+"
-)
+_ASSIGNMENT: Final = re.compile(r"(?<![A-Za-z0-9_.\-])([A-Za-z0-9_.\-]+)(=[\"']?)([^\s&;,\"']+)")
+"""`name=value`; linear time (a name starts only where a name-character run starts)."""
 _BEARER: Final = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9\-._~+/]{8,}=*")
 
 
@@ -115,8 +108,14 @@ def mask_text(text: str) -> str:
     if "bearer" in lowered:
         text = _BEARER.sub(r"\1" + MASK, text)
     if has_assignment and any(part in lowered for part in SECRET_NAME_PARTS):
-        text = _SECRET_ASSIGNMENT.sub(r"\1" + MASK, text)
+        text = _ASSIGNMENT.sub(_mask_assignment, text)
     return text
+
+
+def _mask_assignment(match: re.Match[str]) -> str:
+    """Mask the value of one `name=value` whose name looks secret."""
+    name, separator, _ = match.groups()
+    return name + separator + MASK if is_secret_name(name) else match.group(0)
 
 
 def _key_to_str(key: object) -> str:

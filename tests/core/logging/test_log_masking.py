@@ -1,0 +1,127 @@
+"""Secret masking: which field names are secret, nested values, credentials in text."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import pytest
+
+from core.logging import MASK, SECRET_NAME_PARTS, is_secret_name, mask_text, mask_value
+from core.logging.masking import TOO_DEEP
+
+
+@pytest.mark.parametrize("part", SECRET_NAME_PARTS)
+def test_every_listed_part_makes_a_name_secret_in_any_case_and_position(part: str) -> None:
+    """A name containing a listed part, in any case, anywhere, is secret."""
+    assert is_secret_name(part)
+    assert is_secret_name(f"db_{part.upper()}_value")
+
+
+@pytest.mark.parametrize(
+    "name", ["topic", "partition", "offset", "consumer_group", "message", "duration_ms", "host"]
+)
+def test_ordinary_field_names_are_not_secret(name: str) -> None:
+    """Names without a listed part, like the Kafka fields, stay readable."""
+    assert not is_secret_name(name)
+
+
+@pytest.mark.parametrize("name", ["partition_key", "record_key", "signal", "token_count"])
+def test_the_substring_rule_also_masks_look_alike_names(name: str) -> None:
+    """The documented, deliberately broad rule: any name holding "key", "sig", "token"."""
+    assert is_secret_name(name)
+
+
+def test_mask_value_masks_secret_keys_in_nested_dicts_lists_and_tuples() -> None:
+    """Secret-named entries are masked at every depth; other values are kept."""
+    value = {"servers": [{"host": "a", "password": "p"}], "pair": ({"secret": 1}, 2)}
+    assert mask_value(value) == {
+        "servers": [{"host": "a", "password": MASK}],
+        "pair": [{"secret": MASK}, 2],
+    }
+
+
+def test_mask_value_masks_a_whole_value_under_a_secret_name() -> None:
+    """A secret name hides its whole value, structure included."""
+    assert mask_value({"credentials": {"user": "u", "pass": "p"}}) == {"credentials": MASK}
+
+
+def test_mask_value_turns_dataclasses_into_masked_dicts() -> None:
+    """A dataclass instance becomes a dict of its fields, secrets masked."""
+
+    @dataclasses.dataclass
+    class Login:
+        user: str
+        token: str
+
+    assert mask_value([Login("u", "t")]) == [{"user": "u", "token": MASK}]
+
+
+def test_mask_value_stringifies_non_string_keys_and_checks_them() -> None:
+    """Non-str keys become their str(), and that text decides masking."""
+    assert mask_value({1: "a", ("api_key", 2): "b"}) == {"1": "a", "('api_key', 2)": MASK}
+
+
+def test_mask_value_cuts_cycles_with_a_placeholder() -> None:
+    """A self-referencing structure ends in a placeholder instead of recursing forever."""
+    loop: list[object] = []
+    loop.append(loop)
+    masked = mask_value(loop)
+    depth = 0
+    while isinstance(masked, list):
+        masked = masked[0]
+        depth += 1
+    assert masked == TOO_DEEP
+    assert depth > 1
+
+
+def test_mask_value_leaves_scalars_and_unknown_objects_alone() -> None:
+    """Values with no inner names (numbers, text, objects) come back unchanged."""
+    marker = object()
+    assert mask_value(marker) is marker
+    assert mask_value("hunter2") == "hunter2"
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("GET https://acct.blob.core.windows.net/c/b?sv=2022&sig=AbC%2Bd&se=2030", "AbC%2Bd"),
+        ("Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKey=s3cr3t=;EntityPath=t", "s3cr3t"),
+        ("DefaultEndpointsProtocol=https;AccountName=a;AccountKey=Zm9vYmFy==;", "Zm9vYmFy"),
+        ("header Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.e30.sig_part", "eyJhbGciOiJIUzI1NiJ9"),
+        ("login with password=hunter2 failed", "hunter2"),
+        ("callback?access_token='abcdef123456'", "abcdef123456"),
+    ],
+)
+def test_mask_text_hides_credentials_in_their_usual_shapes(text: str, secret: str) -> None:
+    """SAS signatures, shared/account keys, bearer tokens and password= values are masked."""
+    masked = mask_text(text)
+    assert secret not in masked
+    assert MASK in masked
+
+
+def test_mask_text_keeps_the_rest_of_the_text() -> None:
+    """Only the secret value goes: the name, separators and other parameters remain."""
+    assert mask_text("url?sv=1&sig=abc&se=2") == "url?sv=1&sig=***&se=2"
+    assert mask_text("Authorization: bearer abcdefgh12") == "Authorization: bearer ***"
+
+
+def test_mask_text_returns_text_without_markers_as_the_same_object() -> None:
+    """Text without "=" or "bearer" is returned untouched, without copying."""
+    text = "processed 500 records in 12 ms"
+    assert mask_text(text) is text
+
+
+def test_mask_text_leaves_short_words_after_bearer_and_harmless_assignments() -> None:
+    """ "bearer token" in prose and `offset=5` are not credentials and stay."""
+    text = "refreshing the bearer token; offset=5 partition=3"
+    assert mask_text(text) == text
+
+
+def test_mask_text_takes_linear_time_on_long_name_like_runs() -> None:
+    """A 200 kB run of name characters with "key" and "=" is masked in well under a second."""
+    text = "a-" * 100_000 + "key=value"
+    started = time.perf_counter()
+    masked = mask_text(text)
+    assert time.perf_counter() - started < 1.0
+    assert masked.endswith("key=***")
