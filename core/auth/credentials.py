@@ -294,8 +294,12 @@ class AzureCredentialProvider:
     def get_token_with_expiry(self, scope: str, *, force_refresh: bool = False) -> CachedToken:
         """Like `get_token`, with the expiry (for whoever schedules refreshes).
 
-        `force_refresh=True` skips the cache (after the token was rejected), but if
-        another caller fetched a new token while this one waited, that one is used.
+        If refreshing a token inside the margin fails, the old token is returned as
+        long as it has not expired: that is what the margin is for, and a connection
+        made with it beats one refused. The failure is raised once nothing valid is
+        left, and always with `force_refresh=True`, which skips the cache (after the
+        token was rejected); if another caller fetched a new token while this one
+        waited, that one is used.
         """
         _check_scope(scope)
         self._forget_if_source_changed()
@@ -310,7 +314,16 @@ class AzureCredentialProvider:
                 and (current is not seen or not force_refresh)
             ):
                 return current
-            return self._fetch(scope, force_refresh=force_refresh)
+            try:
+                return self._fetch(scope, force_refresh=force_refresh)
+            except CredentialError:
+                if (
+                    force_refresh
+                    or current is None
+                    or current.seconds_to_expiry(self._cache.now()) <= 0
+                ):
+                    raise
+                return current
 
     def cached_token(self, scope: str) -> str | None:
         """The cached token for `scope` if fresh, without ever blocking on a fetch."""

@@ -93,6 +93,39 @@ def test_cli_token_is_fetched_again_inside_the_margin(fake_az: FakeAz) -> None:
     assert provider.get_token(SCOPE) == "az-token-2"
 
 
+def test_failed_refresh_inside_the_margin_keeps_serving_the_valid_token(fake_az: FakeAz) -> None:
+    """When a refresh inside the margin fails, the still-valid old token is returned."""
+    clock = real_time_clock()
+    fake_az.returns_token("az-token", expires_in=15 * 60)
+    provider = AzureCredentialProvider.azure_cli(cache=TokenCache(clock=clock))
+    provider.get_token(SCOPE)
+    clock.advance(6 * 60)
+    fake_az.is_not_logged_in()
+    assert provider.get_token(SCOPE) == "az-token-1"
+    assert len(fake_az.calls()) == 2
+
+
+def test_failed_forced_refresh_raises_even_with_a_valid_token(fake_az: FakeAz) -> None:
+    """force_refresh means the old token was rejected, so its failure is raised."""
+    provider = AzureCredentialProvider.azure_cli()
+    provider.get_token(SCOPE)
+    fake_az.is_not_logged_in()
+    with pytest.raises(CredentialError, match="run `az login`"):
+        provider.get_token(SCOPE, force_refresh=True)
+
+
+def test_failed_refresh_after_expiry_raises(fake_az: FakeAz) -> None:
+    """Once the old token has expired, a failed refresh is raised."""
+    clock = real_time_clock()
+    fake_az.returns_token("az-token", expires_in=15 * 60)
+    provider = AzureCredentialProvider.azure_cli(cache=TokenCache(clock=clock))
+    provider.get_token(SCOPE)
+    clock.advance(15 * 60 + 5)
+    fake_az.is_not_logged_in()
+    with pytest.raises(CredentialError, match="run `az login`"):
+        provider.get_token(SCOPE)
+
+
 def test_force_refresh_bypasses_a_fresh_cache(fake_az: FakeAz) -> None:
     """force_refresh=True fetches a new token even though the cached one is fresh."""
     provider = AzureCredentialProvider.azure_cli()
