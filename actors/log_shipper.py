@@ -157,10 +157,7 @@ class LogShipperActor:
         """Deliver every record queued now (and the batch in flight) to every sink."""
         async with self._delivering:
             remaining = self._buffer.statistics().queued
-            while remaining > 0:
-                batch = self._buffer.next_batch(self._batch_size)
-                if batch is None:
-                    return
+            while remaining > 0 and (batch := self._buffer.next_batch(self._batch_size)):
                 remaining -= len(batch.records)
                 await self._deliver(batch)
 

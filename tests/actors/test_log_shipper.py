@@ -20,7 +20,7 @@ from actors.log_shipper import (
     LogSinkError,
     SinkRetryPolicy,
 )
-from core.errors import PermanentError
+from core.errors import CircuitOpenError, PermanentError
 from core.types import ErrorCategory
 from supervisor import Backoff, ChildSpec, Supervisor
 
@@ -56,11 +56,17 @@ class ManualClock:
 class RecordingSink:
     """A sink that keeps every batch it was given, failing first for `failures` writes."""
 
-    def __init__(self, failures: int = 0, error: Callable[[], Exception] = ConnectionError) -> None:
+    def __init__(
+        self,
+        failures: int = 0,
+        error: Callable[[], Exception] = ConnectionError,
+        close_error: Exception | None = None,
+    ) -> None:
         self.batches: list[list[FormattedRecord]] = []
         self.closed = 0
         self._failures = failures
         self._error = error
+        self._close_error = close_error
         self._written = anyio.Event()
 
     def __repr__(self) -> str:
@@ -87,6 +93,8 @@ class RecordingSink:
 
     async def aclose(self) -> None:
         self.closed += 1
+        if self._close_error is not None:
+            raise self._close_error
 
 
 def fill(buffer: LogBuffer, count: int, start: int = 0) -> list[str]:
@@ -202,6 +210,24 @@ async def test_supervisor_restarts_the_shipper_which_retries_the_kept_batch() ->
     assert buffer.statistics().sink_errors == 2
 
 
+async def test_cancelled_shipper_with_a_broken_sink_reports_on_stderr_and_ends(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Draining into a failing sink, and failing to close it, are reported; cancellation wins."""
+    buffer = LogBuffer(100)
+    broken = RecordingSink(failures=100, close_error=OSError("close failed"))
+    retry = SinkRetryPolicy(attempts_per_run=1, max_attempts=100, backoff=0.0)
+    shipper = LogShipperActor(buffer, [broken], batch_size=50, flush_interval=60.0, retry=retry)
+    async with anyio.create_task_group() as tasks:
+        await tasks.start(shipper.run)
+        fill(buffer, 3)
+        tasks.cancel_scope.cancel()
+    stderr = capsys.readouterr().err
+    assert "stopped with 3 records undelivered" in stderr
+    assert "close failed" in stderr
+    assert buffer.statistics().queued == 3
+
+
 async def test_failing_sink_raises_its_category_and_the_batch_survives_the_restart(
     tmp_path: Path,
 ) -> None:
@@ -254,6 +280,35 @@ async def test_permanent_sink_failure_gives_up_at_once_and_is_raised() -> None:
     assert healthy.lines == lines
     stats = buffer.statistics()
     assert (stats.abandoned, stats.sink_errors, stats.queued) == (4, 1, 0)
+
+
+async def test_open_circuit_in_a_sink_is_raised_with_its_retry_after() -> None:
+    """An open breaker in front of a sink yields CIRCUIT_OPEN with the breaker's retry_after."""
+    buffer = LogBuffer(10)
+    guarded = RecordingSink(failures=5, error=lambda: CircuitOpenError("kafka-logs", 7.5))
+    fill(buffer, 1)
+    retry = SinkRetryPolicy(attempts_per_run=1, max_attempts=5, backoff=0.0)
+    with pytest.raises(LogSinkError) as raised:
+        await LogShipperActor(buffer, [guarded], retry=retry).flush()
+    assert raised.value.category is ErrorCategory.CIRCUIT_OPEN
+    assert raised.value.retry_after == 7.5
+    assert buffer.statistics().queued == 1
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: LogShipperActor(LogBuffer(1), [], batch_size=0),
+        lambda: LogShipperActor(LogBuffer(1), [], flush_interval=0.0),
+        lambda: SinkRetryPolicy(attempts_per_run=0),
+        lambda: SinkRetryPolicy(attempts_per_run=4, max_attempts=3),
+        lambda: SinkRetryPolicy(backoff=-1.0),
+    ],
+)
+def test_nonsensical_settings_are_refused(build: Callable[[], object]) -> None:
+    """Empty batches, a zero interval and contradictory retry bounds raise ValueError."""
+    with pytest.raises(ValueError):
+        build()
 
 
 async def test_shipper_never_feeds_its_own_failures_into_the_buffer(
