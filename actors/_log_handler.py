@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 
 from actors._log_buffer import FormattedRecord, LogBuffer
-from core.logging.formatters import JSONFormatter
+from core.logging import JSONFormatter
 
 __all__ = ["ChannelHandler"]
 
