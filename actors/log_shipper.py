@@ -29,7 +29,12 @@ Start the shipper first among the supervisor's children: children stop in revers
 order, so it is stopped last and ships the others' final records.
 
 The shipper never logs: what it has to say about itself goes to stderr
-(actors._log_diagnostics), so a broken sink cannot feed the buffer it drains.
+(actors._log_diagnostics), so a broken sink cannot feed the buffer it drains. Libraries
+a sink uses may still log (aiokafka reports connection failures): those records are
+shipped like any other, paced by the retry backoff and bounded by the buffer.
+
+Sinks receive `FormattedRecord`s (logger name and line), not bare strings, because the
+Kafka sink keys each message by its logger's name.
 
 Why not `actors._thread_bridge.ThreadBridge`: the shipper needs to sleep until a whole
 batch is waiting (one wake-up per batch, not per record), to take a batch at once, and to
