@@ -16,7 +16,7 @@ import anyio
 import pytest
 from aiokafka.abc import AbstractTokenProvider
 from aiokafka.conn import AIOKafkaConnection, OAuthAuthenticator
-from auth_fakes import FakeAz
+from auth_fakes import FakeAz, ManualClock
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -30,6 +30,7 @@ from core.auth.kafka_oauth import (
     create_kafka_oauth_callback,
     eventhubs_scope_for,
 )
+from core.auth.token_cache import TokenCache
 from core.errors import AuthError, classify_exception
 from core.types import ErrorCategory
 
@@ -112,6 +113,39 @@ async def test_fresh_token_is_returned_without_a_thread_hop(fake_az: FakeAz) -> 
 
 
 @pytest.mark.anyio
+async def test_token_inside_the_margin_is_fetched_again(fake_az: FakeAz) -> None:
+    """Once the cached token is inside the refresh margin, token() fetches a new one."""
+    clock = ManualClock(datetime.now(UTC))
+    fake_az.returns_token("az-token", expires_in=15 * 60)
+    provider = AzureCredentialProvider.azure_cli(cache=TokenCache(clock=clock))
+    callback = create_kafka_oauth_callback(provider, "myns")
+    assert await callback.token() == "az-token-1"
+    clock.advance(5 * 60 + 1)
+    assert await callback.token() == "az-token-2"
+
+
+@pytest.mark.anyio
+async def test_namespaces_sharing_a_provider_get_their_own_tokens(fake_az: FakeAz) -> None:
+    """Two namespaces on one provider each get a token for their own scope."""
+    provider = AzureCredentialProvider.azure_cli()
+    first = create_kafka_oauth_callback(provider, "first-ns")
+    second = create_kafka_oauth_callback(provider, "second-ns")
+    assert (await first.token(), await second.token(), await first.token()) == (
+        "az-token-1",
+        "az-token-2",
+        "az-token-1",
+    )
+    assert provider.cache.scopes() == [first.scope, second.scope]
+
+
+def test_generic_eventhubs_scope_can_be_chosen(tmp_path: Path) -> None:
+    """Passing EVENTHUBS_SCOPE makes the callback request the generic Event Hubs scope."""
+    assert create_kafka_oauth_callback(file_provider(tmp_path), EVENTHUBS_SCOPE).scope == (
+        EVENTHUBS_SCOPE
+    )
+
+
+@pytest.mark.anyio
 async def test_fetch_runs_off_the_event_loop(fake_az: FakeAz) -> None:
     """While `az` is slow, the event loop keeps running other tasks."""
     fake_az.hangs_for(0.4)
@@ -180,6 +214,22 @@ async def test_hanging_credential_times_out_as_transient(fake_az: FakeAz) -> Non
         with pytest.raises(KafkaOAuthError, match=r"within 0\.2s") as caught:
             await callback.token()
     assert caught.value.category is ErrorCategory.TRANSIENT
+
+
+@pytest.mark.anyio
+async def test_fetch_abandoned_by_a_timeout_still_fills_the_cache(fake_az: FakeAz) -> None:
+    """A fetch that outlived the timeout finishes in its thread; the next token() uses it."""
+    fake_az.hangs_for(0.5)
+    provider = AzureCredentialProvider.azure_cli()
+    callback = create_kafka_oauth_callback(provider, "myns", timeout=0.1)
+    with pytest.raises(KafkaOAuthError):
+        await callback.token()
+    for _ in range(100):
+        if provider.cached_token(callback.scope) is not None:
+            break
+        await anyio.sleep(0.05)
+    assert finish_without_suspending(callback.token()) == "az-token-1"
+    assert len(fake_az.calls()) == 1
 
 
 def test_timeout_must_be_positive(tmp_path: Path) -> None:
