@@ -141,9 +141,7 @@ class BreakerMonitorActor:
                 "at": change.at,
             },
         )
-        breaker = self._breakers.get(change.breaker)
-        if breaker is not None:
-            self._health[change.breaker] = _health_of(breaker)
+        self._health[change.breaker] = _health_of(self._breakers[change.breaker])
         if change.breaker == self._handler_breaker and isinstance(new_state, CircuitState):
             await self._steer(change.breaker, new_state)
 

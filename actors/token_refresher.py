@@ -24,9 +24,12 @@ the token, i.e. 45 minutes into Azure AD's usual 60-minute token with the cache'
 * The blocking provider call runs in a worker thread, bounded by
   `attempt_timeout`. On timeout or shutdown the thread is abandoned (it cannot be
   interrupted) so a hung token endpoint never blocks the event loop or the
-  shutdown; its late result is dropped by the provider's own cache at worst.
-* `run` reports started once every registered scope has a token the cache
-  serves (fetched now or left by a previous run), so the consumer starts with one.
+  shutdown; a late result only lands in the provider's cache (a valid token).
+* `run` reports started once every registered scope has a token: fetched by this
+  run, or left fresh in the cache by a previous one (a restart does not refetch).
+  A fetched token that expires within the cache's margin still counts (the
+  alternative, never starting, hides the cause); it is logged as
+  `token_not_servable` and replaced after `min_interval`.
 * `TokenRefreshed` notifications are sent without waiting; when the channel is
   full the notification is dropped and counted: the cache is the source of truth.
 """
@@ -115,6 +118,9 @@ class TokenRefresherActor:
     ) -> None:
         """`lead_time` defaults to the cache's margin plus `DEFAULT_EXTRA_LEAD`.
 
+        It may not be shorter than the margin; equal to it, a token is replaced just as
+        the cache stops serving it, so a consumer may briefly find none (and ask).
+
         `clock` defaults to the cache's, so both agree on what "expired" means;
         tests inject `clock` and `sleep` to run in virtual time, `rng` for the jitter.
         """
@@ -195,25 +201,24 @@ class TokenRefresherActor:
 
     async def _wait_until_due(self, state: ScopeState) -> None:
         while not (state.requested and not state.backing_off):
-            if state.due_at is None:
-                return
-            delay = (state.due_at - self._clock()).total_seconds()
+            delay = (state.due_at - self._clock()).total_seconds() if state.due_at else 0.0
             if delay <= 0:
                 return
             await self._sleep_unless_woken(state, delay)
 
     async def _sleep_unless_woken(self, state: ScopeState, seconds: float) -> None:
-        async with anyio.create_task_group() as waiters:
+        """Sleep `seconds`, or less if a request sets `state.wake` first."""
+        wake = state.wake
+        async with anyio.create_task_group() as timer:
 
-            async def sleep_then_stop_waiting() -> None:
+            async def sleep_then_wake() -> None:
                 await self._sleep(seconds)
-                waiters.cancel_scope.cancel()
+                wake.set()
 
-            waiters.start_soon(sleep_then_stop_waiting)
-            await state.wake.wait()
-            waiters.cancel_scope.cancel()
-        if state.wake.is_set():
-            state.wake = anyio.Event()
+            timer.start_soon(sleep_then_wake)
+            await wake.wait()
+            timer.cancel_scope.cancel()
+        state.wake = anyio.Event()
 
     async def _serve_requests(self) -> None:
         async for request in self._requests:

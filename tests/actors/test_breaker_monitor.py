@@ -11,6 +11,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 import pytest
@@ -255,8 +256,19 @@ async def test_stats_hold_each_breakers_state_counters_and_retry_after(
         assert stats["kafka"].state is CircuitState.CLOSED
 
 
-def test_a_handler_breaker_that_is_not_monitored_is_rejected() -> None:
-    """Naming a handler breaker the monitor does not watch is a wiring mistake, refused."""
+@pytest.mark.parametrize(
+    ("breaker_names", "options", "complaint"),
+    [
+        (["kafka"], {"handler_breaker_name": "handler"}, "not among the monitored"),
+        (["kafka", "kafka"], {}, "two breakers are named"),
+        (["kafka"], {"tick_interval": 0.0}, "tick_interval"),
+    ],
+)
+def test_wiring_mistakes_are_rejected_at_construction(
+    breaker_names: list[str], options: dict[str, Any], complaint: str
+) -> None:
+    """An unmonitored handler breaker, a duplicate name or a zero tick is refused up front."""
     send, receive = anyio.create_memory_object_stream[PartitionCommand](1)
-    with send, receive, pytest.raises(ValueError, match="not among the monitored"):
-        BreakerMonitorActor([CircuitBreaker("kafka")], send, handler_breaker_name="handler")
+    breakers = [CircuitBreaker(name) for name in breaker_names]
+    with send, receive, pytest.raises(ValueError, match=complaint):
+        BreakerMonitorActor(breakers, send, **options)

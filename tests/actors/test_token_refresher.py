@@ -9,6 +9,7 @@ rejected secret), so the provider's real error mapping classifies them.
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import random
 import threading
@@ -20,7 +21,7 @@ from typing import Any
 
 import anyio
 import pytest
-from anyio.streams.memory import MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
 from hypothesis import given, settings
@@ -137,6 +138,7 @@ class Harness:
     cache: TokenCache
     actor: TokenRefresherActor
     requests: MemoryObjectSendStream[RefreshRequest]
+    inbox: MemoryObjectReceiveStream[RefreshRequest]
     scopes: list[str]
     error: BaseException | None = None
     failed_at: datetime | None = None
@@ -163,16 +165,15 @@ class Harness:
         await self.time.advance(delta, len(self.scopes), lambda: self.finished)
 
 
-@asynccontextmanager
-async def running_refresher(
+def build_harness(
     lifetimes: list[timedelta],
     scopes: list[str] | None = None,
     *,
     outage: Exception | None = None,
     rng: random.Random | None = None,
     refreshed: MemoryObjectSendStream[TokenRefreshed] | None = None,
-) -> AsyncIterator[Harness]:
-    """A refresher over the real provider and cache, started in virtual time; stopped on exit."""
+) -> Harness:
+    """A refresher over the real provider and cache in virtual time, not yet running."""
     time = VirtualTime(START)
     azure_ad = FakeAzureAd(time.now, lifetimes, outage=outage)
     cache = TokenCache(refresh_margin=MARGIN, clock=time.now)
@@ -191,8 +192,21 @@ async def running_refresher(
         sleep=time.sleep,
         rng=rng or random.Random(0),
     )
-    harness = Harness(time, azure_ad, cache, actor, send, scopes)
-    with send, receive:
+    return Harness(time, azure_ad, cache, actor, send, receive, scopes)
+
+
+@asynccontextmanager
+async def running_refresher(
+    lifetimes: list[timedelta],
+    scopes: list[str] | None = None,
+    *,
+    outage: Exception | None = None,
+    rng: random.Random | None = None,
+    refreshed: MemoryObjectSendStream[TokenRefreshed] | None = None,
+) -> AsyncIterator[Harness]:
+    """`build_harness`, running until every scope waits for its next refresh; stopped on exit."""
+    harness = build_harness(lifetimes, scopes, outage=outage, rng=rng, refreshed=refreshed)
+    with harness.requests, harness.inbox:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(harness.run_actor)
             await harness.settle()
@@ -221,21 +235,16 @@ async def test_refreshes_lead_time_before_expiry_and_not_earlier() -> None:
 
 async def test_started_is_reported_once_every_scope_has_a_token() -> None:
     """`task_status.started()` comes only after the first token of every scope is cached."""
-    time = VirtualTime(START)
-    azure_ad = FakeAzureAd(time.now, [timedelta(hours=1)])
-    azure_ad.gate.clear()
-    cache = TokenCache(refresh_margin=MARGIN, clock=time.now)
-    provider = AzureCredentialProvider(lambda: azure_ad, method="client_secret", cache=cache)
-    send, receive = anyio.create_memory_object_stream[RefreshRequest](1)
-    actor = TokenRefresherActor(provider, cache, [SCOPE, OTHER_SCOPE], receive, sleep=time.sleep)
-    with send, receive:
+    harness = build_harness([timedelta(hours=1)], [SCOPE, OTHER_SCOPE])
+    harness.azure_ad.gate.clear()
+    with harness.requests, harness.inbox:
         async with anyio.create_task_group() as tasks:
-            threading.Timer(0.05, azure_ad.gate.set).start()
+            threading.Timer(0.05, harness.azure_ad.gate.set).start()
             with anyio.fail_after(5):
-                await tasks.start(actor.run)
-            assert cache.get(SCOPE) is not None
-            assert cache.get(OTHER_SCOPE) is not None
-            assert actor.all_fresh()
+                await tasks.start(harness.actor.run)
+            assert harness.cache.get(SCOPE) is not None
+            assert harness.cache.get(OTHER_SCOPE) is not None
+            assert harness.actor.all_fresh()
             tasks.cancel_scope.cancel()
 
 
@@ -334,13 +343,68 @@ async def test_refreshed_notifications_are_sent_and_a_full_channel_drops_them() 
             assert harness.actor.notifications_dropped == 1
 
 
-def test_lead_time_shorter_than_the_cache_margin_is_rejected() -> None:
-    """A lead shorter than the cache's margin would leave tokens unserved: refused up front."""
+async def test_a_restarted_refresher_starts_at_once_from_a_token_still_in_the_cache() -> None:
+    """Run again while its cached token is fresh, the refresher reports started without a fetch."""
+    harness = build_harness([timedelta(hours=1)])
+    with harness.requests, harness.inbox:
+        for _ in range(2):
+            async with anyio.create_task_group() as tasks:
+                with anyio.fail_after(5):
+                    await tasks.start(harness.actor.run)
+                tasks.cancel_scope.cancel()
+    entry = harness.cache.get_entry(SCOPE)
+    stats = harness.actor.stats()[SCOPE]
+
+    assert harness.azure_ad.calls == 1
+    assert stats.refresh_count == 1
+    assert entry is not None
+    assert stats.next_refresh_at == entry.expires_on - LEAD
+
+
+async def test_a_request_during_backoff_waits_for_the_next_attempt_and_is_released_on_stop() -> (
+    None
+):
+    """Asking harder does not cut a backoff short; a refresher that stops still sets `done`."""
+    lifetime = timedelta(hours=1)
+    request = RefreshRequest(SCOPE, reason="broker rejected the token")
+    async with running_refresher([lifetime]) as harness:
+        harness.azure_ad.outage = network_outage()
+        await harness.advance(lifetime - LEAD)
+        calls = harness.azure_ad.calls
+        await harness.requests.send(request)
+        await anyio.wait_all_tasks_blocked()
+
+        assert harness.azure_ad.calls == calls
+        assert not request.done.is_set()
+    assert request.done.is_set()
+
+
+async def test_a_token_the_cache_would_never_serve_is_logged_and_replaced_soon(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A token expiring within the cache's margin is reported and refetched after min_interval."""
+    caplog.set_level(logging.WARNING, logger="actors.token_refresher")
+    async with running_refresher([MARGIN - timedelta(minutes=1)]) as harness:
+        fetched_at = harness.time.now()
+        assert harness.cache.get(SCOPE) is None
+        assert harness.actor.stats()[SCOPE].next_refresh_at == fetched_at + MIN_INTERVAL
+        assert [r.__dict__.get("event") for r in caplog.records] == ["token_not_servable"]
+
+        await harness.advance(MIN_INTERVAL)
+        assert harness.azure_ad.calls == 2
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("lead_time", MARGIN / 2), ("attempt_timeout", 0.0)],
+)
+def test_impossible_settings_are_rejected(option: str, value: object) -> None:
+    """A lead shorter than the cache margin (tokens unserved) or no time per attempt is refused."""
     cache = TokenCache(refresh_margin=MARGIN)
     provider = AzureCredentialProvider.token_file("/nonexistent", cache=cache)
     _, receive = anyio.create_memory_object_stream[RefreshRequest](1)
-    with receive, pytest.raises(ValueError, match="lead_time"):
-        TokenRefresherActor(provider, cache, [SCOPE], receive, lead_time=MARGIN / 2)
+    with receive, pytest.raises(ValueError, match=option):
+        TokenRefresherActor(provider, cache, [SCOPE], receive, **{option: value})  # type: ignore[arg-type]
 
 
 # -- the property: generated expiry schedules, outages and time steps --------------------------
