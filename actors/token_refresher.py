@@ -132,6 +132,8 @@ class TokenRefresherActor:
             )
         if not attempt_timeout > 0:
             raise ValueError(f"attempt_timeout must be > 0 seconds, got {attempt_timeout!r}")
+        if min_interval < timedelta(0):
+            raise ValueError(f"min_interval must not be negative, got {min_interval}")
         self._provider = provider
         self._cache = cache
         self._requests = requests

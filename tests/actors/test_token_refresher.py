@@ -396,10 +396,10 @@ async def test_a_token_the_cache_would_never_serve_is_logged_and_replaced_soon(
 
 @pytest.mark.parametrize(
     ("option", "value"),
-    [("lead_time", MARGIN / 2), ("attempt_timeout", 0.0)],
+    [("lead_time", MARGIN / 2), ("attempt_timeout", 0.0), ("min_interval", -MIN_INTERVAL)],
 )
 def test_impossible_settings_are_rejected(option: str, value: object) -> None:
-    """A lead shorter than the cache margin (tokens unserved) or no time per attempt is refused."""
+    """A lead shorter than the cache margin, no time per attempt or a negative interval: refused."""
     cache = TokenCache(refresh_margin=MARGIN)
     provider = AzureCredentialProvider.token_file("/nonexistent", cache=cache)
     _, receive = anyio.create_memory_object_stream[RefreshRequest](1)
