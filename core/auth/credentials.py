@@ -300,6 +300,10 @@ class AzureCredentialProvider:
         left, and always with `force_refresh=True`, which skips the cache (after the
         token was rejected); if another caller fetched a new token while this one
         waited, that one is used.
+
+        The entry returned may be inside the margin: after such a fallback, or when
+        the source had nothing newer (the Azure CLI's own cache, a token file).
+        Whoever schedules refreshes tells by `entry.is_fresh(cache.now(), margin)`.
         """
         _check_scope(scope)
         self._forget_if_source_changed()
@@ -387,6 +391,15 @@ class AzureCredentialProvider:
     def _fetch(self, scope: str, *, force_refresh: bool) -> CachedToken:
         if force_refresh:
             self._credential = self._build_credential()
+        entry = self._fetch_from_credential(scope)
+        if not force_refresh and self._method in _SELF_CACHING and not self._is_fresh(entry):
+            # Its own cache handed back a token inside our margin (MSAL keeps one until
+            # 5 minutes before expiry): a new credential gets a fresh one, once.
+            self._credential = self._build_credential()
+            entry = self._fetch_from_credential(scope)
+        return entry
+
+    def _fetch_from_credential(self, scope: str) -> CachedToken:
         try:
             access = self._credential.get_token(scope)
         except PipelineError:
@@ -412,6 +425,9 @@ class AzureCredentialProvider:
     def _known_secrets(self) -> tuple[str, ...]:
         return self._secrets + tuple(entry.token for entry in self._cache.entries().values())
 
+
+_SELF_CACHING: Final = frozenset({"client_secret", "certificate", "managed_identity", "default"})
+"""Methods whose azure-identity credential keeps its own token cache."""
 
 _EXPIRED_HINTS: Final = {
     "token_file": "the process that writes the token file must refresh it",

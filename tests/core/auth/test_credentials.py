@@ -425,6 +425,25 @@ def test_force_refresh_gets_past_msals_own_cache(fake_entra: FakeEntra) -> None:
     assert len(fake_entra.token_requests) == 2
 
 
+def test_refresh_inside_the_margin_gets_past_msals_cache(fake_entra: FakeEntra) -> None:
+    """Inside our margin MSAL hands back its cached token; a new credential gets a fresh one."""
+    clock = real_time_clock()
+    provider = AzureCredentialProvider.client_secret(
+        TENANT_ID,
+        CLIENT_ID,
+        CLIENT_SECRET,
+        cache=TokenCache(clock=clock),
+        **fake_entra.credential_options(),
+    )
+    first = provider.get_token(SCOPE)
+    clock.advance(51 * 60)
+    fake_entra.behaviour = EntraBehaviour(expires_in=7200)
+    entry = provider.get_token_with_expiry(SCOPE)
+    assert entry.token != first
+    assert entry.is_fresh(clock.now, provider.cache.refresh_margin)
+    assert len(fake_entra.token_requests) == 2
+
+
 def test_rejected_secret_is_an_auth_error_with_the_aadsts_code(fake_entra: FakeEntra) -> None:
     """Entra rejecting the secret gives an AUTH CredentialError carrying AADSTS7000215."""
     with pytest.raises(CredentialError, match="AADSTS7000215") as caught:
