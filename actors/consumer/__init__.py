@@ -1,0 +1,17 @@
+"""The machinery of the Kafka consumer actor (`actors.kafka_consumer`), one concern a module.
+
+settings       ConsumerSettings and event_hubs_profile: validated, frozen configuration
+client_config  settings -> aiokafka consumer / dead-letter producer keyword arguments
+loop           one incarnation: fetch, hand over, commit, pause, rebalance, exit
+records        one record: dedup, handler (breaker, retries, auth refresh), dead-letter
+handler        calling the user's handler (async on the loop, sync in a thread)
+partitions     owned partitions: trackers, explicit-offset commits, rewinds, pauses
+offsets        the committable watermark of one partition
+dead_letter    dead-letter headers and the acknowledged dead-letter writer
+dedup          the bounded window of handled trace ids and reading them from records
+poison         the poison-storm guard
+stall          the stall watchdog's decision
+pauses         pause reasons (idempotent pause/resume commands)
+state          what outlives an incarnation (stats, dedup, pauses, breaker, budget)
+stats          the live counters and their immutable snapshot
+"""

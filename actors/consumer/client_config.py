@@ -1,0 +1,67 @@
+"""Turn `ConsumerSettings` into the keyword arguments of aiokafka's consumer and producer.
+
+Kept apart from the actor so the mapping is tested directly: SASL cannot be exercised
+end to end on the test broker. Auto-commit is always off (the actor commits what it
+finished); the dead-letter producer waits for every in-sync replica (acks=all) and is
+not idempotent (Tansu cannot start idempotent producers, and a duplicate in the
+dead-letter topic is harmless next to a lost one).
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+from actors.consumer.settings import ConsumerSettings
+
+__all__ = ["consumer_kwargs", "producer_kwargs"]
+
+
+def _connection_kwargs(settings: ConsumerSettings, client_id: str) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "client_id": client_id,
+        "request_timeout_ms": settings.request_timeout_ms,
+        "connections_max_idle_ms": settings.connections_max_idle_ms,
+        "metadata_max_age_ms": settings.metadata_max_age_ms,
+        "security_protocol": settings.security_protocol,
+    }
+    if settings.security_protocol in ("SSL", "SASL_SSL"):
+        kwargs["ssl_context"] = settings.ssl_context or ssl.create_default_context()
+    if settings.sasl_mechanism is not None:
+        kwargs["sasl_mechanism"] = settings.sasl_mechanism
+        if settings.sasl_mechanism == "OAUTHBEARER":
+            kwargs["sasl_oauth_token_provider"] = settings.oauth_token_provider
+        else:
+            kwargs["sasl_plain_username"] = settings.sasl_username
+            kwargs["sasl_plain_password"] = settings.sasl_password
+    return kwargs
+
+
+def consumer_kwargs(settings: ConsumerSettings) -> dict[str, Any]:
+    """Arguments for `AIOKafkaConsumer(**kwargs)`; topics are subscribed separately."""
+    return {
+        **_connection_kwargs(settings, settings.client_id),
+        "group_id": settings.group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": settings.auto_offset_reset,
+        "session_timeout_ms": settings.session_timeout_ms,
+        "heartbeat_interval_ms": settings.heartbeat_interval_ms,
+        "max_poll_interval_ms": settings.max_poll_interval_ms,
+        "max_poll_records": settings.max_poll_records,
+        "fetch_max_wait_ms": settings.fetch_max_wait_ms,
+        "fetch_min_bytes": settings.fetch_min_bytes,
+        "fetch_max_bytes": settings.fetch_max_bytes,
+        "max_partition_fetch_bytes": settings.max_partition_fetch_bytes,
+    }
+
+
+def producer_kwargs(settings: ConsumerSettings) -> dict[str, Any]:
+    """Arguments for the dead-letter `AIOKafkaProducer(**kwargs)`."""
+    return {
+        **_connection_kwargs(settings, f"{settings.client_id}-dlq"),
+        "acks": "all",
+        "enable_idempotence": False,
+        "max_request_size": settings.max_request_size,
+        "linger_ms": 0,
+    }

@@ -1,0 +1,368 @@
+"""One incarnation of the consumer: fetch, hand each record over, commit what is finished.
+
+At-least-once. Auto-commit is off. Every fetched record is tracked before the first of
+its batch is handled; a record's offset becomes committable once it and every earlier
+record of its partition are finished (handled, skipped as a duplicate, or acknowledged
+by the dead-letter topic). Records of one partition are handled in order. Finished
+offsets are committed every `commit_interval_s`, when partitions are revoked (after the
+record in hand is finished: the revocation waits for it), and when the consumer exits
+for any reason (bounded by `shutdown_timeout_s`, shielded from cancellation). What was
+not finished is delivered again, to this consumer after a restart or to the partition's
+next owner.
+
+Pausing. Fetching stops while any pause reason is held (see actors.consumer.pauses):
+a PausePartitions command, or the handler's breaker refusing a record. Then the rest of
+the batch is given back: each partition is sought back to its first unfinished record,
+so nothing is skipped and order is kept. Fetching resumes on ResumePartitions, or by
+itself once the handler's breaker lets a trial call through (its retry_after is over),
+whichever comes first; the commands are idempotent.
+
+Stall watchdog: after a fetch that returned nothing, the consumer asks
+actors.consumer.stall whether it is stalled and raises TransientError if so.
+
+Graceful stop: once the stop event is set, the record in hand is finished, the loop
+returns, and the exit path commits and leaves the group (consumer.stop()).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+import anyio
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from anyio.abc import TaskStatus
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from actors.consumer.client_config import consumer_kwargs, producer_kwargs
+from actors.consumer.dead_letter import DeadLetterWriter
+from actors.consumer.handler import HandlerRunner
+from actors.consumer.offsets import PartitionOffsets
+from actors.consumer.partitions import OwnedPartitions
+from actors.consumer.records import Outcome, RecordProcessor
+from actors.consumer.settings import ConsumerSettings
+from actors.consumer.stall import PartitionProgress, lag, stalled
+from actors.consumer.state import ConsumerState
+from actors.messages import PausePartitions, Record, RefreshRequest, ResumePartitions
+from core.errors import TransientError, classify_exception
+from core.types import ErrorCategory
+
+__all__ = ["ConsumerLoop", "PartitionCommand"]
+
+_log = logging.getLogger(__name__)
+
+POLL_TIMEOUT_MS: Final = 200
+"""How long one fetch waits for records: bounds how late a stop or a resume is noticed."""
+
+_POSITION_TIMEOUT_S: Final = 0.1
+_WATCH_INTERVAL_S: Final = 1.0
+
+PartitionCommand = PausePartitions | ResumePartitions
+
+
+def _to_record(message: Any) -> Record:
+    return Record(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+        headers=tuple(message.headers or ()),
+        timestamp=message.timestamp,
+    )
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Hands aiokafka's rebalance callbacks to the loop."""
+
+    def __init__(self, loop: ConsumerLoop) -> None:
+        self._loop = loop
+
+    async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        await self._loop.on_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        self._loop.on_assigned(assigned)
+
+
+class ConsumerLoop:
+    """Runs one aiokafka consumer from start to exit (see the module docstring)."""
+
+    def __init__(
+        self,
+        settings: ConsumerSettings,
+        state: ConsumerState,
+        handler: HandlerRunner,
+        *,
+        stop: anyio.Event,
+        commands: MemoryObjectReceiveStream[PartitionCommand] | None,
+        refresh_requests: MemoryObjectSendStream[RefreshRequest] | None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._settings = settings
+        self._state = state
+        self._stats = state.stats
+        self._stop = stop
+        self._commands = commands
+        self._clock = clock
+        self._consumer = AIOKafkaConsumer(**consumer_kwargs(settings))
+        self._dead_letters = (
+            DeadLetterWriter(producer_kwargs(settings))
+            if settings.dead_letter_topic is not None
+            else None
+        )
+        self._partitions = OwnedPartitions(self._consumer, self._stats, state.pauses)
+        self._processor = RecordProcessor(
+            settings, state, handler, self._dead_letters, refresh_requests
+        )
+        self._in_flight = anyio.Lock()
+        self._handling = False
+        self._last_progress = clock()
+        self._fetching: anyio.CancelScope | None = None
+
+    async def run(self, *, task_status: TaskStatus[None]) -> None:
+        """Consume until stopped; raises what the supervisor must decide on."""
+        try:
+            await self._consumer.start()
+            if self._dead_letters is not None:
+                await self._dead_letters.start()
+            self._consumer.subscribe(topics=list(self._settings.topics), listener=_Rebalance(self))
+            task_status.started()
+            await self._run_tasks()
+        finally:
+            with anyio.move_on_after(self._settings.shutdown_timeout_s, shield=True):
+                await self._shut_down()
+
+    async def _run_tasks(self) -> None:
+        """The loop and its helpers; the first failure ends them all and is raised as is
+        (not wrapped in a group: the task group is this class's business)."""
+        try:
+            async with anyio.create_task_group() as tasks:
+                if self._commands is not None:
+                    tasks.start_soon(self._follow_commands, self._commands)
+                tasks.start_soon(self._commit_periodically)
+                tasks.start_soon(self._watch_periodically)
+                tasks.start_soon(self._interrupt_fetch_on_stop)
+                await self._consume()
+                tasks.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from group.exceptions[0].__cause__
+            raise
+
+    # -- the fetch loop ----------------------------------------------------------
+
+    async def _consume(self) -> None:
+        while not self._stop.is_set():
+            self._lift_breaker_pause_if_due()
+            batch = await self._fetch()
+            if batch:
+                self._progress()
+                self._stats.last_fetch_at = time.time()
+                await self._handle_batch(batch)
+
+    async def _fetch(self) -> dict[TopicPartition, list[Any]]:
+        """The next batch; empty when none came within the poll timeout or a stop cut in."""
+        try:
+            with anyio.CancelScope() as self._fetching:
+                batch: dict[TopicPartition, list[Any]] = await self._consumer.getmany(
+                    timeout_ms=POLL_TIMEOUT_MS, max_records=self._settings.max_poll_records
+                )
+                return batch
+            return {}
+        finally:
+            self._fetching = None
+
+    async def _interrupt_fetch_on_stop(self) -> None:
+        """A fetch may wait for a rebalance indefinitely; a stop must not wait for it."""
+        await self._stop.wait()
+        if self._fetching is not None:
+            self._fetching.cancel()
+
+    async def _handle_batch(self, batch: dict[TopicPartition, list[Any]]) -> None:
+        owned: list[tuple[TopicPartition, PartitionOffsets, list[Any]]] = []
+        for tp, messages in batch.items():
+            tracker = self._partitions.tracker(tp)
+            if tracker is None:
+                continue
+            for message in messages:
+                tracker.track(message.offset)
+            self._stats.consumed += len(messages)
+            owned.append((tp, tracker, messages))
+        for tp, tracker, messages in owned:
+            for message in messages:
+                if self._stop.is_set():
+                    return
+                if self._partitions.tracker(tp) is not tracker:
+                    break
+                if self._state.pauses.paused:
+                    self._partitions.rewind(tp, message.offset)
+                    break
+                outcome = await self._process(tp, tracker, message)
+                if outcome is Outcome.REFUSED:
+                    self._hold(self._state.breaker.name)
+                    self._partitions.rewind(tp, message.offset)
+                    break
+
+    async def _process(
+        self, tp: TopicPartition, tracker: PartitionOffsets, message: Any
+    ) -> Outcome | None:
+        async with self._in_flight:
+            if self._partitions.tracker(tp) is not tracker:
+                return None
+            self._handling = True
+            try:
+                outcome = await self._processor.process(_to_record(message))
+            finally:
+                self._handling = False
+            if outcome.finished:
+                tracker.finish(message.offset)
+                self._progress()
+        if outcome is Outcome.DEAD_LETTERED:
+            self._processor.raise_if_poison_storm()
+        return outcome
+
+    async def _commit_periodically(self) -> None:
+        """Commit finished offsets every interval, beside the loop: a slow commit never
+        holds up the records, and a failed one is tried again at the next interval."""
+        while True:
+            await anyio.sleep(self._settings.commit_interval_s)
+            try:
+                if await self._partitions.commit(self._commit_timeout()):
+                    self._progress()
+            except Exception as exc:
+                if classify_exception(exc) is not ErrorCategory.TRANSIENT:
+                    raise
+                _log.warning("commit failed, will try again: %s: %s", type(exc).__name__, exc)
+
+    def _commit_timeout(self) -> float:
+        return self._settings.request_timeout_ms / 1000
+
+    def _progress(self) -> None:
+        self._last_progress = self._clock()
+
+    # -- lag and the stall watchdog ------------------------------------------------
+
+    async def _watch_periodically(self) -> None:
+        """Refresh the lag gauges and judge stalls, beside the loop: a stalled loop
+        (a fetch waiting for a coordinator that is gone) cannot judge itself."""
+        timeout = self._settings.stall_timeout_s
+        interval = min(_WATCH_INTERVAL_S, timeout / 4) if timeout is not None else _WATCH_INTERVAL_S
+        while True:
+            await anyio.sleep(interval)
+            known = await self._refresh_lag()
+            if timeout is None or self._handling:
+                continue
+            idle_for = self._clock() - self._last_progress
+            if stalled(known.values(), idle_for=idle_for, timeout=timeout):
+                lags = {name: lag(progress) for name, progress in known.items()}
+                raise TransientError(
+                    f"consumer stalled: nothing fetched or committed for {idle_for:.1f}s "
+                    f"while partitions lag {lags}",
+                    context={"group_id": self._settings.group_id},
+                )
+
+    async def _refresh_lag(self) -> dict[str, PartitionProgress]:
+        paused = self._consumer.paused()
+        known: dict[str, PartitionProgress] = {}
+        for tp in self._partitions.owned():
+            highwater = self._consumer.highwater(tp)
+            position = await self._position(tp) if highwater is not None else None
+            progress = PartitionProgress(highwater, position, paused=tp in paused)
+            behind = lag(progress)
+            if behind is not None:
+                self._stats.lag[(tp.topic, tp.partition)] = behind
+            known[f"{tp.topic}[{tp.partition}]"] = progress
+        return known
+
+    async def _position(self, tp: TopicPartition) -> int | None:
+        with anyio.move_on_after(_POSITION_TIMEOUT_S):
+            try:
+                position: int = await self._consumer.position(tp)
+            except Exception:  # revoked meanwhile: no position to speak of
+                return None
+            return position
+        return None
+
+    # -- pause and resume --------------------------------------------------------
+
+    async def _follow_commands(self, commands: MemoryObjectReceiveStream[PartitionCommand]) -> None:
+        async for command in commands:
+            if isinstance(command, PausePartitions):
+                self._hold(command.reason)
+            else:
+                self._lift(command.reason)
+
+    def _hold(self, reason: str) -> None:
+        newly = self._state.pauses.hold(reason)
+        self._partitions.pause_all()
+        if newly:
+            _log.warning("paused fetching: %s", reason)
+
+    def _lift(self, reason: str) -> None:
+        if self._state.pauses.lift(reason):
+            self._partitions.resume_all()
+            self._progress()
+            _log.info("resumed fetching: %s", reason)
+
+    def _lift_breaker_pause_if_due(self) -> None:
+        breaker = self._state.breaker
+        if breaker.name in self._state.pauses.reasons and breaker.retry_after() <= 0:
+            self._lift(breaker.name)
+
+    # -- rebalance -----------------------------------------------------------------
+
+    async def on_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        """Finish the record in hand, commit what is finished of `revoked`, let them go."""
+        async with self._in_flight:
+            try:
+                await self._partitions.commit(self._commit_timeout(), only=revoked)
+            except Exception as exc:
+                _log.warning(
+                    "could not commit revoked partitions; their next owner starts from the "
+                    "last commit: %s: %s",
+                    type(exc).__name__,
+                    exc,
+                )
+            self._partitions.release(revoked)
+
+    def on_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        """Track `assigned` afresh and re-apply any pause (aiokafka forgets pauses)."""
+        self._partitions.assign(assigned)
+        self._progress()
+        _log.info("assigned %s", sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned))
+
+    # -- exit ----------------------------------------------------------------------
+
+    async def _shut_down(self) -> None:
+        steps: list[tuple[str, Callable[[], Any]]] = [
+            ("commit", lambda: self._partitions.commit(self._commit_timeout())),
+        ]
+        if self._dead_letters is not None:
+            steps.append(("stop the dead-letter producer", self._dead_letters.stop))
+        steps.append(("leave the group", self._leave_group))
+        for what, step in steps:
+            try:
+                await step()
+            except Exception as exc:
+                _log.warning("on exit, could not %s: %s: %s", what, type(exc).__name__, exc)
+
+    async def _leave_group(self) -> None:
+        """`consumer.stop()`, surviving an aiokafka quirk.
+
+        With the broker unreachable, aiokafka's fetcher cancels a fetch that is waiting
+        out its retry backoff and then awaits it, so the fetch's CancelledError escapes
+        `stop()` although nobody cancelled us, and the network client is left open. That
+        error is swallowed here (a real cancellation of this task is re-raised) and the
+        close is finished.
+        """
+        try:
+            await self._consumer.stop()
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
+            await self._consumer._client.close()

@@ -1,0 +1,124 @@
+"""The partitions one consumer owns: their offset trackers, commits, rewinds and pauses.
+
+Commits name explicit offsets (`{tp: OffsetAndMetadata(next_offset, "")}`) and only for
+partitions still assigned, so a commit never speaks for a partition another member
+took over. A commit is bounded by a deadline: aiokafka retries a missing coordinator
+for ever, and a consumer that cannot commit must not hang silently.
+
+aiokafka rebalances eagerly (every partition is revoked, then the new set assigned), and
+forgets pauses when it does, so `assign` re-applies the pause the reasons still hold.
+Each assignment gets fresh trackers; a batch fetched under the old assignment notices
+its tracker was replaced and drops its remaining records (they are fetched again from
+the committed offset).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import anyio
+from aiokafka import TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+
+from actors.consumer.offsets import PartitionOffsets
+from actors.consumer.pauses import PauseReasons
+from actors.consumer.stats import ConsumerStats
+
+__all__ = ["OwnedPartitions"]
+
+_log = logging.getLogger(__name__)
+
+
+class OwnedPartitions:
+    """Bookkeeping for the partitions assigned to one aiokafka consumer."""
+
+    def __init__(self, consumer: Any, stats: ConsumerStats, pauses: PauseReasons) -> None:
+        self._consumer = consumer
+        self._stats = stats
+        self._pauses = pauses
+        self._trackers: dict[TopicPartition, PartitionOffsets] = {}
+
+    def tracker(self, tp: TopicPartition) -> PartitionOffsets | None:
+        """The tracker of `tp` under the current assignment, None when not owned."""
+        return self._trackers.get(tp)
+
+    def owned(self) -> list[TopicPartition]:
+        """The partitions assigned now."""
+        return list(self._trackers)
+
+    def assign(self, assigned: Iterable[TopicPartition]) -> None:
+        """Take over `assigned` with fresh trackers, paused if a pause reason is held."""
+        tps = list(assigned)
+        for tp in tps:
+            self._trackers[tp] = PartitionOffsets()
+        if self._pauses.paused and tps:
+            self._consumer.pause(*tps)
+        self._publish()
+
+    def release(self, revoked: Iterable[TopicPartition]) -> None:
+        """Forget `revoked` (after their finished offsets were committed)."""
+        for tp in revoked:
+            self._trackers.pop(tp, None)
+            key = (tp.topic, tp.partition)
+            self._stats.committed.pop(key, None)
+            self._stats.lag.pop(key, None)
+        self._publish()
+
+    def pause_all(self) -> None:
+        """Stop fetching from every owned partition."""
+        if self._trackers:
+            self._consumer.pause(*self._trackers)
+        self._publish()
+
+    def resume_all(self) -> None:
+        """Fetch again from every owned partition."""
+        if self._trackers:
+            self._consumer.resume(*self._trackers)
+        self._publish()
+
+    def rewind(self, tp: TopicPartition, offset: int) -> None:
+        """Fetch `tp` again from `offset`, which was not finished, and untrack from there."""
+        tracker = self._trackers.get(tp)
+        if tracker is None:
+            return
+        tracker.forget_from(offset)
+        self._consumer.seek(tp, offset)
+
+    async def commit(self, time_limit: float, only: Iterable[TopicPartition] | None = None) -> int:
+        """Commit every owned partition's new watermark; returns how many were committed."""
+        chosen = set(only) if only is not None else None
+        assigned = self._consumer.assignment()
+        marks: dict[TopicPartition, tuple[PartitionOffsets, int]] = {}
+        for tp, tracker in self._trackers.items():
+            if (chosen is None or tp in chosen) and tp in assigned:
+                mark = tracker.to_commit()
+                if mark is not None:
+                    marks[tp] = (tracker, mark)
+        if not marks:
+            return 0
+        with anyio.fail_after(time_limit):
+            await self._consumer.commit(
+                {tp: OffsetAndMetadata(mark, "") for tp, (_, mark) in marks.items()}
+            )
+        for tp, (tracker, mark) in marks.items():
+            tracker.committed = mark
+            if self._trackers.get(tp) is tracker:
+                self._stats.committed[(tp.topic, tp.partition)] = mark
+        self._stats.commits += 1
+        self._stats.last_commit_at = time.time()
+        _log.debug(
+            "committed %s", {f"{tp.topic}[{tp.partition}]": m for tp, (_, m) in marks.items()}
+        )
+        return len(marks)
+
+    def _publish(self) -> None:
+        self._stats.assigned = frozenset((tp.topic, tp.partition) for tp in self._trackers)
+        self._stats.paused = (
+            frozenset((tp.topic, tp.partition) for tp in self._consumer.paused())
+            if self._trackers
+            else frozenset()
+        )
+        self._stats.pause_reasons = self._pauses.reasons

@@ -1,0 +1,316 @@
+"""Everything the Kafka consumer actor is configured with, validated once, frozen.
+
+`ConsumerSettings` holds the aiokafka connection and fetch settings next to the
+consumer's own behaviour (dead-letter topic, dedup, poison guard, stall watchdog, commit
+interval, retries, handler breaker). A mistake raises ConfigurationError naming the field
+at construction, not at the first record. `event_hubs_profile` gives the values Azure
+Event Hubs documents for Kafka clients. The SASL password is masked in `repr`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import ssl
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+from urllib.parse import urlsplit
+
+from core.auth.kafka_oauth import KafkaOAuthError, eventhubs_scope_for
+from core.errors import ConfigurationError
+from core.resilience.backoff import RetryConfig
+from core.resilience.circuit_config import CircuitBreakerConfig
+
+__all__ = [
+    "EVENT_HUBS_MAX_REQUEST_SIZE",
+    "ConsumerSettings",
+    "DedupSettings",
+    "PoisonGuardSettings",
+    "RetryBudgetSettings",
+    "SaslMechanism",
+    "SecurityProtocol",
+    "event_hubs_profile",
+]
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
+
+_PROTOCOLS: Final = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+_MECHANISMS: Final = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
+_PASSWORD_MECHANISMS: Final = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+_SECRET_FIELDS: Final = frozenset({"sasl_password"})
+
+EVENT_HUBS_MAX_REQUEST_SIZE: Final = 1_000_000
+"""Event Hubs rejects produce requests above 1 MB (the dead-letter producer's limit)."""
+
+
+def _require(condition: bool, field_name: str, problem: str) -> None:
+    if not condition:
+        raise ConfigurationError(f"consumer setting {field_name}: {problem}")
+
+
+def _positive(settings: object, *names: str) -> None:
+    for name in names:
+        value = getattr(settings, name)
+        _require(
+            value > 0 and not (isinstance(value, float) and math.isinf(value)),
+            name,
+            f"got {value!r}; must be a finite number greater than 0",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DedupSettings:
+    """Skip records whose trace id was handled recently (see actors.consumer.dedup)."""
+
+    enabled: bool = True
+    header: str | None = "trace_id"
+    """Header holding the trace id; ignored when `json_field` is set."""
+    json_field: str | None = None
+    """Top-level field of a JSON value holding the trace id, instead of a header."""
+    capacity: int = 100_000
+    """At most this many ids are remembered (least recently handled evicted first)."""
+    ttl_s: float | None = None
+    """Forget an id after this many seconds; None keeps it until evicted."""
+
+    def __post_init__(self) -> None:
+        _positive(self, "capacity")
+        if self.ttl_s is not None:
+            _positive(self, "ttl_s")
+        if self.enabled:
+            _require(
+                bool(self.json_field or self.header),
+                "dedup.header",
+                "dedup needs a trace id header or a JSON field (or enabled=False)",
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class PoisonGuardSettings:
+    """Escalate when too many of the latest records were dead-lettered (actors.consumer.poison)."""
+
+    window: int = 100
+    max_share: float = 0.5
+    min_sample: int = 20
+
+    def __post_init__(self) -> None:
+        _positive(self, "window", "min_sample")
+        _require(0 < self.max_share <= 1, "poison.max_share", f"got {self.max_share!r}; in (0, 1]")
+        _require(
+            self.min_sample <= self.window,
+            "poison.min_sample",
+            f"got {self.min_sample}; must not exceed poison.window ({self.window})",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RetryBudgetSettings:
+    """Retries of the handler may add at most `ratio` to its calls (core.resilience.RetryBudget)."""
+
+    ratio: float = 0.2
+    window_s: float = 10.0
+    min_retries_per_window: int = 10
+
+    def __post_init__(self) -> None:
+        _require(0 <= self.ratio <= 1, "retry_budget.ratio", f"got {self.ratio!r}; in [0, 1]")
+        _positive(self, "window_s")
+        _require(
+            self.min_retries_per_window >= 0,
+            "retry_budget.min_retries_per_window",
+            f"got {self.min_retries_per_window!r}; must be >= 0",
+        )
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class ConsumerSettings:
+    """The Kafka consumer actor's configuration (aiokafka's names where it has one)."""
+
+    bootstrap_servers: str
+    topics: tuple[str, ...]
+    group_id: str
+    client_id: str = "kafka-pipeline"
+
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    oauth_token_provider: Any = None
+    """An aiokafka AbstractTokenProvider (core.auth.create_kafka_oauth_callback) for OAUTHBEARER."""
+    ssl_context: ssl.SSLContext | None = None
+    """None with SSL or SASL_SSL means `ssl.create_default_context()`."""
+    auth_scope: str | None = None
+    """Token scope to refresh (RefreshRequest) when the handler fails with an AUTH error."""
+
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 3_000
+    max_poll_interval_ms: int = 300_000
+    max_poll_records: int = 500
+    """Largest batch taken from one fetch."""
+    fetch_max_wait_ms: int = 500
+    fetch_min_bytes: int = 1
+    fetch_max_bytes: int = 52_428_800
+    max_partition_fetch_bytes: int = 1_048_576
+    connections_max_idle_ms: int = 540_000
+    metadata_max_age_ms: int = 300_000
+    request_timeout_ms: int = 40_000
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    """Where a group without a committed offset starts (Tansu's "latest" is wrong)."""
+
+    dead_letter_topic: str | None = "{topic}.dlq"
+    """Topic for PERMANENT failures; `{topic}` is the source topic. None: escalate instead."""
+    max_request_size: int = 1_048_576
+    """The dead-letter producer's request size limit."""
+
+    dedup: DedupSettings = field(default_factory=DedupSettings)
+    poison: PoisonGuardSettings = field(default_factory=PoisonGuardSettings)
+    stall_timeout_s: float | None = 120.0
+    """Restart when lagging partitions yield nothing this long; None disables the watchdog."""
+    commit_interval_s: float = 1.0
+    """Commit finished offsets at most this often (and on revoke and on stop)."""
+    shutdown_timeout_s: float = 10.0
+    """Bound on the final commit and leaving the group when the actor exits."""
+    refresh_timeout_s: float = 30.0
+    """Bound on waiting for the token refresher after an AUTH failure."""
+    sync_handler_in_thread: bool = True
+    """Run a synchronous handler in a worker thread so it cannot block the event loop."""
+    retry: RetryConfig = field(default_factory=RetryConfig)
+    """In-place retries of a TRANSIENT or UNKNOWN handler failure before the actor crashes."""
+    retry_budget: RetryBudgetSettings = field(default_factory=RetryBudgetSettings)
+    breaker: CircuitBreakerConfig = field(default_factory=CircuitBreakerConfig)
+    """The handler's breaker: opening it pauses the partitions instead of crashing."""
+
+    def __post_init__(self) -> None:
+        _require(bool(self.bootstrap_servers.strip()), "bootstrap_servers", "must not be empty")
+        _require(
+            bool(self.topics) and all(t.strip() for t in self.topics),
+            "topics",
+            f"got {list(self.topics)!r}; needs at least one non-empty topic name",
+        )
+        _require(bool(self.group_id.strip()), "group_id", "must not be empty (commits need it)")
+        self._check_security()
+        _positive(
+            self,
+            "session_timeout_ms",
+            "heartbeat_interval_ms",
+            "max_poll_interval_ms",
+            "max_poll_records",
+            "fetch_max_wait_ms",
+            "fetch_min_bytes",
+            "fetch_max_bytes",
+            "max_partition_fetch_bytes",
+            "connections_max_idle_ms",
+            "metadata_max_age_ms",
+            "request_timeout_ms",
+            "max_request_size",
+            "commit_interval_s",
+            "shutdown_timeout_s",
+            "refresh_timeout_s",
+        )
+        _require(
+            self.heartbeat_interval_ms < self.session_timeout_ms,
+            "heartbeat_interval_ms",
+            f"got {self.heartbeat_interval_ms}; must be below session_timeout_ms "
+            f"({self.session_timeout_ms})",
+        )
+        _require(
+            self.auto_offset_reset in ("earliest", "latest"),
+            "auto_offset_reset",
+            f"got {self.auto_offset_reset!r}; allowed: 'earliest', 'latest'",
+        )
+        if self.stall_timeout_s is not None:
+            _positive(self, "stall_timeout_s")
+        if self.dead_letter_topic is not None:
+            self._check_dead_letter_topic(self.dead_letter_topic)
+
+    def _check_security(self) -> None:
+        protocol, mechanism = self.security_protocol, self.sasl_mechanism
+        _require(protocol in _PROTOCOLS, "security_protocol", f"got {protocol!r}; {_PROTOCOLS}")
+        if not protocol.startswith("SASL_"):
+            _require(mechanism is None, "sasl_mechanism", f"{mechanism!r} needs a SASL_* protocol")
+            return
+        _require(mechanism in _MECHANISMS, "sasl_mechanism", f"got {mechanism!r}; {_MECHANISMS}")
+        if mechanism in _PASSWORD_MECHANISMS:
+            _require(bool(self.sasl_username), "sasl_username", f"required for {mechanism}")
+            _require(bool(self.sasl_password), "sasl_password", f"required for {mechanism}")
+        else:
+            _require(
+                self.oauth_token_provider is not None,
+                "oauth_token_provider",
+                "required for OAUTHBEARER (see core.auth.create_kafka_oauth_callback)",
+            )
+
+    def _check_dead_letter_topic(self, template: str) -> None:
+        try:
+            names = {template.format(topic=topic) for topic in self.topics}
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigurationError(
+                f"consumer setting dead_letter_topic: {template!r} may only use {{topic}}"
+            ) from exc
+        clash = names & set(self.topics)
+        _require(not clash, "dead_letter_topic", f"{sorted(clash)} is also consumed from")
+        _require(all(names), "dead_letter_topic", "must not be empty (None disables it)")
+
+    def dead_letter_topic_for(self, topic: str) -> str | None:
+        """The dead-letter topic for records of `topic`; None when dead-lettering is off."""
+        if self.dead_letter_topic is None:
+            return None
+        return self.dead_letter_topic.format(topic=topic)
+
+    def __repr__(self) -> str:
+        shown = (
+            f"{f.name}='***'"
+            if f.name in _SECRET_FIELDS and getattr(self, f.name) is not None
+            else f"{f.name}={getattr(self, f.name)!r}"
+            for f in dataclasses.fields(self)
+        )
+        return f"ConsumerSettings({', '.join(shown)})"
+
+
+def event_hubs_profile(
+    namespace: str,
+    *,
+    topics: tuple[str, ...],
+    group_id: str,
+    token_provider: Any,
+    **overrides: Any,
+) -> ConsumerSettings:
+    """Settings for an Azure Event Hubs namespace's Kafka endpoint, over OAUTHBEARER.
+
+    `namespace` is the namespace name or its host (`<name>.servicebus.windows.net`).
+    `token_provider` is aiokafka's OAUTHBEARER provider (core.auth.create_kafka_oauth_callback);
+    its scope (or the namespace's) is what AUTH failures ask the token refresher to refresh.
+    The values are the ones Event Hubs documents for Kafka clients: the service closes
+    idle connections after 240 s, hence connections_max_idle_ms and metadata_max_age_ms of
+    180 s; session_timeout_ms 30 s; request_timeout_ms 60 s; produce requests of at most
+    1 MB. Event Hubs does not create topics: the dead-letter event hub must exist.
+    `overrides` replace any field (the 1 MB request limit still holds).
+    """
+    _require(bool(namespace.strip()), "namespace", "the Event Hubs namespace must not be empty")
+    try:
+        scope = eventhubs_scope_for(namespace)
+    except KafkaOAuthError as exc:
+        raise ConfigurationError(f"consumer setting namespace: {exc}") from exc
+    host = urlsplit(scope).netloc
+    profile: dict[str, Any] = {
+        "bootstrap_servers": f"{host}:9093",
+        "topics": topics,
+        "group_id": group_id,
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "OAUTHBEARER",
+        "oauth_token_provider": token_provider,
+        "ssl_context": ssl.create_default_context(),
+        "auth_scope": getattr(token_provider, "scope", None) or scope,
+        "connections_max_idle_ms": 180_000,
+        "metadata_max_age_ms": 180_000,
+        "session_timeout_ms": 30_000,
+        "request_timeout_ms": 60_000,
+        "max_request_size": EVENT_HUBS_MAX_REQUEST_SIZE,
+    }
+    settings = ConsumerSettings(**{**profile, **overrides})
+    _require(
+        settings.max_request_size <= EVENT_HUBS_MAX_REQUEST_SIZE,
+        "max_request_size",
+        f"got {settings.max_request_size}; Event Hubs accepts at most "
+        f"{EVENT_HUBS_MAX_REQUEST_SIZE} bytes",
+    )
+    return settings

@@ -1,0 +1,100 @@
+"""The consumer's live counters, readable from outside while it runs.
+
+The wiring owns one `ConsumerStats` and hands it to every incarnation of the actor (like
+the streams), so the counters survive restarts; metrics exporters and status lines call
+`snapshot()` for a consistent, immutable copy (the style of anyio's `statistics()`).
+Times are wall-clock seconds since the epoch, ready to export as Prometheus gauges.
+Partitions are `(topic, partition)` pairs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+__all__ = ["ConsumerStats", "ConsumerStatsSnapshot", "Partition"]
+
+Partition = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerStatsSnapshot:
+    """The counters at one instant."""
+
+    starts: int
+    consumed: int
+    handled: int
+    failed: int
+    """Handler calls that raised (every attempt counts)."""
+    retried: int
+    dead_lettered: int
+    deduplicated: int
+    dedup_undecodable: int
+    """Records whose trace id could not be read, so dedup did not apply."""
+    commits: int
+    committed: Mapping[Partition, int]
+    lag: Mapping[Partition, int]
+    assigned: frozenset[Partition]
+    paused: frozenset[Partition]
+    pause_reasons: frozenset[str]
+    last_fetch_at: float | None
+    last_commit_at: float | None
+    handler_seconds_sum: float
+    handler_seconds_count: int
+
+
+class ConsumerStats:
+    """Mutable counters the actor updates; `snapshot()` is what others read."""
+
+    def __init__(self, *, on_handler_latency: Callable[[float], None] | None = None) -> None:
+        self.on_handler_latency = on_handler_latency
+        """Called with each handler call's duration in seconds (e.g. a histogram's observe)."""
+        self.starts = 0
+        self.consumed = 0
+        self.handled = 0
+        self.failed = 0
+        self.retried = 0
+        self.dead_lettered = 0
+        self.deduplicated = 0
+        self.dedup_undecodable = 0
+        self.commits = 0
+        self.committed: dict[Partition, int] = {}
+        self.lag: dict[Partition, int] = {}
+        self.assigned: frozenset[Partition] = frozenset()
+        self.paused: frozenset[Partition] = frozenset()
+        self.pause_reasons: frozenset[str] = frozenset()
+        self.last_fetch_at: float | None = None
+        self.last_commit_at: float | None = None
+        self.handler_seconds_sum = 0.0
+        self.handler_seconds_count = 0
+
+    def observe_handler(self, seconds: float) -> None:
+        """Add one handler call's duration."""
+        self.handler_seconds_sum += seconds
+        self.handler_seconds_count += 1
+        if self.on_handler_latency is not None:
+            self.on_handler_latency(seconds)
+
+    def snapshot(self) -> ConsumerStatsSnapshot:
+        """An immutable copy of every counter."""
+        return ConsumerStatsSnapshot(
+            starts=self.starts,
+            consumed=self.consumed,
+            handled=self.handled,
+            failed=self.failed,
+            retried=self.retried,
+            dead_lettered=self.dead_lettered,
+            deduplicated=self.deduplicated,
+            dedup_undecodable=self.dedup_undecodable,
+            commits=self.commits,
+            committed=MappingProxyType(dict(self.committed)),
+            lag=MappingProxyType(dict(self.lag)),
+            assigned=self.assigned,
+            paused=self.paused,
+            pause_reasons=self.pause_reasons,
+            last_fetch_at=self.last_fetch_at,
+            last_commit_at=self.last_commit_at,
+            handler_seconds_sum=self.handler_seconds_sum,
+            handler_seconds_count=self.handler_seconds_count,
+        )

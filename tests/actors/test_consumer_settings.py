@@ -1,0 +1,213 @@
+"""Consumer settings: validation with clear errors, the Event Hubs profile, aiokafka kwargs."""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.abc import AbstractTokenProvider
+
+from actors.consumer.client_config import consumer_kwargs, producer_kwargs
+from actors.consumer.settings import (
+    EVENT_HUBS_MAX_REQUEST_SIZE,
+    ConsumerSettings,
+    DedupSettings,
+    PoisonGuardSettings,
+    RetryBudgetSettings,
+    event_hubs_profile,
+)
+from core.errors import ConfigurationError
+
+
+class StaticToken(AbstractTokenProvider):  # type: ignore[misc]
+    """An OAUTHBEARER provider with a fixed token: Azure AD itself cannot run here."""
+
+    scope = "https://eventhubs.azure.net/.default"
+
+    async def token(self) -> str:
+        return "not-a-real-token"
+
+
+def settings(**overrides: Any) -> ConsumerSettings:
+    """Valid plaintext settings with `overrides` applied."""
+    return ConsumerSettings(
+        **{"bootstrap_servers": "127.0.0.1:9092", "topics": ("orders",), "group_id": "g"}
+        | overrides
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"bootstrap_servers": " "}, "bootstrap_servers"),
+        ({"topics": ()}, "topics"),
+        ({"topics": ("orders", "")}, "topics"),
+        ({"group_id": ""}, "group_id"),
+        ({"security_protocol": "TLS"}, "security_protocol"),
+        ({"sasl_mechanism": "PLAIN"}, "sasl_mechanism"),
+        ({"security_protocol": "SASL_SSL"}, "sasl_mechanism"),
+        ({"security_protocol": "SASL_SSL", "sasl_mechanism": "PLAIN"}, "sasl_username"),
+        (
+            {
+                "security_protocol": "SASL_SSL",
+                "sasl_mechanism": "SCRAM-SHA-512",
+                "sasl_username": "u",
+            },
+            "sasl_password",
+        ),
+        (
+            {"security_protocol": "SASL_SSL", "sasl_mechanism": "OAUTHBEARER"},
+            "oauth_token_provider",
+        ),
+        ({"session_timeout_ms": 0}, "session_timeout_ms"),
+        ({"heartbeat_interval_ms": 10_000}, "heartbeat_interval_ms"),
+        ({"max_poll_records": -1}, "max_poll_records"),
+        ({"commit_interval_s": float("inf")}, "commit_interval_s"),
+        ({"stall_timeout_s": 0.0}, "stall_timeout_s"),
+        ({"auto_offset_reset": "none"}, "auto_offset_reset"),
+        ({"dead_letter_topic": "{partition}.dlq"}, "dead_letter_topic"),
+        ({"dead_letter_topic": "orders"}, "dead_letter_topic"),
+        ({"dead_letter_topic": ""}, "dead_letter_topic"),
+    ],
+)
+def test_invalid_settings_name_the_field(overrides: dict[str, Any], field: str) -> None:
+    """Each mistake raises ConfigurationError naming the field at fault."""
+    with pytest.raises(ConfigurationError, match=f"consumer setting {field}"):
+        settings(**overrides)
+
+
+@pytest.mark.parametrize(
+    ("build", "field"),
+    [
+        (lambda: DedupSettings(capacity=0), "capacity"),
+        (lambda: DedupSettings(ttl_s=-1.0), "ttl_s"),
+        (lambda: DedupSettings(header=None), "dedup.header"),
+        (lambda: PoisonGuardSettings(max_share=0.0), "poison.max_share"),
+        (lambda: PoisonGuardSettings(window=10, min_sample=11), "poison.min_sample"),
+        (lambda: RetryBudgetSettings(ratio=1.5), "retry_budget.ratio"),
+        (lambda: RetryBudgetSettings(min_retries_per_window=-1), "min_retries_per_window"),
+    ],
+)
+def test_invalid_nested_settings_name_the_field(build: Any, field: str) -> None:
+    """Dedup, poison guard and retry budget settings are validated like the rest."""
+    with pytest.raises(ConfigurationError, match=field):
+        build()
+
+
+def test_dead_letter_topic_follows_the_source_topic() -> None:
+    """The default dead-letter topic is `<topic>.dlq`; None turns dead-lettering off."""
+    assert settings().dead_letter_topic_for("orders") == "orders.dlq"
+    assert settings(dead_letter_topic="failed").dead_letter_topic_for("orders") == "failed"
+    assert settings(dead_letter_topic=None).dead_letter_topic_for("orders") is None
+
+
+def test_password_is_masked_in_repr() -> None:
+    """The SASL password never appears in the settings' repr; the username does."""
+    text = repr(
+        settings(
+            security_protocol="SASL_SSL",
+            sasl_mechanism="SCRAM-SHA-256",
+            sasl_username="svc-user",
+            sasl_password="hunter2-secret",
+        )
+    )
+    assert "hunter2-secret" not in text
+    assert "sasl_password='***'" in text
+    assert "svc-user" in text
+
+
+def test_event_hubs_profile_has_the_documented_values() -> None:
+    """The profile uses Event Hubs' documented client values over SASL_SSL + OAUTHBEARER."""
+    provider = StaticToken()
+    profile = event_hubs_profile("myns", topics=("orders",), group_id="g", token_provider=provider)
+    assert profile.bootstrap_servers == "myns.servicebus.windows.net:9093"
+    assert (profile.security_protocol, profile.sasl_mechanism) == ("SASL_SSL", "OAUTHBEARER")
+    assert profile.oauth_token_provider is provider
+    assert isinstance(profile.ssl_context, ssl.SSLContext)
+    assert profile.ssl_context.verify_mode == ssl.CERT_REQUIRED
+    assert profile.connections_max_idle_ms == 180_000
+    assert profile.metadata_max_age_ms == 180_000
+    assert profile.session_timeout_ms == 30_000
+    assert profile.request_timeout_ms == 60_000
+    assert profile.max_request_size <= 1_000_000
+    assert profile.auth_scope == provider.scope
+
+
+def test_event_hubs_profile_accepts_overrides_within_its_limits() -> None:
+    """Overrides apply, but not a request size Event Hubs would reject."""
+    profile = event_hubs_profile(
+        "myns.servicebus.windows.net",
+        topics=("orders",),
+        group_id="g",
+        token_provider=object(),
+        max_poll_records=50,
+    )
+    assert profile.max_poll_records == 50
+    assert profile.auth_scope == "https://myns.servicebus.windows.net/.default"
+    with pytest.raises(ConfigurationError, match="max_request_size"):
+        event_hubs_profile(
+            "myns",
+            topics=("orders",),
+            group_id="g",
+            token_provider=object(),
+            max_request_size=EVENT_HUBS_MAX_REQUEST_SIZE + 1,
+        )
+
+
+def test_event_hubs_profile_rejects_a_bad_namespace() -> None:
+    """A namespace that is no host name is a configuration error."""
+    with pytest.raises(ConfigurationError, match="namespace"):
+        event_hubs_profile("my ns!", topics=("orders",), group_id="g", token_provider=object())
+
+
+def test_consumer_kwargs_never_auto_commit_and_carry_oauth() -> None:
+    """The consumer commits by hand and authenticates with the profile's token provider."""
+    provider = StaticToken()
+    kwargs = consumer_kwargs(
+        event_hubs_profile("myns", topics=("orders",), group_id="g", token_provider=provider)
+    )
+    assert kwargs["enable_auto_commit"] is False
+    assert kwargs["sasl_oauth_token_provider"] is provider
+    assert kwargs["sasl_mechanism"] == "OAUTHBEARER"
+    assert kwargs["group_id"] == "g"
+    assert "sasl_plain_password" not in kwargs
+
+
+def test_producer_kwargs_wait_for_all_replicas_within_the_size_limit() -> None:
+    """The dead-letter producer uses acks=all, no idempotence, and the request size limit."""
+    kwargs = producer_kwargs(
+        settings(
+            security_protocol="SASL_PLAINTEXT",
+            sasl_mechanism="PLAIN",
+            sasl_username="u",
+            sasl_password="p",
+            max_request_size=900_000,
+        )
+    )
+    assert kwargs["acks"] == "all"
+    assert kwargs["enable_idempotence"] is False
+    assert kwargs["max_request_size"] == 900_000
+    assert (kwargs["sasl_plain_username"], kwargs["sasl_plain_password"]) == ("u", "p")
+    assert "ssl_context" not in kwargs
+
+
+def test_ssl_without_a_context_gets_the_default_one() -> None:
+    """SSL without an explicit context verifies certificates with the system's defaults."""
+    kwargs = consumer_kwargs(settings(security_protocol="SSL"))
+    assert isinstance(kwargs["ssl_context"], ssl.SSLContext)
+    assert kwargs["ssl_context"].verify_mode == ssl.CERT_REQUIRED
+
+
+@pytest.mark.anyio
+async def test_aiokafka_accepts_the_generated_kwargs() -> None:
+    """aiokafka's own constructors accept the kwargs of an Event Hubs profile (no connection)."""
+    profile = event_hubs_profile(
+        "myns", topics=("orders",), group_id="g", token_provider=StaticToken()
+    )
+    consumer = AIOKafkaConsumer(**consumer_kwargs(profile))
+    producer = AIOKafkaProducer(**producer_kwargs(profile))
+    await consumer.stop()
+    await producer.stop()
+    assert consumer._group_id == "g"
