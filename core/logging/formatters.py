@@ -43,7 +43,6 @@ attributes *before* calling LogRecord.__init__ would have those skipped."""
 _RECORD_ATTRIBUTES: Final = frozenset(_FRESH_RECORD_ATTRIBUTES) | {
     "message",
     "asctime",
-    "taskName",
     CONTEXT_ATTRIBUTE,
 }
 """Attributes every LogRecord has (or a stdlib formatter adds): not extra fields."""
@@ -110,11 +109,10 @@ class _RecordDictFormatter(logging.Formatter):
                     extra_names[key] = ""
                 else:
                     self._add_new_extra(key, value, out)
-        if record.exc_info or record.exc_text:
-            if record.exc_info and not record.exc_text:
-                record.exc_text = self.formatException(record.exc_info)
-            if record.exc_text:
-                out["exception"] = mask_text(record.exc_text)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            out["exception"] = mask_text(record.exc_text)
         if record.stack_info:
             out["stack"] = self.formatStack(record.stack_info)
         return out

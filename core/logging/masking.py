@@ -27,6 +27,8 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
+from core.logging.encoding import safe_str
+
 __all__ = [
     "MASK",
     "SECRET_NAME_PARTS",
@@ -87,7 +89,7 @@ def mask_value(value: Any, depth: int = 0) -> Any:
     if isinstance(value, Mapping):
         masked: dict[str, Any] = {}
         for key, item in value.items():
-            name = key if type(key) is str else _key_to_str(key)
+            name = key if type(key) is str else safe_str(key)
             masked[name] = MASK if is_secret_name(name) else mask_value(item, depth + 1)
         return masked
     if isinstance(value, list | tuple | set | frozenset):
@@ -116,11 +118,3 @@ def _mask_assignment(match: re.Match[str]) -> str:
     """Mask the value of one `name=value` whose name looks secret."""
     name, separator, _ = match.groups()
     return name + separator + MASK if is_secret_name(name) else match.group(0)
-
-
-def _key_to_str(key: object) -> str:
-    """Render a non-str dict key as text, whatever its __str__ does."""
-    try:
-        return str(key)
-    except Exception:
-        return f"<unprintable {type(key).__name__} key>"

@@ -226,9 +226,11 @@ def test_json_ignores_attributes_a_stdlib_formatter_left_on_the_record() -> None
     """`message` and `asctime`, set by a stdlib formatter of another handler, are no fields."""
     record = logging.makeLogRecord({"msg": "shared", "name": "x", "levelname": "INFO"})
     logging.Formatter("%(asctime)s %(message)s").format(record)
-    line = orjson.loads(JSONFormatter().format(record))
-    assert "asctime" not in line
-    assert line["message"] == "shared"
+    formatter = JSONFormatter()
+    for _ in range(2):
+        line = orjson.loads(formatter.format(record))
+        assert "asctime" not in line
+        assert line["message"] == "shared"
 
 
 def test_json_prefers_the_context_snapshot_a_filter_attached() -> None:
@@ -290,6 +292,15 @@ def test_console_puts_the_traceback_on_the_following_lines() -> None:
     assert first.endswith("lookup failed")
     assert following[0] == "Traceback (most recent call last):"
     assert following[-1] == "KeyError: 'missing'"
+
+
+def test_console_puts_the_stack_on_the_following_lines() -> None:
+    """With stack_info, the stack follows the record line."""
+    log = CapturedLog(ConsoleFormatter())
+    log.logger.info("where", stack_info=True)
+    first, second, *_ = log.lines()
+    assert first.endswith("where")
+    assert second == "Stack (most recent call last):"
 
 
 def test_console_masks_secret_fields_and_message_credentials() -> None:

@@ -62,6 +62,19 @@ def test_mask_value_stringifies_non_string_keys_and_checks_them() -> None:
     assert mask_value({1: "a", ("api_key", 2): "b"}) == {"1": "a", "('api_key', 2)": MASK}
 
 
+def test_mask_value_uses_repr_for_keys_whose_str_fails() -> None:
+    """A key object whose str() raises is written by its repr() instead."""
+
+    class Odd:
+        def __str__(self) -> str:
+            raise ValueError
+
+        def __repr__(self) -> str:
+            return "Odd()"
+
+    assert mask_value({Odd(): 1}) == {"Odd()": 1}
+
+
 def test_mask_value_cuts_cycles_with_a_placeholder() -> None:
     """A self-referencing structure ends in a placeholder instead of recursing forever."""
     loop: list[object] = []
