@@ -65,6 +65,8 @@ class _RecordDictFormatter(logging.Formatter):
         self._timestamps = UtcTimestamps()
         self._extra_names: dict[object, str] = {}
         """Extra field -> output name, or "" for a LogRecord attribute to skip."""
+        self._masked_templates: dict[str, str] = {}
+        """Message without arguments -> its masked text (most messages are constants)."""
 
     def to_dict(self, record: logging.LogRecord) -> dict[str, Any]:
         """Return the record's output keys and fields, in output order, secrets masked."""
@@ -75,16 +77,22 @@ class _RecordDictFormatter(logging.Formatter):
         if second != cached_second:
             prefix = self._timestamps.prefix(second)
         message = record.msg
-        if type(message) is not str or record.args:
+        if type(message) is str and not record.args:
+            masked = self._masked_templates.get(message)
+            if masked is None:
+                masked = mask_text(message)
+                if len(self._masked_templates) < _CACHE_LIMIT:
+                    self._masked_templates[message] = masked
+        else:
             try:
-                message = record.getMessage()
+                masked = mask_text(record.getMessage())
             except Exception as exc:
-                message = _unformattable_message(record, exc)
+                masked = mask_text(_unformattable_message(record, exc))
         out: dict[str, Any] = {
             "timestamp": prefix + MILLISECOND_SUFFIXES[int(record.msecs) % 1000],
             "level": record.levelname,
             "logger": record.name,
-            "message": mask_text(message),
+            "message": masked,
         }
         attributes = record.__dict__
         state = attributes.get(CONTEXT_ATTRIBUTE)

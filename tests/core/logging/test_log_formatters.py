@@ -244,14 +244,16 @@ def test_json_prefers_the_context_snapshot_a_filter_attached() -> None:
     assert "core_log_context" not in line
 
 
-def test_json_keeps_masking_when_more_field_names_than_the_cache_holds() -> None:
-    """Past the name cache's limit, new names are still masked or kept correctly."""
+def test_json_keeps_masking_when_more_names_and_messages_than_the_caches_hold() -> None:
+    """Past the caches' limits, new field names and messages are still masked correctly."""
     log = json_log()
     for index in range(5000):
-        log.logger.info("many", extra={f"field_{index}": index, f"token_{index}": "s"})
+        message = f"call {index} with sig=abc{index}"
+        log.logger.info(message, extra={f"field_{index}": index, f"token_{index}": "s"})
     last = log.last()
     assert last["field_4999"] == 4999
     assert last["token_4999"] == MASK
+    assert last["message"] == "call 4999 with sig=***"
 
 
 def test_console_writes_time_level_logger_message_then_fields() -> None:
