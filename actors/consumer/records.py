@@ -6,7 +6,9 @@ The failure's category (core.errors.classify_exception) decides:
 |------------------------|---------------------------------------------------------------|
 | TRANSIENT or UNKNOWN   | retries in place (with_retry, shared RetryBudget); once spent, |
 |                        | raises TransientError: the supervisor restarts the consumer   |
-|                        | and the record is delivered again from the last commit        |
+|                        | and the record is delivered again from the last commit;       |
+|                        | but if the failures opened the handler's breaker, returns     |
+|                        | REFUSED instead (the dependency is down, not the record)      |
 | AUTH                   | sends RefreshRequest(auth_scope) to the token refresher,      |
 |                        | awaits its `done`, retries; once spent, re-raises the error   |
 | CIRCUIT_OPEN           | returns REFUSED: the caller pauses and seeks back to it       |
@@ -34,6 +36,7 @@ from actors.consumer.state import ConsumerState
 from actors.messages import Record, RefreshRequest
 from core.errors import CircuitOpenError, PermanentError, TransientError, classify_exception
 from core.logging.kafka_context import KafkaLogContext
+from core.resilience.circuit_breaker import CircuitState
 from core.resilience.retry import with_retry
 from core.types import ErrorCategory
 
@@ -148,6 +151,8 @@ class RecordProcessor:
             return Outcome.DEAD_LETTERED
         if category is ErrorCategory.AUTH:
             raise exc
+        if self._state.breaker.state is CircuitState.OPEN:
+            return Outcome.REFUSED
         raise TransientError(
             f"handler failed on {_where(record)} after {self._attempts} attempt(s): "
             f"{type(exc).__name__}",
