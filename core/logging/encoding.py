@@ -2,7 +2,8 @@
 
 The fast path is a single `orjson.dumps` with a `default=` hook: bytes are decoded as
 UTF-8 with replacement characters, sets become lists, and any other unknown object
-becomes its str() (its repr() if str() raises). NaN and infinities become null, as orjson
+becomes its str() (its repr() if str() raises), masked like a message: an exception
+passed as a field may quote a connection string. NaN and infinities become null, as orjson
 writes them. Only when orjson still refuses (integers beyond 64 bits, strings holding lone
 surrogates, nesting beyond orjson's limit) is the payload rebuilt into plain JSON types
 and encoded again; that slow path never raises.
@@ -14,7 +15,10 @@ from typing import Any, Final
 
 import orjson
 
-__all__ = ["dumps", "orjson_default", "safe_str", "to_json_safe"]
+from core.logging.masking import mask_text
+from core.logging.safe_text import safe_str
+
+__all__ = ["dumps", "orjson_default", "to_json_safe"]
 
 _MAX_DEPTH: Final = 64
 _INT_MIN: Final = -(2**63)
@@ -54,24 +58,13 @@ def to_json_safe(value: Any, depth: int = 0) -> Any:
         return _clean_text(safe_str(value))
 
 
-def safe_str(value: object) -> str:
-    """Return str(value), falling back to repr() and then to a placeholder naming the type."""
-    try:
-        return str(value)
-    except Exception:
-        try:
-            return repr(value)
-        except Exception:
-            return f"<unprintable {type(value).__name__}>"
-
-
 def orjson_default(value: Any) -> Any:
     """Render what orjson cannot serialise by itself (its `default=` hook)."""
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value).decode("utf-8", "replace")
     if isinstance(value, set | frozenset):
         return list(value)
-    return safe_str(value)
+    return mask_text(safe_str(value))
 
 
 def _clean_text(text: str) -> str:

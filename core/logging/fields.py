@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from core.logging.encoding import safe_str
 from core.logging.masking import MASK, is_secret_name, mask_value
+from core.logging.safe_text import safe_str
 
 __all__ = ["OUTPUT_KEYS", "PLAIN_SCALARS", "output_name", "render_fields"]
 

@@ -7,7 +7,8 @@ of the formatter itself (timestamp, level, logger, message, exception, stack) is
 as `field_<name>` instead of overwriting it. Secret-looking fields are masked as
 core.logging.masking documents, in both formatters.
 
-Cost per record is kept at or below a stdlib plain-text line (scripts/bench/bench_logging.py):
+Cost per record is that of a stdlib plain-text line through the same handler, or less
+(scripts/bench/bench_logging.py measures both):
 extras are looked for only past the attributes every LogRecord has, the decision for each
 field name (skip, keep, rename, mask) is cached per formatter, LogContext fields are
 rendered once when the context is entered, timestamps reuse the formatted second, plain
@@ -24,10 +25,11 @@ from typing import Any, Final
 import orjson
 
 from core.logging.context import state_var
-from core.logging.encoding import dumps, orjson_default, safe_str
+from core.logging.encoding import dumps, orjson_default
 from core.logging.fields import PLAIN_SCALARS, output_name
 from core.logging.filters import CONTEXT_ATTRIBUTE
 from core.logging.masking import MASK, mask_text, mask_value
+from core.logging.safe_text import safe_str
 from core.logging.timestamps import MILLISECOND_SUFFIXES, UtcTimestamps
 
 __all__ = ["ConsoleFormatter", "JSONFormatter"]

@@ -27,7 +27,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
-from core.logging.encoding import safe_str
+from core.logging.safe_text import safe_str
 
 __all__ = [
     "MASK",

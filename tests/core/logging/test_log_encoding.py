@@ -8,7 +8,8 @@ import uuid
 
 import orjson
 
-from core.logging.encoding import dumps, safe_str, to_json_safe
+from core.logging.encoding import dumps, to_json_safe
+from core.logging.safe_text import safe_str
 
 
 class Colour(enum.Enum):
@@ -41,6 +42,14 @@ def test_dumps_renders_unknown_objects_bytes_and_sets() -> None:
     """Unknown objects become str(), bytes decode with replacement, sets become lists."""
     decoded = orjson.loads(dumps({"o": Weird(), "b": bytearray(b"\xffa"), "s": frozenset({1})}))
     assert decoded == {"o": "weird!", "b": "\ufffda", "s": [1]}
+
+
+def test_dumps_masks_credentials_in_the_text_of_unknown_objects() -> None:
+    """An exception object passed as a field is written as its str(), credentials masked."""
+    error = ConnectionError("Endpoint=sb://n/;SharedAccessKey=c2VjcmV0")
+    assert orjson.loads(dumps({"error": error})) == {
+        "error": "Endpoint=sb://n/;SharedAccessKey=***"
+    }
 
 
 def test_dumps_falls_back_for_what_orjson_refuses() -> None:
