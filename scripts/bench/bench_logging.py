@@ -46,13 +46,12 @@ def make_logger(name: str, formatter: logging.Formatter, *, context: bool) -> lo
     return logger
 
 
-def emptied(logger: logging.Logger) -> logging.Logger:
+def empty(logger: logging.Logger) -> None:
     """Empty the logger's StringIO so that every repeat writes into the same amount."""
     for handler in logger.handlers:
         if isinstance(handler, logging.StreamHandler) and isinstance(handler.stream, io.StringIO):
             handler.stream.seek(0)
             handler.stream.truncate()
-    return logger
 
 
 def log_loop(logger: logging.Logger, records: int) -> Callable[[], None]:
@@ -80,7 +79,7 @@ def kafka_context_loop(records: int) -> Callable[[], None]:
 def peer_formatter() -> logging.Formatter | None:
     """Return python-json-logger's orjson formatter when it is installed, else None."""
     try:
-        from pythonjsonlogger.orjson import OrjsonFormatter  # type: ignore[import-not-found]
+        from pythonjsonlogger.orjson import OrjsonFormatter
     except ImportError:
         return None
     formatter: logging.Formatter = OrjsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -113,7 +112,7 @@ def main() -> None:
     for _ in range(args.repeats):
         for name, loop in loops.items():
             for logger in loggers.values():
-                emptied(logger)
+                empty(logger)
             started = time.process_time_ns()
             loop()
             samples[name].append((time.process_time_ns() - started) / args.records)
