@@ -1,0 +1,247 @@
+"""Built-in record handlers, and loading the user's handler by its import path.
+
+`handler.target` in the configuration names one of:
+
+    print              one line per record on stdout: where it came from, key and value
+    jsonl:PATH         append one JSON object per record to PATH (created if missing)
+    forward:TOPIC      produce the record to TOPIC (acks=all) and wait for the acknowledgement
+    package.module:fn  your own callable, sync or async, given an `actors.messages.Record`
+
+Each handler returns only once the record is safely where it goes, because the consumer
+commits a record's offset as soon as its handler returned (at-least-once). For `jsonl`
+that means an fsync per record: the consumer offers no hook before its commits to which
+the handler could defer a per-batch fsync, so a per-record fsync is the only way a
+committed record is never missing from the file after a machine crash.
+
+A target that cannot be loaded raises `ConfigurationError` naming the target and what is
+wrong, before anything starts (the CLI exits 2 on it). Handlers that hold resources
+(the `jsonl` file, the `forward` producer) are released by `close_handler`, which the
+wiring calls after the consumer stopped for good.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import inspect
+import os
+import sys
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any, TextIO
+
+import anyio
+import anyio.to_thread
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from actors.consumer.handler import Handler
+from actors.messages import Record
+from core.errors import ConfigurationError
+
+__all__ = [
+    "ForwardHandler",
+    "JsonLinesHandler",
+    "PrintHandler",
+    "build_handler",
+    "close_handler",
+    "load_handler",
+    "record_to_json",
+]
+
+JsonBytes = str | dict[str, str] | None
+"""Bytes as JSON: the text when they are UTF-8, else `{"base64": ...}`; None stays null."""
+
+
+def _bytes_to_json(data: bytes | None) -> JsonBytes:
+    if data is None:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"base64": base64.b64encode(data).decode("ascii")}
+
+
+def record_to_json(record: Record) -> dict[str, Any]:
+    """The record as a JSON-ready dict; key, value and header values as `JsonBytes`."""
+    return {
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "timestamp": record.timestamp,
+        "key": _bytes_to_json(record.key),
+        "value": _bytes_to_json(record.value),
+        "headers": [[name, _bytes_to_json(value)] for name, value in record.headers],
+    }
+
+
+class PrintHandler:
+    """Prints `topic[partition]@offset key=... value=...` (JSON-quoted), one line per record."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def __call__(self, record: Record) -> None:
+        """Write the record's line and flush."""
+        key = orjson.dumps(_bytes_to_json(record.key)).decode()
+        value = orjson.dumps(_bytes_to_json(record.value)).decode()
+        line = f"{record.topic}[{record.partition}]@{record.offset} key={key} value={value}\n"
+        stream = self._stream if self._stream is not None else sys.stdout
+        with self._lock:
+            stream.write(line)
+            stream.flush()
+
+
+class JsonLinesHandler:
+    """Appends `record_to_json(record)` as one line to `path`, fsynced before returning."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._file: IO[bytes] | None = None
+
+    def __repr__(self) -> str:
+        return f"JsonLinesHandler({str(self.path)!r})"
+
+    async def __call__(self, record: Record) -> None:
+        """Append the line in a worker thread (the disk must not stall the event loop)."""
+        line = orjson.dumps(record_to_json(record)) + b"\n"
+        await anyio.to_thread.run_sync(self._append, line)
+
+    def close(self) -> None:
+        """Close the file; a later record opens it again."""
+        with self._lock:
+            file, self._file = self._file, None
+        if file is not None:
+            file.close()
+
+    def _append(self, line: bytes) -> None:
+        with self._lock:
+            if self._file is None:
+                self._file = self.path.open("ab")
+            try:
+                self._file.write(line)
+                self._file.flush()
+                os.fsync(self._file.fileno())
+            except BaseException:
+                file, self._file = self._file, None
+                file.close()  # the retry starts from a freshly opened file
+                raise
+
+
+class ForwardHandler:
+    """Produces each record (key, value, headers) to `topic` and waits for acks=all.
+
+    The producer starts on the first record, so building the handler never touches the
+    network; a failed start is tried again with the next call. Its failures are
+    aiokafka's errors, which `core.errors` classifies (a broker away is TRANSIENT).
+    """
+
+    def __init__(self, topic: str, producer_settings: Mapping[str, Any]) -> None:
+        self.topic = topic
+        self._settings = {**producer_settings, "acks": "all"}
+        self._producer: AIOKafkaProducer | None = None
+        self._starting = anyio.Lock()
+
+    def __repr__(self) -> str:
+        return f"ForwardHandler({self.topic!r})"
+
+    async def __call__(self, record: Record) -> None:
+        """Send the record and return once the broker acknowledged it."""
+        producer = await self._started()
+        await producer.send_and_wait(
+            self.topic, record.value, key=record.key, headers=list(record.headers)
+        )
+
+    async def aclose(self) -> None:
+        """Stop the producer (flushing nothing: every send was already acknowledged)."""
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()
+
+    async def _started(self) -> AIOKafkaProducer:
+        async with self._starting:
+            if self._producer is None:
+                producer = AIOKafkaProducer(**self._settings)
+                try:
+                    await producer.start()
+                except BaseException:
+                    await producer.stop()
+                    raise
+                self._producer = producer
+            return self._producer
+
+
+def build_handler(
+    target: str,
+    *,
+    producer_settings: Mapping[str, Any] | None = None,
+    base_dir: Path | None = None,
+) -> Handler:
+    """The handler `target` names (see the module docstring).
+
+    `producer_settings` are `AIOKafkaProducer` arguments (connection and security) for
+    `forward:`; a relative `jsonl:` path is relative to `base_dir` (default: the
+    working directory).
+    """
+    kind, _, argument = target.partition(":")
+    if target == "print":
+        return PrintHandler()
+    if kind == "jsonl":
+        if not argument:
+            raise _bad(target, "'jsonl:' needs a file path, e.g. 'jsonl:handled.jsonl'")
+        path = Path(argument).expanduser()
+        return JsonLinesHandler(path if path.is_absolute() else (base_dir or Path.cwd()) / path)
+    if kind == "forward":
+        if not argument:
+            raise _bad(target, "'forward:' needs a topic, e.g. 'forward:events.copy'")
+        if producer_settings is None:
+            raise _bad(target, "forwarding needs the Kafka connection settings")
+        return ForwardHandler(argument, producer_settings)
+    return load_handler(target)
+
+
+def load_handler(target: str) -> Handler:
+    """Import `package.module:function` (the attribute may be dotted) and check it is callable."""
+    module_name, colon, attribute = target.partition(":")
+    if not (module_name and colon and attribute):
+        raise _bad(target, "expected 'package.module:function'")
+    try:
+        found: object = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise _bad(
+            target,
+            f"cannot import module {module_name!r}: {exc} "
+            "(install it in this environment or put it on PYTHONPATH)",
+        ) from None
+    except Exception as exc:
+        raise _bad(
+            target, f"importing module {module_name!r} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    for name in attribute.split("."):
+        if not hasattr(found, name):
+            raise _bad(target, f"{module_name!r} has no attribute {attribute!r}")
+        found = getattr(found, name)
+    if not callable(found):
+        raise _bad(target, f"{attribute!r} is not callable (it is a {type(found).__name__})")
+    handler: Handler = found
+    return handler
+
+
+async def close_handler(handler: Handler) -> None:
+    """Release what the handler holds: awaits `aclose()`, or calls `close()`, if it has one."""
+    aclose = getattr(handler, "aclose", None)
+    if callable(aclose):
+        result = aclose()
+        if inspect.isawaitable(result):
+            await result
+        return
+    close = getattr(handler, "close", None)
+    if callable(close):
+        await anyio.to_thread.run_sync(close)
+
+
+def _bad(target: str, problem: str) -> ConfigurationError:
+    return ConfigurationError(f"handler.target {target!r}: {problem}", context={"target": target})

@@ -1,0 +1,102 @@
+"""Running the pipeline as a process: signals, the graceful-stop deadline, the exit code.
+
+    first SIGTERM or SIGINT   graceful stop: the children stop in reverse start order (the
+                              consumer finishes the record in hand, commits and leaves
+                              the group; the log shipper delivers what is queued)
+    second signal             stop at once: exit 128 + the signal's number; records not
+                              yet committed are delivered again (at-least-once)
+    graceful stop overruns    after supervisor.graceful_stop_s, stop at once: exit 1
+    escalation                exit 1, with one line on stderr naming actor, category, cause
+
+"At once" is `os._exit`: the children's graceful stops run shielded from cancellation
+(that is what makes them graceful), so nothing short of leaving the process ends them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from typing import Final, TextIO
+
+import anyio
+
+from core.errors import PipelineError
+from core.types import ErrorCategory
+from supervisor import EscalationError
+from supervisor.app import Pipeline
+
+__all__ = ["EXIT_ESCALATED", "EXIT_OK", "EXIT_USAGE", "PROGRAM", "escalation_line", "serve"]
+
+EXIT_OK: Final = 0
+EXIT_ESCALATED: Final = 1
+EXIT_USAGE: Final = 2
+PROGRAM: Final = "kafka-pipeline"
+
+_log = logging.getLogger("supervisor.process")
+
+
+def escalation_line(error: EscalationError) -> str:
+    """`kafka-pipeline: actor 'X' escalated (category): cause`, on one line."""
+    cause = error.__cause__
+    if cause is None:
+        what = error.reason
+    else:
+        text = (
+            str(cause) if isinstance(cause, PipelineError) else f"{type(cause).__name__}: {cause}"
+        )
+        permanent = error.category is ErrorCategory.PERMANENT
+        what = text if permanent else f"{error.reason}; last: {text}"
+    line = f"{PROGRAM}: actor {error.child!r} escalated ({error.category.value}): {what}"
+    return " ".join(line.split())
+
+
+async def serve(pipeline: Pipeline, *, stderr: TextIO | None = None) -> int:
+    """Run `pipeline` until a signal stops it or it escalates; the process's exit code."""
+    err = stderr if stderr is not None else sys.stderr
+    deadline = pipeline.config.supervisor.graceful_stop_s
+    async with anyio.create_task_group() as group:
+        group.start_soon(_follow_signals, pipeline, deadline, err)
+        try:
+            await pipeline.run()
+        except EscalationError as exc:
+            _say(err, escalation_line(exc))
+            return EXIT_ESCALATED
+        except ExceptionGroup as exc:
+            errors = "; ".join(f"{type(e).__name__}: {e}" for e in exc.exceptions)
+            _say(err, f"{PROGRAM}: actors failed while stopping: {errors}")
+            return EXIT_ESCALATED
+        finally:
+            group.cancel_scope.cancel()
+    return EXIT_OK
+
+
+async def _follow_signals(pipeline: Pipeline, deadline: float, err: TextIO) -> None:
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for first in signals:
+            name = signal.Signals(first).name
+            _say(err, f"{PROGRAM}: {name}: stopping gracefully")
+            _log.info(
+                "%s: graceful stop within %gs",
+                name,
+                deadline,
+                extra={"event": "stop_requested", "signal": name},
+            )
+            pipeline.stop()
+            break
+        with anyio.move_on_after(deadline):
+            async for second in signals:
+                name = signal.Signals(second).name
+                _exit_now(err, f"{name} again: stopping at once", 128 + second)
+        _exit_now(err, f"graceful stop took longer than {deadline:g}s: stopping at once", 1)
+
+
+def _exit_now(err: TextIO, reason: str, code: int) -> None:
+    _say(err, f"{PROGRAM}: {reason}; records not yet committed will be delivered again")
+    os._exit(code)
+
+
+def _say(err: TextIO, line: str) -> None:
+    err.write(line + "\n")
+    err.flush()

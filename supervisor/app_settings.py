@@ -1,0 +1,254 @@
+"""From the process configuration to what each actor is built with.
+
+Kept apart from the wiring so each mapping is a plain function, tested on its own:
+
+- `consumer_settings`: `Config` -> the consumer actor's `ConsumerSettings`. With
+  `kafka.profile = "eventhubs"` the values Event Hubs documents (`event_hubs_profile`)
+  replace the defaults; a kafka.* value that differs from its default still wins. The
+  dead-letter topic is `dead_letter.topic`, or `<topic>.dlq` per consumed topic. The
+  poison guard judges once `min(20, poison_window)` records were seen.
+- `build_auth`: the Azure identity, the token cache shared by the refresher and the
+  OAUTHBEARER provider, and the scope (`auth.scope`, else that of the namespace).
+- `log_sinks`: stdout always, plus `logging.file` and `logging.kafka_topic` when set.
+- `StopBudget`: how `supervisor.graceful_stop_s` is shared out. Children stop one after
+  another in reverse start order, so the consumer (finish the record in hand, commit,
+  leave the group) gets 60% and the log shipper (deliver what is queued) 30%; the
+  others have no stop() and are cancelled at once. The rest is the margin before the
+  process stops at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Final
+
+from actors.kafka_consumer import (
+    ConsumerSettings,
+    DedupSettings,
+    PoisonGuardSettings,
+    RetryBudgetSettings,
+    event_hubs_profile,
+    producer_kwargs,
+)
+from actors.log_shipper import FileSink, KafkaSink, LogSink, StdoutSink
+from core.auth import (
+    AzureCredentialProvider,
+    EventHubsTokenProvider,
+    KafkaOAuthError,
+    TokenCache,
+    eventhubs_scope_for,
+)
+from core.resilience import CircuitBreakerConfig, RetryConfig
+from supervisor import Backoff
+from supervisor.config import AuthConfig, Config, ConfigError, KafkaConfig, SupervisionConfig
+
+__all__ = [
+    "AuthWiring",
+    "StopBudget",
+    "build_auth",
+    "consumer_settings",
+    "forward_producer_settings",
+    "log_sinks",
+    "restart_backoff",
+]
+
+POISON_MIN_SAMPLE: Final = 20
+"""Records the poison guard must have seen before it may judge (capped at the window)."""
+
+_SECURITY_KEYS: Final = frozenset({"security_protocol", "ssl_context", "client_id"})
+
+
+@dataclass(frozen=True, slots=True)
+class StopBudget:
+    """Shutdown timeouts that together fit within `graceful_stop_s`."""
+
+    graceful_stop_s: float
+
+    @property
+    def consumer(self) -> float:
+        """The consumer child's shutdown timeout: the record in hand, then commit and leave."""
+        return 0.6 * self.graceful_stop_s
+
+    @property
+    def consumer_exit(self) -> float:
+        """The consumer's own bound on its final commit and leaving the group."""
+        return 0.3 * self.graceful_stop_s
+
+    @property
+    def log_shipper(self) -> float:
+        """The log shipper's shutdown timeout: deliver every queued record."""
+        return 0.3 * self.graceful_stop_s
+
+
+@dataclass(frozen=True, slots=True)
+class AuthWiring:
+    """One Azure identity behind the OAUTHBEARER provider and the token refresher."""
+
+    provider: AzureCredentialProvider
+    cache: TokenCache
+    """Shared: the refresher writes it, the OAUTHBEARER provider reads it."""
+    scope: str
+    token_provider: EventHubsTokenProvider
+
+
+def build_auth(config: Config) -> AuthWiring | None:
+    """The auth parts for `config.auth`, or None for `method = "none"`."""
+    auth = config.auth
+    if auth.method == "none":
+        return None
+    cache = TokenCache(refresh_margin=timedelta(seconds=auth.refresh_margin_s))
+    provider = _provider(auth, cache)
+    scope = auth.scope or _namespace_scope(config.kafka)
+    return AuthWiring(provider, cache, scope, EventHubsTokenProvider(provider, scope))
+
+
+def _provider(auth: AuthConfig, cache: TokenCache) -> AzureCredentialProvider:
+    if auth.method == "cli":
+        return AzureCredentialProvider.azure_cli(tenant_id=auth.tenant_id, cache=cache)
+    if auth.method == "secret":
+        assert auth.client_secret is not None  # AuthConfig requires it for this method
+        return AzureCredentialProvider.client_secret(
+            auth.tenant_id, auth.client_id, auth.client_secret.reveal(), cache=cache
+        )
+    if auth.method == "certificate":
+        assert auth.certificate_path is not None  # AuthConfig requires it for this method
+        return AzureCredentialProvider.certificate(
+            auth.tenant_id, auth.client_id, auth.certificate_path, cache=cache
+        )
+    if auth.method == "managed_identity":
+        return AzureCredentialProvider.managed_identity(auth.client_id or None, cache=cache)
+    if auth.method == "token_file":
+        assert auth.token_file is not None  # AuthConfig requires it for this method
+        return AzureCredentialProvider.token_file(auth.token_file, cache=cache)
+    return AzureCredentialProvider.default(cache=cache)
+
+
+def _namespace_scope(kafka: KafkaConfig) -> str:
+    source = kafka.eventhubs_namespace or kafka.bootstrap_servers.split(",")[0]
+    try:
+        return eventhubs_scope_for(source)
+    except KafkaOAuthError as exc:
+        raise ConfigError("auth.scope", f"not set, and {exc}") from None
+
+
+_KAFKA_DEFAULTS: Final = KafkaConfig()
+
+
+def consumer_settings(config: Config, auth: AuthWiring | None = None) -> ConsumerSettings:
+    """The consumer actor's settings for `config` (see the module docstring)."""
+    kafka, dead_letter = config.kafka, config.dead_letter
+    _require_at_least(
+        "retry.max_delay_s",
+        config.retry.max_delay_s,
+        "retry.base_delay_s",
+        config.retry.base_delay_s,
+    )
+    tuned = {
+        name: getattr(kafka, name)
+        for name in (
+            "client_id",
+            "session_timeout_ms",
+            "heartbeat_interval_ms",
+            "max_poll_records",
+            "auto_offset_reset",
+            "commit_interval_s",
+            "stall_timeout_s",
+        )
+    }
+    behaviour: dict[str, Any] = {
+        "dead_letter_topic": (dead_letter.topic or "{topic}.dlq") if dead_letter.enabled else None,
+        "dedup": DedupSettings(
+            enabled=config.dedup.enabled,
+            header=config.dedup.header or None,
+            json_field=config.dedup.json_field or None,
+            capacity=config.dedup.capacity,
+        ),
+        "poison": PoisonGuardSettings(
+            window=dead_letter.poison_window,
+            max_share=dead_letter.poison_max_share,
+            min_sample=min(POISON_MIN_SAMPLE, dead_letter.poison_window),
+        ),
+        "retry": RetryConfig(
+            max_attempts=config.retry.max_attempts,
+            base_delay=config.retry.base_delay_s,
+            max_delay=config.retry.max_delay_s,
+        ),
+        "retry_budget": RetryBudgetSettings(ratio=config.retry.budget_ratio),
+        "breaker": CircuitBreakerConfig(
+            failure_threshold=config.breaker.failure_threshold,
+            recovery_timeout=config.breaker.recovery_timeout_s,
+            half_open_max_calls=config.breaker.half_open_max_calls,
+            success_threshold=config.breaker.success_threshold,
+        ),
+        "sync_handler_in_thread": config.handler.run_in_thread,
+        "shutdown_timeout_s": StopBudget(config.supervisor.graceful_stop_s).consumer_exit,
+    }
+    if kafka.profile == "eventhubs":
+        assert auth is not None  # Config requires an Azure AD method for Event Hubs
+        changed = {k: v for k, v in tuned.items() if v != getattr(_KAFKA_DEFAULTS, k)}
+        return event_hubs_profile(
+            kafka.eventhubs_namespace,
+            topics=kafka.topics,
+            group_id=kafka.group_id,
+            token_provider=auth.token_provider,
+            auth_scope=auth.scope,
+            **changed,
+            **behaviour,
+        )
+    return ConsumerSettings(
+        bootstrap_servers=kafka.bootstrap_servers,
+        topics=kafka.topics,
+        group_id=kafka.group_id,
+        security_protocol=kafka.security_protocol,
+        sasl_mechanism=kafka.sasl_mechanism or None,
+        sasl_username=kafka.sasl_username or None,
+        sasl_password=kafka.sasl_password.reveal() if kafka.sasl_password else None,
+        oauth_token_provider=auth.token_provider if auth else None,
+        auth_scope=auth.scope if auth else None,
+        **tuned,
+        **behaviour,
+    )
+
+
+def restart_backoff(supervision: SupervisionConfig) -> Backoff:
+    """The supervisor's restart backoff: exponential from backoff_base_s up to backoff_max_s."""
+    _require_at_least(
+        "supervisor.backoff_max_s",
+        supervision.backoff_max_s,
+        "supervisor.backoff_base_s",
+        supervision.backoff_base_s,
+    )
+    return Backoff(base=supervision.backoff_base_s, max=supervision.backoff_max_s)
+
+
+def _require_at_least(where: str, value: float, other: str, floor: float) -> None:
+    if value < floor:
+        raise ConfigError(where, f"got {value!r}; must be >= {other} ({floor!r})")
+
+
+def forward_producer_settings(settings: ConsumerSettings) -> dict[str, Any]:
+    """Producer arguments for the `forward:` handler: the consumer's connection, acks=all."""
+    return {**producer_kwargs(settings), "client_id": f"{settings.client_id}-forward"}
+
+
+def log_sinks(config: Config, settings: ConsumerSettings) -> list[LogSink]:
+    """Where the process's own log records go (see the module docstring)."""
+    sinks: list[LogSink] = [StdoutSink()]
+    if config.logging.file is not None:
+        sinks.append(FileSink(config.logging.file))
+    if config.logging.kafka_topic:
+        sinks.append(
+            KafkaSink(
+                config.logging.kafka_topic,
+                bootstrap_servers=settings.bootstrap_servers,
+                producer_settings=_security_only(producer_kwargs(settings), settings.client_id),
+            )
+        )
+    return sinks
+
+
+def _security_only(kwargs: Mapping[str, Any], client_id: str) -> dict[str, Any]:
+    kept = {k: v for k, v in kwargs.items() if k in _SECURITY_KEYS or k.startswith("sasl_")}
+    return {**kept, "client_id": f"{client_id}-logs"}
