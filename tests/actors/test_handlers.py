@@ -1,0 +1,217 @@
+"""Built-in handlers (print, jsonl) and loading a user's handler by its import path."""
+
+from __future__ import annotations
+
+import base64
+import io
+import textwrap
+from pathlib import Path
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from actors.handlers import (
+    ForwardHandler,
+    JsonLinesHandler,
+    PrintHandler,
+    build_handler,
+    close_handler,
+    load_handler,
+    record_to_json,
+)
+from actors.messages import Record
+from core.errors import ConfigurationError, classify_exception
+from core.types import ErrorCategory
+
+maybe_bytes = st.none() | st.binary(max_size=64) | st.text(max_size=32).map(str.encode)
+records = st.builds(
+    Record,
+    topic=st.sampled_from(["events", "a.b-c"]),
+    partition=st.integers(0, 8),
+    offset=st.integers(0, 2**40),
+    key=maybe_bytes,
+    value=maybe_bytes,
+    headers=st.lists(st.tuples(st.text(max_size=8), st.binary(max_size=16)), max_size=3).map(tuple),
+    timestamp=st.none() | st.integers(0, 2**42),
+)
+
+
+def _bytes_back(value: object) -> bytes | None:
+    """Invert the documented JSON form of bytes: text is UTF-8, an object holds base64."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value.encode()
+    assert isinstance(value, dict)
+    return base64.b64decode(value["base64"])
+
+
+@given(records)
+def test_record_json_gives_back_every_byte(record: Record) -> None:
+    """Key, value and header values survive the JSON form exactly, UTF-8 or not."""
+    data = orjson.loads(orjson.dumps(record_to_json(record)))
+    assert (data["topic"], data["partition"], data["offset"]) == (
+        record.topic,
+        record.partition,
+        record.offset,
+    )
+    assert data["timestamp"] == record.timestamp
+    assert _bytes_back(data["key"]) == record.key
+    assert _bytes_back(data["value"]) == record.value
+    assert [(name, _bytes_back(value)) for name, value in data["headers"]] == list(record.headers)
+
+
+@given(st.lists(records, max_size=5))
+def test_print_writes_exactly_one_line_per_record(batch: list[Record]) -> None:
+    """Even values holding newlines print as one line each, in order, starting with the place."""
+    stream = io.StringIO()
+    handler = PrintHandler(stream)
+    for record in batch:
+        handler(record)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == len(batch)
+    for line, record in zip(lines, batch, strict=True):
+        assert line.startswith(f"{record.topic}[{record.partition}]@{record.offset} key=")
+
+
+@pytest.mark.anyio
+async def test_jsonl_appends_one_line_per_record_across_reopen(tmp_path: Path) -> None:
+    """Lines accumulate in order, also after the file was closed and reopened."""
+    path = tmp_path / "out.jsonl"
+    path.write_bytes(b'{"earlier": true}\n')
+    handler = JsonLinesHandler(path)
+    first, second = Record("t", 0, 1, b"k", b"v1"), Record("t", 1, 7, None, b"\xff")
+    await handler(first)
+    handler.close()
+    await handler(second)
+    await close_handler(handler)
+    lines = path.read_bytes().splitlines()
+    assert orjson.loads(lines[0]) == {"earlier": True}
+    assert [orjson.loads(line) for line in lines[1:]] == [
+        record_to_json(first),
+        record_to_json(second),
+    ]
+
+
+def test_jsonl_relative_paths_are_relative_to_the_base_dir(tmp_path: Path) -> None:
+    """`jsonl:out.jsonl` lands beside the config file, not in the working directory."""
+    handler = build_handler("jsonl:sub/out.jsonl", base_dir=tmp_path)
+    assert isinstance(handler, JsonLinesHandler)
+    assert handler.path == tmp_path / "sub" / "out.jsonl"
+
+
+def test_builtin_targets_build_their_handlers() -> None:
+    """`print` and `forward:TOPIC` name the built-in handlers."""
+    assert isinstance(build_handler("print"), PrintHandler)
+    forward = build_handler("forward:copy", producer_settings={"bootstrap_servers": "h:1"})
+    assert isinstance(forward, ForwardHandler)
+    assert forward.topic == "copy"
+
+
+@pytest.mark.parametrize(
+    ("target", "producer_settings", "fragment"),
+    [
+        ("jsonl:", None, "needs a file path"),
+        ("forward:", {}, "needs a topic"),
+        ("forward:copy", None, "connection settings"),
+        ("no_colon_here", None, "expected 'package.module:function'"),
+        ("kp_missing_module_xyz:handle", None, "cannot import module 'kp_missing_module_xyz'"),
+    ],
+)
+def test_unusable_targets_are_configuration_errors(
+    target: str, producer_settings: dict[str, str] | None, fragment: str
+) -> None:
+    """Each unusable target is a PERMANENT ConfigurationError naming the target and the fix."""
+    with pytest.raises(ConfigurationError) as caught:
+        build_handler(target, producer_settings=producer_settings)
+    assert f"handler.target {target!r}" in str(caught.value)
+    assert fragment in str(caught.value)
+    assert classify_exception(caught.value) is ErrorCategory.PERMANENT
+
+
+@pytest.fixture
+def user_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A user's handler module on sys.path, as PYTHONPATH would put it."""
+    name = f"kp_user_handlers_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{name}.py").write_text(
+        textwrap.dedent(
+            """
+            seen = []
+
+            def handle(record):
+                seen.append(record.offset)
+
+            async def handle_async(record):
+                seen.append(-record.offset)
+
+            class Handlers:
+                @staticmethod
+                def nested(record):
+                    seen.append(record.partition)
+
+            not_callable = 42
+            """
+        )
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return name
+
+
+@pytest.mark.anyio
+async def test_user_handlers_load_sync_async_and_dotted(user_module: str) -> None:
+    """`module:function`, an async function and `module:Class.method` all load and run."""
+    sync = load_handler(f"{user_module}:handle")
+    asynchronous = load_handler(f"{user_module}:handle_async")
+    nested = load_handler(f"{user_module}:Handlers.nested")
+    record = Record("t", 3, 5, None, b"x")
+    sync(record)
+    await asynchronous(record)
+    nested(record)
+    module = __import__(user_module)
+    assert module.seen == [5, -5, 3]
+
+
+@pytest.mark.parametrize(
+    ("attribute", "fragment"),
+    [("missing", "has no attribute 'missing'"), ("not_callable", "is not callable")],
+)
+def test_a_wrong_attribute_is_named(user_module: str, attribute: str, fragment: str) -> None:
+    """A missing or non-callable attribute fails with a message naming it."""
+    with pytest.raises(ConfigurationError, match=fragment):
+        load_handler(f"{user_module}:{attribute}")
+
+
+def test_a_module_that_fails_to_import_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An exception raised while importing the module is named, with its type and text."""
+    (tmp_path / "kp_broken_handler_mod.py").write_text("raise RuntimeError('no database')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigurationError, match="RuntimeError: no database"):
+        load_handler("kp_broken_handler_mod:handle")
+
+
+@settings(max_examples=25)
+@given(st.sampled_from(["aclose", "close", None]))
+@pytest.mark.anyio
+async def test_close_handler_releases_what_the_handler_offers(method: str | None) -> None:
+    """`aclose()` is awaited, `close()` is called, a plain function is left alone."""
+    calls: list[str] = []
+
+    class Held:
+        def __call__(self, record: Record) -> None:
+            """A handler doing nothing."""
+
+    held = Held()
+    if method == "aclose":
+
+        async def aclose() -> None:
+            calls.append("aclose")
+
+        held.aclose = aclose
+    elif method == "close":
+        held.close = lambda: calls.append("close")
+    await close_handler(held)
+    assert calls == ([method] if method else [])
