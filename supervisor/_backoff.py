@@ -61,9 +61,11 @@ class Backoff:
 
     def ceiling(self, attempt: int) -> float:
         """The un-jittered delay of the `attempt`-th consecutive restart (0-based)."""
+        if self.base == 0:
+            return 0.0
         try:
             grown = self.base * self.factor**attempt
-        except OverflowError:
+        except OverflowError:  # factor**attempt beyond floats: far past any cap
             return self.max
         return min(self.max, grown)
 

@@ -50,8 +50,10 @@ class Incarnation:
         """What the child raised, if it did."""
         self.timed_out = False
         """True when the child had a `stop()` but did not end within its timeout."""
-        self.ended = anyio.Event()
-        self._scope = anyio.CancelScope()
+        self.ended = False
+        self._ended_event: anyio.Event | None = None  # made only if someone waits
+        # Shielded: only the supervisor's own cancel() reaches the child, never an outer scope's.
+        self._scope = anyio.CancelScope(shield=True)
         self._stop_hook: StopHook | None = None
         self._on_started = on_started
         self._on_ended = on_ended
@@ -66,7 +68,7 @@ class Incarnation:
     async def run(self) -> None:
         """The task body: build and run the child once, recording how it ended."""
         try:
-            with anyio.CancelScope(shield=True), self._scope:
+            with self._scope:
                 try:
                     run, self._stop_hook = self.spec.instantiate()
                     await run(task_status=self)
@@ -74,17 +76,29 @@ class Incarnation:
                     self.error = exc
         except BaseException:
             # KeyboardInterrupt and the like end the whole supervisor, not just this child.
-            self.ended.set()
+            self._mark_ended()
             raise
-        self.ended.set()
+        self._mark_ended()
         self._on_ended(self)
+
+    async def wait_ended(self) -> None:
+        """Return once the child's run has ended."""
+        if not self.ended:
+            if self._ended_event is None:
+                self._ended_event = anyio.Event()
+            await self._ended_event.wait()
+
+    def _mark_ended(self) -> None:
+        self.ended = True
+        if self._ended_event is not None:
+            self._ended_event.set()
 
     async def stop(self, sleep: Sleep) -> list[Exception]:
         """Stop the child by the protocol above; the errors raised on the way, if any."""
         errors: list[Exception] = []
         hook = self._stop_hook if self.has_started else None
         timeout = self.spec.shutdown_timeout
-        if hook is not None and timeout > 0 and not self.ended.is_set():
+        if hook is not None and timeout > 0 and not self.ended:
 
             async def stop_gracefully() -> None:
                 try:
@@ -94,13 +108,13 @@ class Incarnation:
                 except Exception as exc:
                     errors.append(exc)
                     return
-                await self.ended.wait()
+                await self.wait_ended()
 
             await run_with_timeout(stop_gracefully, timeout, sleep)
-            self.timed_out = not self.ended.is_set()
-        if not self.ended.is_set():
+            self.timed_out = not self.ended
+        if not self.ended:
             self._scope.cancel()
-            await self.ended.wait()
+            await self.wait_ended()
         if self.error is not None:
             errors.append(self.error)
         return errors

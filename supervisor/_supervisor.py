@@ -44,7 +44,7 @@ import logging
 import math
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
@@ -231,7 +231,8 @@ class _Job:
     armed: bool
     current: _Child | None = None
     """The child of this job that is starting now."""
-    timer: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    timer: anyio.CancelScope | None = None
+    """Scope of the task waiting out the delay, if there is one."""
 
 
 @dataclass(eq=False, slots=True)
@@ -307,7 +308,7 @@ class _Run:
     async def shutdown(self) -> list[Exception]:
         """Cancel pending restarts, then stop every child with a task in reverse start order."""
         for job in self._jobs:
-            job.timer.cancel()
+            self._cancel_timer(job)
         self._jobs.clear()
         running = [n for n in reversed(self._order) if self._children[n].incarnation is not None]
         return [error for _, error in await self._stop_each(running)]
@@ -401,7 +402,7 @@ class _Run:
     ) -> None:
         stop_errors = await self._stop_each(plan.stop)
         for job in self._jobs:
-            job.timer.cancel()
+            self._cancel_timer(job)
         self._jobs.clear()
         escalation = EscalationError(
             supervisor=self._settings.name,
@@ -430,12 +431,17 @@ class _Run:
         if job.armed:
             self._advance(job)
         else:
-            self._group.start_soon(self._arm_later, job, delay, before)
+            job.timer = anyio.CancelScope()
+            self._group.start_soon(self._arm_later, job, job.timer, delay, before)
 
     async def _arm_later(
-        self, job: _Job, delay: float, before: Callable[[], object] | None
+        self,
+        job: _Job,
+        timer: anyio.CancelScope,
+        delay: float,
+        before: Callable[[], object] | None,
     ) -> None:
-        with job.timer:
+        with timer:
             if before is not None:
                 await _maybe_await(before())
             await self._settings.sleep(delay)
@@ -469,9 +475,14 @@ class _Run:
         return job
 
     def _discard(self, job: _Job) -> None:
-        job.timer.cancel()
+        self._cancel_timer(job)
         if job in self._jobs:
             self._jobs.remove(job)
+
+    @staticmethod
+    def _cancel_timer(job: _Job) -> None:
+        if job.timer is not None:
+            job.timer.cancel()
 
     async def _stop_each(self, names: Iterable[str]) -> list[tuple[str, Exception]]:
         """Stop the named children one by one, in the given order; the errors they raised."""

@@ -74,7 +74,13 @@ def test_jitter_flag_selects_the_mode() -> None:
 
 def test_zero_base_never_waits() -> None:
     """Backoff(base=0) yields zero delays whatever the attempt or jitter."""
-    assert {Backoff(base=0.0, jitter=j).delay(n) for j in Jitter for n in range(10)} == {0.0}
+    attempts = [0, 1, 10, 1024, 10**6]
+    assert {Backoff(base=0.0, jitter=j).delay(n) for j in Jitter for n in attempts} == {0.0}
+
+
+def test_huge_attempts_saturate_at_the_cap() -> None:
+    """Attempt numbers far beyond float range give max, not an overflow."""
+    assert Backoff(base=0.1, max=30.0, factor=10.0, jitter=False).delay(10**6) == 30.0
 
 
 @pytest.mark.parametrize(
