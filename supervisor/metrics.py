@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
 
 from core.resilience import CircuitState
@@ -26,6 +26,7 @@ from supervisor.app_observation import Observation
 
 __all__ = [
     "BREAKER_STATE_VALUES",
+    "CONTENT_TYPE",
     "METRICS",
     "Kind",
     "MetricSpec",
@@ -64,6 +65,10 @@ class MetricSpec:
     labels: tuple[str, ...]
     read: Callable[[Observation], Samples]
 
+
+CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
+"""The classic text format, which every Prometheus parses (all names here are legacy-valid,
+so prometheus-client's output is exactly that format, whatever its newest default)."""
 
 BREAKER_STATE_VALUES: Final = {
     CircuitState.CLOSED: 0.0,
@@ -264,4 +269,4 @@ class MetricsExporter:
 
     def render(self) -> tuple[bytes, str]:
         """The exposition and its content type (the shape `HealthServer` wants)."""
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE
