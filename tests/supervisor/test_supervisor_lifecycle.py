@@ -12,7 +12,15 @@ from supervision_harness import EventLog, Puppet, virtual_time_backend
 
 from core.errors import ConfigurationError, TransientError
 from core.types import ErrorCategory
-from supervisor import Backoff, ChildSpec, EscalationError, EventKind, Restart, Supervisor
+from supervisor import (
+    Backoff,
+    ChildSpec,
+    EscalationError,
+    EventKind,
+    Restart,
+    Strategy,
+    Supervisor,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -283,3 +291,68 @@ def test_invalid_specifications_are_refused() -> None:
         with pytest.raises(ValueError):
             make()
     assert ChildSpec("a", run, restart=Restart.NEVER).restart is Restart.NEVER
+
+
+async def test_a_startup_failure_under_one_for_all_restarts_the_started_children_too() -> None:
+    """The 3rd child failing at startup under ONE_FOR_ALL stops b, a and restarts a, b, c."""
+    log = EventLog()
+    puppets = [Puppet("a"), Puppet("b"), Puppet("c", fail_starts=[TransientError("not yet")])]
+    sup = Supervisor(
+        _specs(*puppets),
+        strategy=Strategy.ONE_FOR_ALL,
+        backoff=Backoff(base=1.0, jitter=False),
+        on_event=log.append,
+    )
+    async with anyio.create_task_group() as group:
+        await group.start(sup.run)
+        sup.stop()
+    assert log.steps()[:11] == [
+        ("started", "a"),
+        ("started", "b"),
+        ("exited", "c"),
+        ("stopped", "b"),
+        ("stopped", "a"),
+        ("restarting", "a"),
+        ("restarting", "b"),
+        ("restarting", "c"),
+        ("started", "a"),
+        ("started", "b"),
+        ("started", "c"),
+    ]
+    assert [p.starts for p in puppets] == [2, 2, 1]
+
+
+async def test_delays_and_timestamps_come_from_the_injected_clock_and_sleep() -> None:
+    """Injected clock= and sleep= time the restart waits and stamp the events."""
+    now = 100.0
+    slept: list[float] = []
+
+    def clock() -> float:
+        return now
+
+    async def sleep(seconds: float) -> None:
+        nonlocal now
+        slept.append(seconds)
+        now += seconds
+        await anyio.lowlevel.checkpoint()
+
+    runs = 0
+
+    async def crashes_twice(*, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        nonlocal runs
+        runs += 1
+        task_status.started()
+        if runs <= 2:
+            raise TransientError("again")
+
+    log = EventLog()
+    sup = Supervisor(
+        [ChildSpec("c", crashes_twice, restart=Restart.ON_FAILURE)],
+        backoff=Backoff(base=1.0, jitter=False),
+        clock=clock,
+        sleep=sleep,
+        on_event=log.append,
+    )
+    await sup.run()
+    assert slept == [1.0, 2.0]
+    assert [e.at for e in log.of(EventKind.STARTED)] == [100.0, 101.0, 103.0]
