@@ -11,14 +11,17 @@ not finished is delivered again, to this consumer after a restart or to the part
 next owner.
 
 Pausing. Fetching stops while any pause reason is held (see actors.consumer.pauses):
-a PausePartitions command, or the handler's breaker refusing a record. Then the rest of
-the batch is given back: each partition is sought back to its first unfinished record,
-so nothing is skipped and order is kept. Fetching resumes on ResumePartitions, or by
-itself once the handler's breaker lets a trial call through (its retry_after is over),
+a PausePartitions command, or a breaker refusing a record (the handler's, or one the
+handler calls through). Then the rest of the batch is given back: each partition is
+sought back to its first unfinished record, so nothing is skipped and order is kept.
+Fetching resumes on ResumePartitions, or by itself once the refusing breaker's
+retry-after is over (for the handler's breaker: once it lets a trial call through),
 whichever comes first; the commands are idempotent.
 
-Stall watchdog: after a fetch that returned nothing, the consumer asks
-actors.consumer.stall whether it is stalled and raises TransientError if so.
+Stall watchdog: a task beside the loop refreshes the lag gauges and, while no handler
+call is in hand, asks actors.consumer.stall whether the consumer is stalled; if so it
+raises TransientError. It runs beside the loop because a stalled loop (a fetch waiting
+for a coordinator that is gone) cannot judge itself.
 
 Graceful stop: once the stop event is set, the record in hand is finished, the loop
 returns, and the exit path commits and leaves the group (consumer.stop()).
@@ -34,6 +37,7 @@ from typing import Any, Final
 
 import anyio
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import IllegalStateError
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
@@ -42,7 +46,7 @@ from actors.consumer.dead_letter import DeadLetterWriter
 from actors.consumer.handler import HandlerRunner
 from actors.consumer.offsets import PartitionOffsets
 from actors.consumer.partitions import OwnedPartitions
-from actors.consumer.records import Outcome, RecordProcessor
+from actors.consumer.records import Outcome, RecordProcessor, Refusal
 from actors.consumer.settings import ConsumerSettings
 from actors.consumer.stall import PartitionProgress, lag, stalled
 from actors.consumer.state import ConsumerState
@@ -157,7 +161,7 @@ class ConsumerLoop:
 
     async def _consume(self) -> None:
         while not self._stop.is_set():
-            self._lift_breaker_pause_if_due()
+            self._lift_due_pauses()
             batch = await self._fetch()
             if batch:
                 self._progress()
@@ -202,14 +206,14 @@ class ConsumerLoop:
                     self._partitions.rewind(tp, message.offset)
                     break
                 outcome = await self._process(tp, tracker, message)
-                if outcome is Outcome.REFUSED:
-                    self._hold(self._state.breaker.name)
+                if isinstance(outcome, Refusal):
+                    self._hold(outcome.breaker, until=self._clock() + outcome.retry_after)
                     self._partitions.rewind(tp, message.offset)
                     break
 
     async def _process(
         self, tp: TopicPartition, tracker: PartitionOffsets, message: Any
-    ) -> Outcome | None:
+    ) -> Outcome | Refusal | None:
         async with self._in_flight:
             if self._partitions.tracker(tp) is not tracker:
                 return None
@@ -218,7 +222,7 @@ class ConsumerLoop:
                 outcome = await self._processor.process(_to_record(message))
             finally:
                 self._handling = False
-            if outcome.finished:
+            if isinstance(outcome, Outcome):
                 tracker.finish(message.offset)
                 self._progress()
         if outcome is Outcome.DEAD_LETTERED:
@@ -282,7 +286,7 @@ class ConsumerLoop:
         with anyio.move_on_after(_POSITION_TIMEOUT_S):
             try:
                 position: int = await self._consumer.position(tp)
-            except Exception:  # revoked meanwhile: no position to speak of
+            except IllegalStateError:  # revoked meanwhile: no position to speak of
                 return None
             return position
         return None
@@ -296,8 +300,8 @@ class ConsumerLoop:
             else:
                 self._lift(command.reason)
 
-    def _hold(self, reason: str) -> None:
-        newly = self._state.pauses.hold(reason)
+    def _hold(self, reason: str, until: float | None = None) -> None:
+        newly = self._state.pauses.hold(reason, until)
         self._partitions.pause_all()
         if newly:
             _log.warning("paused fetching: %s", reason)
@@ -308,9 +312,14 @@ class ConsumerLoop:
             self._progress()
             _log.info("resumed fetching: %s", reason)
 
-    def _lift_breaker_pause_if_due(self) -> None:
+    def _lift_due_pauses(self) -> None:
+        """Lift the pauses whose breaker's retry-after has passed, and the handler breaker's
+        pause once that breaker lets a trial through (even if the monitor's resume is late)."""
+        pauses = self._state.pauses
+        for reason in pauses.due(self._clock()):
+            self._lift(reason)
         breaker = self._state.breaker
-        if breaker.name in self._state.pauses.reasons and breaker.retry_after() <= 0:
+        if breaker.name in pauses.reasons and breaker.retry_after() <= 0:
             self._lift(breaker.name)
 
     # -- rebalance -----------------------------------------------------------------

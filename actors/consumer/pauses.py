@@ -1,10 +1,12 @@
 """Why the consumer's partitions are paused: a set of reasons, so commands are idempotent.
 
 Fetching stops while any reason is held and starts again once the last is lifted.
-A reason is a breaker's name: the handler's breaker pauses when it refuses a call (the
-consumer notices by itself) and the breaker monitor sends PausePartitions and
-ResumePartitions on transitions of any breaker; the same command twice, or a resume for
-a reason never held, changes nothing.
+A reason is a breaker's name. The breaker monitor sends PausePartitions and
+ResumePartitions on transitions of any breaker; the consumer holds a reason by itself
+when a breaker refuses a record, until that breaker's retry-after (then the record is
+tried again: the breaker's trial call, or a new refusal). The same command twice, or a
+resume for a reason never held, changes nothing. A pause without a deadline keeps the
+deadline the reason already had, so a late PausePartitions cannot strand the consumer.
 """
 
 from __future__ import annotations
@@ -13,30 +15,36 @@ __all__ = ["PauseReasons"]
 
 
 class PauseReasons:
-    """The reasons fetching is paused for."""
+    """The reasons fetching is paused for, each with an optional monotonic deadline."""
 
     def __init__(self) -> None:
-        self._reasons: set[str] = set()
+        self._deadlines: dict[str, float | None] = {}
 
     @property
     def paused(self) -> bool:
         """True while at least one reason is held."""
-        return bool(self._reasons)
+        return bool(self._deadlines)
 
     @property
     def reasons(self) -> frozenset[str]:
         """The reasons held now."""
-        return frozenset(self._reasons)
+        return frozenset(self._deadlines)
 
-    def hold(self, reason: str) -> bool:
-        """Hold `reason`; True when this pauses a consumer that was fetching."""
+    def hold(self, reason: str, until: float | None = None) -> bool:
+        """Hold `reason` (until the monotonic time `until`, if given); True when this pauses
+        a consumer that was fetching."""
         was_paused = self.paused
-        self._reasons.add(reason)
+        if until is not None or reason not in self._deadlines:
+            self._deadlines[reason] = until
         return not was_paused
 
     def lift(self, reason: str) -> bool:
         """Lift `reason`; True when this was the last reason, so fetching starts again."""
-        if reason not in self._reasons:
+        if reason not in self._deadlines:
             return False
-        self._reasons.discard(reason)
+        del self._deadlines[reason]
         return not self.paused
+
+    def due(self, now: float) -> list[str]:
+        """The reasons whose deadline has come by `now`."""
+        return [r for r, until in self._deadlines.items() if until is not None and until <= now]

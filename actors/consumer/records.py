@@ -7,11 +7,12 @@ The failure's category (core.errors.classify_exception) decides:
 | TRANSIENT or UNKNOWN   | retries in place (with_retry, shared RetryBudget); once spent, |
 |                        | raises TransientError: the supervisor restarts the consumer   |
 |                        | and the record is delivered again from the last commit;       |
-|                        | but if the failures opened the handler's breaker, returns     |
-|                        | REFUSED instead (the dependency is down, not the record)      |
+|                        | but if the failures opened the handler's breaker, returns a   |
+|                        | Refusal instead (the dependency is down, not the record)      |
 | AUTH                   | sends RefreshRequest(auth_scope) to the token refresher,      |
 |                        | awaits its `done`, retries; once spent, re-raises the error   |
-| CIRCUIT_OPEN           | returns REFUSED: the caller pauses and seeks back to it       |
+| CIRCUIT_OPEN           | returns a Refusal naming the breaker and its retry-after: the |
+|                        | caller pauses and seeks back to the record until then         |
 | PERMANENT              | writes it to the dead-letter topic (acknowledged) and returns |
 |                        | DEAD_LETTERED; with dead-lettering off, raises PermanentError |
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import enum
 import logging
+from dataclasses import dataclass
 
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
@@ -40,25 +42,26 @@ from core.resilience.circuit_breaker import CircuitState
 from core.resilience.retry import with_retry
 from core.types import ErrorCategory
 
-__all__ = ["Outcome", "RecordProcessor", "TokenRefreshAsk"]
+__all__ = ["Outcome", "RecordProcessor", "Refusal", "TokenRefreshAsk"]
 
 _log = logging.getLogger(__name__)
 
 
 class Outcome(enum.Enum):
-    """How a record left the processor without an exception."""
+    """How a finished record left the processor: its offset may be committed."""
 
     HANDLED = "handled"
     SKIPPED = "skipped"
     """Its trace id was handled recently (dedup)."""
     DEAD_LETTERED = "dead_lettered"
-    REFUSED = "refused"
-    """The handler's breaker is open: the record was not handled and must be fetched again."""
 
-    @property
-    def finished(self) -> bool:
-        """True when the record's offset may be committed."""
-        return self is not Outcome.REFUSED
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """The record was not handled: breaker `breaker` refused it for `retry_after` seconds."""
+
+    breaker: str
+    retry_after: float
 
 
 def _where(record: Record) -> str:
@@ -92,7 +95,7 @@ class RecordProcessor:
         )(self._attempt)
         self._write_dead_letter = with_retry(settings.retry)(self._dead_letter_once)
 
-    async def process(self, record: Record) -> Outcome:
+    async def process(self, record: Record) -> Outcome | Refusal:
         """Handle `record` once, or say why it was not; raises when the consumer must stop."""
         with KafkaLogContext(
             record.topic, record.partition, record.offset, self._settings.group_id
@@ -142,22 +145,31 @@ class RecordProcessor:
             self._stats.failed += 1
             raise
 
-    async def _failed(self, record: Record, exc: Exception) -> Outcome:
+    async def _failed(self, record: Record, exc: Exception) -> Outcome | Refusal:
         category = classify_exception(exc)
         if category is ErrorCategory.CIRCUIT_OPEN:
-            return Outcome.REFUSED
+            return self._refusal(exc)
         if category is ErrorCategory.PERMANENT:
             await self._dead_letter(record, exc, category)
             return Outcome.DEAD_LETTERED
         if category is ErrorCategory.AUTH:
             raise exc
-        if self._state.breaker.state is CircuitState.OPEN:
-            return Outcome.REFUSED
+        breaker = self._state.breaker
+        if breaker.state is CircuitState.OPEN:
+            return Refusal(breaker.name, breaker.retry_after())
         raise TransientError(
             f"handler failed on {_where(record)} after {self._attempts} attempt(s): "
             f"{type(exc).__name__}",
             context={"topic": record.topic, "partition": record.partition},
         ) from exc
+
+    def _refusal(self, exc: Exception) -> Refusal:
+        """Which breaker refused (the handler's, or one inside the handler) and for how long."""
+        breaker = getattr(exc, "breaker_name", None) or self._state.breaker.name
+        retry_after = getattr(exc, "retry_after", None)
+        if not isinstance(retry_after, int | float):
+            retry_after = self._settings.breaker.recovery_timeout
+        return Refusal(breaker, float(retry_after))
 
     async def _dead_letter(self, record: Record, exc: Exception, category: ErrorCategory) -> None:
         topic = self._settings.dead_letter_topic_for(record.topic)

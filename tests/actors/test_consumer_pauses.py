@@ -36,3 +36,16 @@ def test_lifting_a_reason_never_held_changes_nothing() -> None:
     reasons.hold("handler")
     assert not reasons.lift("onelake")
     assert reasons.paused
+
+
+def test_deadlines_come_due_and_a_pause_without_one_keeps_it() -> None:
+    """A reason held until a time is due from then on; holding it again without a
+    deadline keeps the deadline, holding it with a new one replaces it."""
+    reasons = PauseReasons()
+    reasons.hold("onelake", until=10.0)
+    reasons.hold("kusto")
+    reasons.hold("onelake")
+    assert reasons.due(9.9) == []
+    assert reasons.due(10.0) == ["onelake"]
+    reasons.hold("onelake", until=20.0)
+    assert reasons.due(15.0) == []

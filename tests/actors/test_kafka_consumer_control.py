@@ -22,7 +22,7 @@ from actors.kafka_consumer import (
 from actors.messages import PausePartitions, ResumePartitions
 from core.errors import PermanentError, TransientError
 from core.resilience.backoff import RetryConfig
-from core.resilience.circuit_breaker import CircuitBreakerConfig, CircuitState
+from core.resilience.circuit_breaker import CircuitBreaker, CircuitBreakerConfig, CircuitState
 from supervisor.testing import (
     EmbeddedBroker,
     committed_offsets,
@@ -113,6 +113,43 @@ async def test_open_breaker_pauses_then_a_trial_resumes_and_closes(bootstrap_ser
     assert transitions[-1] == (CircuitState.HALF_OPEN, CircuitState.CLOSED)
     assert actor.stats.pause_reasons == frozenset()
     assert await committed_offsets(bootstrap_servers, config.group_id, topic, 1) == {0: 10}
+
+
+async def test_a_breaker_inside_the_handler_pauses_until_its_retry_after(
+    bootstrap_servers: str,
+) -> None:
+    """When a breaker the handler calls through refuses, the consumer pauses for that
+    breaker's retry-after instead of spinning on the record, then carries on in order."""
+    topic = unique_name("inner")
+    await create_topics(bootstrap_servers, [topic])
+    await produce(bootstrap_servers, topic, [(None, b"%d" % i) for i in range(5)])
+    downstream = CircuitBreaker("onelake", CircuitBreakerConfig(1, recovery_timeout=0.4))
+    down_until = anyio.current_time() + 1.5
+    calls: list[float] = []
+    handled: list[int] = []
+    reasons_seen: set[str] = set()
+
+    def upload(record: Record) -> None:
+        calls.append(anyio.current_time())
+        if anyio.current_time() < down_until:
+            raise TransientError("storage unavailable")
+        handled.append(record.offset)
+
+    async def handler(record: Record) -> None:
+        downstream.call(upload, record)
+
+    config = consumer_settings(
+        bootstrap_servers, topic, breaker=CircuitBreakerConfig(failure_threshold=100)
+    )
+    actor = KafkaConsumerActor(config, handler)
+    async with running(actor):
+        with anyio.fail_after(10):
+            while len(handled) < 5:
+                reasons_seen |= actor.stats.pause_reasons
+                await anyio.sleep(POLL_INTERVAL)
+    assert handled == list(range(5))
+    assert reasons_seen == {"onelake"}
+    assert len(calls) <= 1 + 1.5 / 0.4 + 5
 
 
 async def test_pause_and_resume_commands_are_idempotent(bootstrap_servers: str) -> None:
