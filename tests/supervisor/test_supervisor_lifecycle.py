@@ -356,3 +356,81 @@ async def test_delays_and_timestamps_come_from_the_injected_clock_and_sleep() ->
     await sup.run()
     assert slept == [1.0, 2.0]
     assert [e.at for e in log.of(EventKind.STARTED)] == [100.0, 101.0, 103.0]
+
+
+async def test_stop_during_a_restart_delay_cancels_the_pending_restart() -> None:
+    """stop() while a child waits out a long backoff returns at once and starts nothing."""
+    puppet = Puppet("p")
+    sup = Supervisor([ChildSpec("p", factory=puppet.factory)], backoff=Backoff(base=60.0, max=60.0))
+    async with anyio.create_task_group() as group:
+        await group.start(sup.run)
+        puppet.crash(TransientError("x"))
+        await anyio.sleep(1.0)
+        stop_asked_at = anyio.current_time()
+        sup.stop()
+    assert anyio.current_time() == stop_asked_at
+    assert (puppet.starts, puppet.alive) == (1, 0)
+
+
+async def test_a_never_child_failing_at_startup_lets_the_next_child_start() -> None:
+    """A NEVER child that fails before starting is finished, and start-up goes on without it."""
+    log = EventLog()
+    once = Puppet("once", fail_starts=[TransientError("no")])
+    after = Puppet("after")
+    sup = Supervisor(
+        [
+            ChildSpec("once", factory=once.factory, restart=Restart.NEVER),
+            ChildSpec("after", factory=after.factory),
+        ],
+        on_event=log.append,
+    )
+    async with anyio.create_task_group() as group:
+        await group.start(sup.run)
+        sup.stop()
+    assert log.steps() == [("exited", "once"), ("started", "after"), ("stopped", "after")]
+
+
+async def test_a_stop_method_that_raises_is_reported_and_the_child_cancelled() -> None:
+    """If stop() itself raises, the child is cancelled at once and run() raises the error."""
+
+    class BadStop:
+        async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+            task_status.started()
+            await anyio.sleep_forever()
+
+        def stop(self) -> None:
+            raise RuntimeError("cannot stop")
+
+    sup = Supervisor([ChildSpec("bad", factory=BadStop, shutdown_timeout=30.0)])
+    stop_errors = pytest.RaisesGroup(pytest.RaisesExc(RuntimeError, match="cannot stop"))
+    with pytest.RaisesGroup(stop_errors):  # the outer group is the test's task group
+        async with anyio.create_task_group() as group:
+            await group.start(sup.run)
+            stop_asked_at = anyio.current_time()
+            sup.stop()
+    assert anyio.current_time() == stop_asked_at
+
+
+async def test_reporting_started_twice_is_a_failure_of_the_child() -> None:
+    """A child calling task_status.started() twice fails with RuntimeError (UNKNOWN)."""
+
+    async def twice(*, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        task_status.started()
+
+    log = EventLog()
+    sup = Supervisor([ChildSpec("twice", twice, restart=Restart.NEVER)], on_event=log.append)
+    await sup.run()
+    exited = log.of(EventKind.EXITED)[0]
+    assert (exited.category, str(exited.error)) == (
+        ErrorCategory.UNKNOWN,
+        "called 'started' twice on the same task status",
+    )
+
+
+def test_a_supervisor_shows_its_name_strategy_and_children() -> None:
+    """repr names the supervisor and its strategy; children lists the specs in start order."""
+    specs = [ChildSpec(n, factory=Puppet(n).factory) for n in "ab"]
+    sup = Supervisor(specs, name="workers", strategy=Strategy.REST_FOR_ONE)
+    assert repr(sup) == "Supervisor(name='workers', strategy=REST_FOR_ONE)"
+    assert sup.children == tuple(specs)
