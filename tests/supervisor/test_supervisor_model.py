@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import anyio
+from anyio.abc import TaskStatus
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from supervision_harness import EventLog, Puppet, VirtualTimeLoop
@@ -123,6 +124,7 @@ def observe(
     log = EventLog()
     refreshes: list[str] = []
     ending: list[tuple[str, ...]] = []
+    stopping = False
     sup = Supervisor(
         [ChildSpec(n, factory=p.factory, restart=policies[n]) for n, p in puppets.items()],
         strategy=strategy,
@@ -133,15 +135,13 @@ def observe(
         on_auth_failure=lambda child, _: refreshes.append(child),
     )
 
-    async def supervise(*, task_status: anyio.abc.TaskStatus[None]) -> None:
+    async def supervise(*, task_status: TaskStatus[None]) -> None:
         try:
             await sup.run(task_status=task_status)
             ending.append(("stopped",) if stopping else ("returned",))
         except EscalationError as exc:
             reason = "permanent" if exc.reason == "permanent failure" else "intensity"
             ending.append(("escalated", exc.child, reason))
-
-    stopping = False
 
     async def main() -> None:
         nonlocal stopping
