@@ -18,14 +18,16 @@ import logging
 import os
 import signal
 import sys
-from typing import Final, TextIO
+from typing import TYPE_CHECKING, Final, TextIO
 
 import anyio
 
 from core.errors import PipelineError
 from core.types import ErrorCategory
 from supervisor import EscalationError
-from supervisor.app import Pipeline
+
+if TYPE_CHECKING:
+    from supervisor.app import Pipeline
 
 __all__ = ["EXIT_ESCALATED", "EXIT_OK", "EXIT_USAGE", "PROGRAM", "escalation_line", "serve"]
 

@@ -23,13 +23,16 @@ import sys
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 
 from core.errors import ConfigurationError
-from supervisor.app import Pipeline
 from supervisor.app_process import EXIT_OK, EXIT_USAGE, PROGRAM, serve
-from supervisor.config import load_config, render_config
+from supervisor.config import Config, load_config, render_config
+
+if TYPE_CHECKING:
+    from supervisor.app import Pipeline
 
 __all__ = ["main"]
 
@@ -90,7 +93,7 @@ def _run(args: argparse.Namespace) -> int:
     base_dir = path.resolve().parent
 
     async def build_and_serve() -> int:
-        return await serve(Pipeline(config, base_dir=base_dir))
+        return await serve(_pipeline(config, base_dir))
 
     return anyio.run(build_and_serve, backend="asyncio")
 
@@ -101,13 +104,20 @@ def _check_config(args: argparse.Namespace) -> int:
     base_dir = path.resolve().parent
 
     async def build() -> Pipeline:
-        return Pipeline(config, base_dir=base_dir)
+        return _pipeline(config, base_dir)
 
     pipeline = anyio.run(build, backend="asyncio")
     children = ", ".join(spec.name for spec in pipeline.root.children)
     sys.stdout.write(render_config(config))
     sys.stdout.write(f"# valid; supervision tree ({pipeline.root.name}): {children}\n")
     return EXIT_OK
+
+
+def _pipeline(config: Config, base_dir: Path) -> Pipeline:
+    """The wired tree; imported here so that a bad file is reported without loading it."""
+    from supervisor.app import Pipeline
+
+    return Pipeline(config, base_dir=base_dir)
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -1,0 +1,146 @@
+"""The CLI as a user runs it (`python -m supervisor`): configuration errors and check-config."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+
+from supervisor.testing import committed_offsets, create_topics, read_topic, unique_name
+
+CLEAN_ENV = {
+    name: value
+    for name, value in os.environ.items()
+    if not name.startswith(("KAFKA_PIPELINE_", "AZURE_"))
+}
+
+
+def _cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "supervisor", *args],
+        cwd=cwd,
+        env={**CLEAN_ENV, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+BROKEN_CONFIGS = {
+    "bad TOML": ("[kafka\n", "config: not valid TOML"),
+    "unknown key": ("[kafka]\nbootstrap = 'x'\n", "kafka.bootstrap: unknown key"),
+    "wrong type": (
+        "[kafka]\nsession_timeout_ms = 'soon'\n",
+        "kafka.session_timeout_ms: got 'soon'; expected an integer",
+    ),
+    "missing secret": (
+        "[kafka]\nsasl_mechanism = 'OAUTHBEARER'\nsecurity_protocol = 'SASL_SSL'\n"
+        "[auth]\nmethod = 'secret'\ntenant_id = 't'\nclient_id = 'c'\n",
+        "auth.client_secret: required for auth.method = 'secret'",
+    ),
+    "bad handler path": (
+        "[handler]\ntarget = 'kp_no_such_module_anywhere:handle'\n",
+        "handler.target 'kp_no_such_module_anywhere:handle': cannot import module",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def watched(bootstrap_servers: str) -> tuple[str, str, str]:
+    """A topic, a log topic and a group that a process which got past its config would use."""
+    names = unique_name("cli"), unique_name("cli-logs"), unique_name("cli-group")
+    anyio.run(create_topics, bootstrap_servers, names[:2])
+    return names
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("case", [*BROKEN_CONFIGS, "missing file"])
+async def test_each_kind_of_bad_config_exits_2_with_one_line_and_writes_nothing(
+    case: str, bootstrap_servers: str, watched: tuple[str, str, str], tmp_path: Path
+) -> None:
+    """Exit 2, the problem on one stderr line without a traceback, no record and no commit."""
+    topic, logs, group = watched
+    config = tmp_path / "pipeline.toml"
+    if case == "missing file":
+        expected = f"config: file not found: {str(config)!r}"
+    else:
+        text, expected = BROKEN_CONFIGS[case]
+        config.write_text(text)
+    result = _cli(
+        "run",
+        "--config",
+        str(config),
+        cwd=tmp_path,
+        env={
+            "KAFKA_PIPELINE_KAFKA__BOOTSTRAP_SERVERS": bootstrap_servers,
+            "KAFKA_PIPELINE_KAFKA__TOPICS": topic,
+            "KAFKA_PIPELINE_KAFKA__GROUP_ID": group,
+            "KAFKA_PIPELINE_LOGGING__KAFKA_TOPIC": logs,
+        },
+    )
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"kafka-pipeline: configuration error: {expected}")
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+    assert await read_topic(bootstrap_servers, logs, expected=1, max_wait=0.3) == []
+    assert await committed_offsets(bootstrap_servers, group, topic, 1) == {0: None}
+
+
+def test_check_config_prints_the_effective_config_with_secrets_masked(tmp_path: Path) -> None:
+    """Exit 0; the file's values, defaults and environment overrides shown, the secret masked."""
+    config = tmp_path / "pipeline.toml"
+    config.write_text(
+        "[kafka]\nsecurity_protocol = 'SASL_PLAINTEXT'\nsasl_mechanism = 'PLAIN'\n"
+        "sasl_username = 'svc'\n[handler]\ntarget = 'jsonl:out.jsonl'\n"
+    )
+    secret = "s3cr3t-Pa55word"
+    result = _cli(
+        "check-config",
+        str(config),
+        cwd=tmp_path,
+        env={
+            "KAFKA_PIPELINE_KAFKA__SASL_PASSWORD": secret,
+            "KAFKA_PIPELINE_KAFKA__GROUP_ID": "from-env",
+        },
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    assert secret not in result.stdout
+    assert 'sasl_password = "***"' in result.stdout
+    assert 'sasl_username = "svc"' in result.stdout
+    assert 'group_id = "from-env"' in result.stdout
+    assert "max_restarts = 5" in result.stdout
+    assert result.stdout.splitlines()[-1] == (
+        "# valid; supervision tree (kafka-pipeline): "
+        "log_shipper, health_server, breaker_monitor, kafka_consumer"
+    )
+
+
+def test_check_config_refuses_what_run_would_refuse(tmp_path: Path) -> None:
+    """A handler that cannot be imported fails check-config with the same one-line error."""
+    config = tmp_path / "pipeline.toml"
+    config.write_text("[handler]\ntarget = 'kp_absent_module:handle'\n")
+    result = _cli("check-config", str(config), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        "kafka-pipeline: configuration error: handler.target 'kp_absent_module:handle'"
+    )
+    assert len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [(), ("demo", "--duration", "-3")],
+    ids=["no command", "negative duration"],
+)
+def test_usage_errors_exit_2(args: tuple[str, ...], tmp_path: Path) -> None:
+    """A command line argparse refuses exits 2 with its usage message."""
+    result = _cli(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "usage: kafka-pipeline" in result.stderr
