@@ -214,7 +214,11 @@ class ConsumerLoop:
     async def _process(
         self, tp: TopicPartition, tracker: PartitionOffsets, message: Any
     ) -> Outcome | Refusal | None:
-        async with self._in_flight:
+        try:  # uncontended (no rebalance waiting): take the lock without a trip round the loop
+            self._in_flight.acquire_nowait()
+        except anyio.WouldBlock:
+            await self._in_flight.acquire()
+        try:
             if self._partitions.tracker(tp) is not tracker:
                 return None
             self._handling = True
@@ -225,6 +229,8 @@ class ConsumerLoop:
             if isinstance(outcome, Outcome):
                 tracker.finish(message.offset)
                 self._progress()
+        finally:
+            self._in_flight.release()
         if outcome is Outcome.DEAD_LETTERED:
             self._processor.raise_if_poison_storm()
         return outcome
