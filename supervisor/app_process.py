@@ -45,9 +45,11 @@ def escalation_line(error: EscalationError) -> str:
     if cause is None:
         what = error.reason
     else:
-        text = (
-            str(cause) if isinstance(cause, PipelineError) else f"{type(cause).__name__}: {cause}"
-        )
+        detail = " ".join(str(cause).split())
+        if isinstance(cause, PipelineError) and detail:
+            text = detail
+        else:
+            text = f"{type(cause).__name__}: {detail}" if detail else type(cause).__name__
         permanent = error.category is ErrorCategory.PERMANENT
         what = text if permanent else f"{error.reason}; last: {text}"
     line = f"{PROGRAM}: actor {error.child!r} escalated ({error.category.value}): {what}"
