@@ -19,6 +19,7 @@ are checked together, and so on.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 from importlib import metadata
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 
 __all__ = ["main"]
 
+EXIT_INTERRUPTED = 128 + signal.SIGINT
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse `argv` (default: the command line), run the command, return the exit code."""
@@ -45,6 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigurationError as exc:
         sys.stderr.write(f"{PROGRAM}: configuration error: {' '.join(str(exc).split())}\n")
         return EXIT_USAGE
+    except KeyboardInterrupt:  # Ctrl-C before the signal handlers were installed
+        return EXIT_INTERRUPTED
     return code
 
 
