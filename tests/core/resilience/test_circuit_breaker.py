@@ -341,6 +341,15 @@ def test_cancelled_trial_frees_the_slot_without_counting(clock: FakeClock) -> No
     assert breaker.state is CLOSED
 
 
+def test_synchronous_call_interrupted_frees_the_trial_slot(clock: FakeClock) -> None:
+    """A BaseException such as KeyboardInterrupt in a sync trial propagates and frees the slot."""
+    breaker = half_open(clock, failure_threshold=1)
+    fail_times(breaker, 1, failing(Cancelled), expected=Cancelled)
+    assert breaker.stats.cancellations == 1
+    breaker.call(lambda: None)
+    assert breaker.state is CLOSED
+
+
 def test_a_call_admitted_while_closed_cannot_decide_a_later_half_open(clock: FakeClock) -> None:
     """A slow call from before the opening neither closes, reopens nor frees a trial slot."""
     breaker = make_breaker(clock, failure_threshold=1, recovery_timeout=5.0)
@@ -487,7 +496,7 @@ def test_recorded_success_while_open_changes_nothing_but_the_count(clock: FakeCl
     breaker = opened(clock, failure_threshold=1)
     breaker.record_success()
     stats = breaker.stats
-    assert (stats.state, stats.successes) == (OPEN, 1)
+    assert (stats.state, stats.successes, stats.consecutive_failures) == (OPEN, 1, 1)
 
 
 def test_recorded_cancellation_is_not_a_failure(clock: FakeClock) -> None:
