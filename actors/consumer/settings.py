@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
+from aiokafka.abc import AbstractTokenProvider
+
 from core.auth.kafka_oauth import KafkaOAuthError, eventhubs_scope_for
 from core.errors import ConfigurationError
 from core.resilience.backoff import RetryConfig
@@ -234,9 +236,10 @@ class ConsumerSettings:
             _require(bool(self.sasl_password), "sasl_password", f"required for {mechanism}")
         else:
             _require(
-                self.oauth_token_provider is not None,
+                isinstance(self.oauth_token_provider, AbstractTokenProvider),
                 "oauth_token_provider",
-                "required for OAUTHBEARER (see core.auth.create_kafka_oauth_callback)",
+                f"got {self.oauth_token_provider!r}; OAUTHBEARER needs an aiokafka "
+                "AbstractTokenProvider (see core.auth.create_kafka_oauth_callback)",
             )
 
     def _check_dead_letter_topic(self, template: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import ssl
 from typing import Any
 
@@ -25,6 +26,13 @@ class StaticToken(AbstractTokenProvider):  # type: ignore[misc]
     """An OAUTHBEARER provider with a fixed token: Azure AD itself cannot run here."""
 
     scope = "https://eventhubs.azure.net/.default"
+
+    async def token(self) -> str:
+        return "not-a-real-token"
+
+
+class ScopelessToken(AbstractTokenProvider):  # type: ignore[misc]
+    """An OAUTHBEARER provider that does not say which scope it asks for."""
 
     async def token(self) -> str:
         return "not-a-real-token"
@@ -136,12 +144,13 @@ def test_event_hubs_profile_has_the_documented_values() -> None:
 
 
 def test_event_hubs_profile_accepts_overrides_within_its_limits() -> None:
-    """Overrides apply, but not a request size Event Hubs would reject."""
+    """Overrides apply, but not a request size Event Hubs would reject; without a scope
+    from the provider, AUTH refreshes ask for the namespace's scope."""
     profile = event_hubs_profile(
         "myns.servicebus.windows.net",
         topics=("orders",),
         group_id="g",
-        token_provider=object(),
+        token_provider=ScopelessToken(),
         max_poll_records=50,
     )
     assert profile.max_poll_records == 50
@@ -151,7 +160,7 @@ def test_event_hubs_profile_accepts_overrides_within_its_limits() -> None:
             "myns",
             topics=("orders",),
             group_id="g",
-            token_provider=object(),
+            token_provider=StaticToken(),
             max_request_size=EVENT_HUBS_MAX_REQUEST_SIZE + 1,
         )
 
@@ -159,7 +168,7 @@ def test_event_hubs_profile_accepts_overrides_within_its_limits() -> None:
 def test_event_hubs_profile_rejects_a_bad_namespace() -> None:
     """A namespace that is no host name is a configuration error."""
     with pytest.raises(ConfigurationError, match="namespace"):
-        event_hubs_profile("my ns!", topics=("orders",), group_id="g", token_provider=object())
+        event_hubs_profile("my ns!", topics=("orders",), group_id="g", token_provider=StaticToken())
 
 
 def test_consumer_kwargs_never_auto_commit_and_carry_oauth() -> None:
@@ -200,14 +209,33 @@ def test_ssl_without_a_context_gets_the_default_one() -> None:
     assert kwargs["ssl_context"].verify_mode == ssl.CERT_REQUIRED
 
 
-@pytest.mark.anyio
-async def test_aiokafka_accepts_the_generated_kwargs() -> None:
-    """aiokafka's own constructors accept the kwargs of an Event Hubs profile (no connection)."""
-    profile = event_hubs_profile(
-        "myns", topics=("orders",), group_id="g", token_provider=StaticToken()
-    )
-    consumer = AIOKafkaConsumer(**consumer_kwargs(profile))
-    producer = AIOKafkaProducer(**producer_kwargs(profile))
-    await consumer.stop()
-    await producer.stop()
-    assert consumer._group_id == "g"
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"security_protocol": "SSL"},
+        {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN"}
+        | {"sasl_username": "u", "sasl_password": "p"},
+        {"security_protocol": "SASL_SSL", "sasl_mechanism": "OAUTHBEARER"}
+        | {"oauth_token_provider": StaticToken()},
+    ],
+)
+def test_every_generated_kwarg_is_an_aiokafka_parameter(overrides: dict[str, Any]) -> None:
+    """Each key of the consumer and producer kwargs names a parameter of aiokafka's
+    constructors, for every security setup (a typo would only show when connecting)."""
+    configured = settings(**overrides)
+    consumer_parameters = set(inspect.signature(AIOKafkaConsumer).parameters)
+    producer_parameters = set(inspect.signature(AIOKafkaProducer).parameters)
+    assert set(consumer_kwargs(configured)) <= consumer_parameters
+    assert set(producer_kwargs(configured)) <= producer_parameters
+
+
+def test_oauthbearer_needs_an_aiokafka_token_provider() -> None:
+    """An OAUTHBEARER provider that is not an aiokafka AbstractTokenProvider is refused at
+    construction (aiokafka itself would only complain when connecting)."""
+    with pytest.raises(ConfigurationError, match="AbstractTokenProvider"):
+        settings(
+            security_protocol="SASL_SSL",
+            sasl_mechanism="OAUTHBEARER",
+            oauth_token_provider=object(),
+        )
