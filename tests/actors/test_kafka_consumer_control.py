@@ -20,7 +20,7 @@ from actors.kafka_consumer import (
     Record,
 )
 from actors.messages import PausePartitions, ResumePartitions
-from core.errors import PermanentError, TransientError
+from core.errors import AuthError, PermanentError, TransientError
 from core.resilience.backoff import RetryConfig
 from core.resilience.circuit_breaker import CircuitBreaker, CircuitBreakerConfig, CircuitState
 from supervisor.testing import (
@@ -251,6 +251,26 @@ async def test_spent_retries_raise_a_transient_error_with_the_cause(bootstrap_se
     assert isinstance(raised.value.__cause__, TimeoutError)
     assert (actor.stats.failed, actor.stats.retried, actor.stats.handled) == (3, 2, 3)
     assert await committed_offsets(bootstrap_servers, config.group_id, topic, 1) == {0: 3}
+
+
+async def test_auth_failure_without_a_token_refresher_ends_the_actor(
+    bootstrap_servers: str,
+) -> None:
+    """With no token refresher to ask, an AUTH failure is not retried in place: the actor
+    exits with that very error, for the supervisor to refresh and restart."""
+    topic = unique_name("noauth")
+    await create_topics(bootstrap_servers, [topic])
+    await produce(bootstrap_servers, topic, [(None, b"x")])
+    expired = AuthError("token expired")
+
+    def handler(record: Record) -> None:
+        raise expired
+
+    actor = KafkaConsumerActor(consumer_settings(bootstrap_servers, topic), handler)
+    with anyio.fail_after(15), pytest.raises(AuthError) as raised:
+        await actor.run()
+    assert raised.value is expired
+    assert (actor.stats.failed, actor.stats.retried) == (1, 0)
 
 
 async def test_stall_watchdog_gives_up_on_a_broker_that_vanished() -> None:
