@@ -21,9 +21,6 @@ above the slowest handler call plus `shutdown_timeout_s`.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import anyio
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -72,7 +69,6 @@ class KafkaConsumerActor:
         state: ConsumerState | None = None,
         commands: MemoryObjectReceiveStream[PartitionCommand] | None = None,
         refresh_requests: MemoryObjectSendStream[RefreshRequest] | None = None,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.state = state or ConsumerState.for_settings(settings)
@@ -81,7 +77,6 @@ class KafkaConsumerActor:
         )
         self._commands = commands
         self._refresh_requests = refresh_requests
-        self._clock = clock
         self._stop_requested = False
         self._stop: anyio.Event | None = None
 
@@ -103,7 +98,6 @@ class KafkaConsumerActor:
             stop=self._stop,
             commands=self._commands,
             refresh_requests=self._refresh_requests,
-            clock=self._clock,
         )
         await loop.run(task_status=task_status)
 

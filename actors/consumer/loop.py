@@ -104,14 +104,13 @@ class ConsumerLoop:
         stop: anyio.Event,
         commands: MemoryObjectReceiveStream[PartitionCommand] | None,
         refresh_requests: MemoryObjectSendStream[RefreshRequest] | None,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
         self._state = state
         self._stats = state.stats
         self._stop = stop
         self._commands = commands
-        self._clock = clock
+        self._clock = time.monotonic
         self._consumer = AIOKafkaConsumer(**consumer_kwargs(settings))
         self._dead_letters = (
             DeadLetterWriter(producer_kwargs(settings))
@@ -124,7 +123,7 @@ class ConsumerLoop:
         )
         self._in_flight = anyio.Lock()
         self._handling = False
-        self._last_progress = clock()
+        self._last_progress = time.monotonic()
         self._fetching: anyio.CancelScope | None = None
 
     async def run(self, *, task_status: TaskStatus[None]) -> None:

@@ -169,7 +169,7 @@ class ConsumerSettings:
     """Restart when lagging partitions yield nothing this long; None disables the watchdog."""
     commit_interval_s: float = 1.0
     """Commit finished offsets at most this often (and on revoke and on stop)."""
-    shutdown_timeout_s: float = 10.0
+    shutdown_timeout_s: float = 5.0
     """Bound on the final commit and leaving the group when the actor exits."""
     refresh_timeout_s: float = 30.0
     """Bound on waiting for the token refresher after an AUTH failure."""
