@@ -76,20 +76,19 @@ def with_retry(
     classify = classifier.classify if classifier is not None else classify_exception
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        name = getattr(fn, "__qualname__", repr(fn))
         is_async = inspect.iscoroutinefunction(fn)
         if not is_async:
             for role, helper in (("sleep", sleep), ("on_auth_error", on_auth_error)):
                 if inspect.iscoroutinefunction(helper):
-                    raise TypeError(
-                        f"with_retry: {role} is async but {fn.__qualname__} is synchronous"
-                    )
+                    raise TypeError(f"with_retry: {role} is async but {name} is synchronous")
         policy = _RetryPolicy(
             config=config,
             budget=budget,
             on_auth_error=on_auth_error,
             classify=classify,
             sleep=sleep or (anyio.sleep if is_async else time.sleep),
-            name=getattr(fn, "__qualname__", repr(fn)),
+            name=name,
         )
         if is_async:
             return cast(Callable[P, R], _retrying_async(cast(Callable[..., Any], fn), policy))
@@ -228,8 +227,6 @@ async def _maybe_await(result: object) -> None:
 def _retry_after_of(error: BaseException) -> float | None:
     """The wait the failing side asked for (PipelineError.retry_after), if it is usable."""
     value = getattr(error, "retry_after", None)
-    if value is None:
-        return None
     if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < math.inf:
         return float(value)
     return None

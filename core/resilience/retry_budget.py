@@ -6,7 +6,8 @@ caller of one dependency caps retries at `ratio` of the calls over a sliding
 window (Finagle's and gRPC's retry budgets), with a floor of
 `min_retries_per_window` so a quiet service can still retry its few failures.
 
-The window slides in steps of a tenth of its length. `record_call` runs on every
+The window slides in steps of a tenth of its length (so a count leaves it up to
+one step late). `record_call` runs on every
 call, so it only reads the clock, compares and bumps the current step's lock-free
 counter. Retries are rare and go through a lock, so that checking the budget and
 spending it is one atomic step.
