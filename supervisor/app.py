@@ -117,18 +117,18 @@ class Pipeline:
         self._sinks = tuple(
             log_sinks if log_sinks is not None else configured_sinks(config, self.consumer_settings)
         )
-        self._commands_in, self._commands_out = anyio.create_memory_object_stream[PartitionCommand](
-            _STREAM_CAPACITY
-        )
-        self._refresh_in, self._refresh_out = anyio.create_memory_object_stream[RefreshRequest](
-            _STREAM_CAPACITY
-        )
+        self._commands_send, self._commands_receive = anyio.create_memory_object_stream[
+            PartitionCommand
+        ](_STREAM_CAPACITY)
+        self._refresh_send, self._refresh_receive = anyio.create_memory_object_stream[
+            RefreshRequest
+        ](_STREAM_CAPACITY)
         self.breaker_monitor = BreakerMonitorActor(
-            [self.consumer_state.breaker], self._commands_in, handler_breaker_name=HANDLER_BREAKER
+            [self.consumer_state.breaker], self._commands_send, handler_breaker_name=HANDLER_BREAKER
         )
         self.token_refresher = (
             TokenRefresherActor(
-                self._auth.provider, self._auth.cache, [self._auth.scope], self._refresh_out
+                self._auth.provider, self._auth.cache, [self._auth.scope], self._refresh_receive
             )
             if self._auth is not None
             else None
@@ -251,8 +251,8 @@ class Pipeline:
             self.consumer_settings,
             self.handler,
             state=self.consumer_state,
-            commands=self._commands_out,
-            refresh_requests=self._refresh_in if self._auth is not None else None,
+            commands=self._commands_receive,
+            refresh_requests=self._refresh_send if self._auth is not None else None,
         )
 
     def _new_log_shipper(self) -> LogShipperActor:
@@ -271,7 +271,7 @@ class Pipeline:
             return
         with anyio.move_on_after(_REFRESH_BEFORE_RESTART_S):
             await ask_for_fresh_token(
-                self._refresh_in, self._auth.scope, f"{child} failed: {type(error).__name__}"
+                self._refresh_send, self._auth.scope, f"{child} failed: {type(error).__name__}"
             )
 
     def _install_log_handler(self) -> logging.Handler:

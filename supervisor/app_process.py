@@ -18,7 +18,7 @@ import logging
 import os
 import signal
 import sys
-from typing import TYPE_CHECKING, Final, TextIO
+from typing import TYPE_CHECKING, Final, Protocol
 
 import anyio
 
@@ -29,7 +29,15 @@ from supervisor import EscalationError
 if TYPE_CHECKING:
     from supervisor.app import Pipeline
 
-__all__ = ["EXIT_ESCALATED", "EXIT_OK", "EXIT_USAGE", "PROGRAM", "escalation_line", "serve"]
+__all__ = [
+    "EXIT_ESCALATED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "PROGRAM",
+    "Console",
+    "escalation_line",
+    "serve",
+]
 
 EXIT_OK: Final = 0
 EXIT_ESCALATED: Final = 1
@@ -37,6 +45,18 @@ EXIT_USAGE: Final = 2
 PROGRAM: Final = "kafka-pipeline"
 
 _log = logging.getLogger("supervisor.process")
+
+
+class Console(Protocol):
+    """Where the process's one-line messages go (stderr, or the demo's terminal)."""
+
+    def write(self, text: str, /) -> object:
+        """Write `text`."""
+        ...
+
+    def flush(self) -> object:
+        """Make what was written visible."""
+        ...
 
 
 def escalation_line(error: EscalationError) -> str:
@@ -56,7 +76,7 @@ def escalation_line(error: EscalationError) -> str:
     return " ".join(line.split())
 
 
-async def serve(pipeline: Pipeline, *, stderr: TextIO | None = None) -> int:
+async def serve(pipeline: Pipeline, *, stderr: Console | None = None) -> int:
     """Run `pipeline` until a signal stops it or it escalates; the process's exit code."""
     err = stderr if stderr is not None else sys.stderr
     deadline = pipeline.config.supervisor.graceful_stop_s
@@ -76,7 +96,7 @@ async def serve(pipeline: Pipeline, *, stderr: TextIO | None = None) -> int:
     return EXIT_OK
 
 
-async def _follow_signals(pipeline: Pipeline, deadline: float, err: TextIO) -> None:
+async def _follow_signals(pipeline: Pipeline, deadline: float, err: Console) -> None:
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for first in signals:
             name = signal.Signals(first).name
@@ -96,11 +116,11 @@ async def _follow_signals(pipeline: Pipeline, deadline: float, err: TextIO) -> N
         _exit_now(err, f"graceful stop took longer than {deadline:g}s: stopping at once", 1)
 
 
-def _exit_now(err: TextIO, reason: str, code: int) -> None:
+def _exit_now(err: Console, reason: str, code: int) -> None:
     _say(err, f"{PROGRAM}: {reason}; records not yet committed will be delivered again")
     os._exit(code)
 
 
-def _say(err: TextIO, line: str) -> None:
+def _say(err: Console, line: str) -> None:
     err.write(line + "\n")
     err.flush()

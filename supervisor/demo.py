@@ -89,7 +89,7 @@ def _start_deaf_to_ctrl_c(broker: EmbeddedBroker) -> None:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def demo_config(bootstrap_servers: str, workdir: Path) -> Config:
+def _demo_config(bootstrap_servers: str, workdir: Path) -> Config:
     """The demo's configuration: the embedded broker, quick group joins, logs to a file."""
     return Config(
         kafka=KafkaConfig(
@@ -106,12 +106,26 @@ def demo_config(bootstrap_servers: str, workdir: Path) -> Config:
     )
 
 
+class _BelowTheStatus:
+    """Where the process's own messages go: a line of their own, not the end of the status."""
+
+    def __init__(self, out: TextIO, tty: bool) -> None:
+        self._out = out
+        self._erase = "\r\x1b[K" if tty else ""
+
+    def write(self, text: str) -> None:
+        self._out.write(self._erase + text)
+
+    def flush(self) -> None:
+        self._out.flush()
+
+
 class _Demo:
     def __init__(self, bootstrap_servers: str, workdir: Path, out: TextIO) -> None:
         self._bootstrap = bootstrap_servers
         self._out = out
         self._tty = out.isatty()
-        self._config = demo_config(bootstrap_servers, workdir)
+        self._config = _demo_config(bootstrap_servers, workdir)
         self._log_file = workdir / "pipeline.log"
         self._ledger = DemoLedger()
         self._pipeline = Pipeline(
@@ -131,7 +145,7 @@ class _Demo:
             group.start_soon(self._show_status)
             if duration is not None:
                 group.start_soon(self._finish_after, duration)
-            code = await serve(self._pipeline, stderr=self._out)
+            code = await serve(self._pipeline, stderr=_BelowTheStatus(self._out, self._tty))
             group.cancel_scope.cancel()
         return await self._summarise(code, drained=duration is not None)
 
@@ -201,7 +215,8 @@ class _Demo:
 
     async def _summarise(self, code: int, *, drained: bool) -> int:
         self._show_line()
-        self._say("" if self._tty else None)
+        if self._tty:
+            self._say("")
         observation = self._pipeline.observe()
         stored = await read_topic(
             self._bootstrap,
@@ -223,8 +238,7 @@ class _Demo:
             return EXIT_ESCALATED
         return code
 
-    def _say(self, *lines: str | None) -> None:
+    def _say(self, *lines: str) -> None:
         for line in lines:
-            if line is not None:
-                self._out.write(f"{line}\n")
+            self._out.write(f"{line}\n")
         self._out.flush()

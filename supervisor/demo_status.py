@@ -87,8 +87,8 @@ def summary_lines(
     ]
     if missing:
         lines.append(
-            f"  not handled     {len(missing)} of {len(ledger.expected)} valid events"
-            f" (first: {sorted(missing)[0]})"
+            f"  not handled     {len(missing)} of {len(ledger.expected)} valid events before the"
+            f" stop (first: {min(missing)}); not committed either, so the group gets them next"
         )
     else:
         lines.append(
