@@ -10,6 +10,8 @@ Kept apart from the wiring so each mapping is a plain function, tested on its ow
 - `build_auth`: the Azure identity, the token cache shared by the refresher and the
   OAUTHBEARER provider, and the scope (`auth.scope`, else that of the namespace).
 - `log_sinks`: stdout always, plus `logging.file` and `logging.kafka_topic` when set.
+- `restart_backoff`: the root supervisor's backoff. A maximum delay below its base
+  (here or in `[retry]`) is a ConfigError, found before anything starts.
 - `StopBudget`: how `supervisor.graceful_stop_s` is shared out. Children stop one after
   another in reverse start order, so the consumer (finish the record in hand, commit,
   leave the group) gets 60% and the log shipper (deliver what is queued) 30%; the
@@ -57,7 +59,7 @@ __all__ = [
 POISON_MIN_SAMPLE: Final = 20
 """Records the poison guard must have seen before it may judge (capped at the window)."""
 
-_SECURITY_KEYS: Final = frozenset({"security_protocol", "ssl_context", "client_id"})
+_SECURITY_KEYS: Final = frozenset({"security_protocol", "ssl_context"})
 
 
 @dataclass(frozen=True, slots=True)
