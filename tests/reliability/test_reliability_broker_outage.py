@@ -1,0 +1,165 @@
+"""Scenario 2: the broker is down for 10 s while the process runs.
+
+With the broker storing to a local S3 server, records and committed offsets survive
+the restart: every record produced before, during (the producer retries until
+acknowledged) and after the outage is handled at least once. With memory storage the
+broker comes back empty (the test creates the topics again, as an operator would):
+the process handles everything produced after it came back. In both, the process stays
+up by itself (restarts are fine; the restart intensity is set above what a 10 s outage
+can spend, so an escalation would be a bug).
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import anyio
+import pytest
+from reliability_harness import (
+    PipelineProcess,
+    RetryingProducer,
+    Sink,
+    log_events,
+    pipeline_sections,
+    until,
+    workload,
+    write_config,
+)
+from reliability_report import ReliabilityReport
+
+from supervisor.embedded_broker import EmbeddedBroker
+from supervisor.testing import create_topics, produce, unique_name
+
+pytestmark = pytest.mark.anyio
+
+OUTAGE_S = 10.0
+PARTITIONS = 4
+"""Tansu auto-creates topics with 4 partitions: after a memory broker's restart the
+consumer may ask for the topic before the test creates it again, so both agree on 4."""
+PATIENT_SUPERVISOR = {"max_restarts": 30, "period_s": 30, "backoff_base_s": 0.1, "backoff_max_s": 1}
+
+
+def _start(tmp_path: Path, broker: EmbeddedBroker, topic: str) -> PipelineProcess:
+    sections = pipeline_sections(
+        broker.bootstrap_servers,
+        topic,
+        unique_name("outage-g"),
+        {"supervisor": PATIENT_SUPERVISOR},
+    )
+    return PipelineProcess(tmp_path, write_config(tmp_path / "pipeline.toml", sections))
+
+
+def _restarts(process: PipelineProcess) -> int:
+    events = log_events(process.stdout())
+    return sum(1 for event in events if event.get("event") == "child_restarting")
+
+
+async def _produce_until(
+    stop: anyio.Event, producer: RetryingProducer, topic: str, produced: list[str]
+) -> None:
+    """Send `during-N` records, ~20 per second, each retried until acknowledged."""
+    for key, value, headers in workload("during", 100_000):
+        if stop.is_set():
+            return
+        await producer.send(topic, (key, value, headers))
+        produced.append(key.decode())
+        await anyio.sleep(0.05)
+
+
+async def test_a_broker_outage_on_s3_storage_loses_nothing_and_needs_no_help(
+    s3_broker: EmbeddedBroker,
+    tmp_path: Path,
+    processes: list[PipelineProcess],
+    reliability_report: ReliabilityReport,
+) -> None:
+    """Records produced before, during and after a 10 s outage are all handled; no exit."""
+    bootstrap = s3_broker.bootstrap_servers
+    topic = unique_name("outage")
+    await create_topics(bootstrap, [topic, f"{topic}.dlq"], partitions=PARTITIONS)
+    await produce(bootstrap, topic, workload("before", 300))
+    process = _start(tmp_path, s3_broker, topic)
+    processes.append(process)
+    process.start()
+    sink = Sink(tmp_path / "handled.jsonl")
+    await until(lambda: sink.count() >= 300, 30, "the records from before are handled")
+
+    produced: list[str] = []
+    stop_producing = anyio.Event()
+    producer = RetryingProducer(bootstrap)
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(_produce_until, stop_producing, producer, topic, produced)
+        await anyio.sleep(1)
+        await anyio.to_thread.run_sync(s3_broker.stop)
+        down_at = time.monotonic()
+        await anyio.sleep(OUTAGE_S)
+        await anyio.to_thread.run_sync(s3_broker.start)
+        back_at, handled_at_return = time.monotonic(), sink.count()
+        recovery = await until(
+            lambda: sink.count() > handled_at_return, 60, "records are handled after the outage"
+        )
+        await anyio.sleep(1)
+        stop_producing.set()
+    await producer.aclose()
+    await produce(bootstrap, topic, workload("after", 300))
+
+    expected = {f"before-{n}" for n in range(300)} | set(produced)
+    expected |= {f"after-{n}" for n in range(300)}
+    await until(lambda: expected <= set(sink.ids()), 60, "every record is handled")
+    assert process.running, f"the process exited: {process.stderr()}"
+    process.signal(signal.SIGTERM)
+    assert await process.exit_code(within=15) == 0
+    assert "escalated" not in process.stderr()
+    reliability_report.record(
+        "2a. broker down 10 s (S3 storage)",
+        records_produced=len(expected),
+        records_lost=len(expected - set(sink.ids())),
+        produced_around_the_outage=len(produced),
+        broker_down_s=back_at - down_at,
+        producer_retries=producer.retries,
+        process_restarts_of_actors=_restarts(process),
+        recovery_s_after_broker_back=recovery,
+        total_s_from_broker_back_to_all_handled=time.monotonic() - back_at,
+    )
+
+
+async def test_a_memory_broker_that_comes_back_empty_is_consumed_again(
+    own_broker: EmbeddedBroker,
+    tmp_path: Path,
+    processes: list[PipelineProcess],
+    reliability_report: ReliabilityReport,
+) -> None:
+    """After a 10 s outage of a memory broker, what is produced afterwards is all handled."""
+    bootstrap = own_broker.bootstrap_servers
+    topic = unique_name("outage-mem")
+    await create_topics(bootstrap, [topic, f"{topic}.dlq"], partitions=PARTITIONS)
+    await produce(bootstrap, topic, workload("before", 200))
+    process = _start(tmp_path, own_broker, topic)
+    processes.append(process)
+    process.start()
+    sink = Sink(tmp_path / "handled.jsonl")
+    await until(lambda: sink.count() >= 200, 30, "the records from before are handled")
+
+    await anyio.to_thread.run_sync(own_broker.stop)
+    await anyio.sleep(OUTAGE_S)
+    await anyio.to_thread.run_sync(own_broker.start)
+    back_at = time.monotonic()
+    await create_topics(bootstrap, [topic, f"{topic}.dlq"], partitions=PARTITIONS)
+    await produce(bootstrap, topic, workload("after", 300))
+
+    expected = {f"after-{n}" for n in range(300)}
+    recovery = await until(
+        lambda: expected <= set(sink.ids()), 60, "the records produced after are handled"
+    )
+    assert process.running, f"the process exited: {process.stderr()}"
+    process.signal(signal.SIGTERM)
+    assert await process.exit_code(within=15) == 0
+    reliability_report.record(
+        "2b. broker down 10 s (memory storage)",
+        records_produced_after=len(expected),
+        records_lost=len(expected - set(sink.ids())),
+        process_restarts_of_actors=_restarts(process),
+        recovery_s_after_broker_back=time.monotonic() - back_at,
+        waited_s=recovery,
+    )
