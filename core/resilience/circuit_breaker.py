@@ -20,6 +20,11 @@ Decisions:
   `recovery_timeout`: the trial's verdict is unknown, and if it fails the circuit
   stays open that long anyway. `retry_after()` is 0 outside OPEN.
 * `reset()` closes the circuit and clears the streaks; lifetime totals stay.
+* `record_success()` / `record_failure(exc)` report calls the caller ran itself:
+  they are judged against the current state and hold no trial slot.
+* Listeners run after the lock is released, in the thread that caused the
+  transition, in transition order (see `circuit_listeners`); a listener that
+  feeds an event loop must hand over thread-safely.
 
 Speed: the closed success path takes no lock, reads no clock and creates no
 object: it reads the current epoch (one atomic attribute read), runs the call and

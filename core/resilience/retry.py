@@ -57,6 +57,7 @@ _logger = logging.getLogger(__name__)
 _TRANSIENT: Final = ErrorCategory.TRANSIENT
 _UNKNOWN: Final = ErrorCategory.UNKNOWN
 _AUTH: Final = ErrorCategory.AUTH
+_NUMBER: Final = (int, float)  # a tuple: `int | float` would build a new union at every check
 
 
 def with_retry(
@@ -227,6 +228,6 @@ async def _maybe_await(result: object) -> None:
 def _retry_after_of(error: BaseException) -> float | None:
     """The wait the failing side asked for (PipelineError.retry_after), if it is usable."""
     value = getattr(error, "retry_after", None)
-    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < math.inf:
+    if isinstance(value, _NUMBER) and not isinstance(value, bool) and 0 <= value < math.inf:
         return float(value)
     return None
