@@ -1,0 +1,118 @@
+"""Memory soak: the consumer's RSS over many records with dedup on (opt-in: `--soak`).
+
+The topic is filled first (every record a unique `trace_id` header, so the dedup window
+fills up and then evicts one id per record); then a fresh interpreter runs the
+KafkaConsumerActor with its defaults over the whole topic and samples its own RSS as it
+goes, so the producer's buffers are not in the figures. Growth is measured from the end
+of the warm-up (the first `WARMUP_SHARE` of the records: with a million records and the
+default window of 100,000 ids, twice the window) to the last record.
+
+    python -m scripts.bench.soak_bench BOOTSTRAP TOPIC RECORDS    # the consumer side
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Final
+
+import anyio
+
+from scripts.bench.machine import resident_kib
+from scripts.bench.pipeline_bench import (
+    Progress,
+    actor_settings,
+    broker,
+    consume_with_actor,
+    fill_topic,
+)
+from scripts.bench.report import Section, TargetCheck
+from supervisor.testing import unique_name
+
+__all__ = ["run"]
+
+WARMUP_SHARE: Final = 0.2
+SAMPLES: Final = 20
+TARGET_GROWTH: Final = 0.10
+PRODUCE_CHUNK: Final = 100_000
+
+
+class SampledProgress(Progress):
+    """The no-op handler, also noting this process's RSS every `every` records."""
+
+    def __init__(self, expected: int) -> None:
+        super().__init__(expected)
+        self.every = max(1, expected // SAMPLES)
+        self.samples: list[tuple[int, int]] = [(0, resident_kib())]
+
+    async def __call__(self, record: object) -> None:
+        """Note the record, and the RSS at every sampling point."""
+        await super().__call__(record)
+        if self.count % self.every == 0 or self.count == self.expected:
+            self.samples.append((self.count, resident_kib()))
+
+
+async def _consume(bootstrap: str, topic: str, records: int) -> SampledProgress:
+    progress = SampledProgress(records)
+    await consume_with_actor(actor_settings(bootstrap, topic), progress)
+    return progress
+
+
+def consumer_main() -> None:
+    """The consumer side: consume the topic, print the RSS samples and the rate as JSON."""
+    bootstrap, topic, records = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    progress = anyio.run(_consume, bootstrap, topic, records)
+    print(json.dumps({"samples": progress.samples, "rate": progress.records_per_second()}))
+
+
+async def _fill(bootstrap: str, topic: str, records: int) -> None:
+    for first in range(0, records, PRODUCE_CHUNK):
+        await fill_topic(bootstrap, topic, min(PRODUCE_CHUNK, records - first), first=first)
+
+
+def run(records: int) -> list[Section]:
+    """Fill a topic with `records` records, consume it in a fresh process, report RSS."""
+    with broker() as bootstrap:
+        topic = unique_name("bench-soak")
+        anyio.run(_fill, bootstrap, topic, records)
+        done = subprocess.run(
+            [sys.executable, "-m", "scripts.bench.soak_bench", bootstrap, topic, str(records)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    result = json.loads(done.stdout)
+    samples: list[tuple[int, int]] = [tuple(s) for s in result["samples"]]
+    warm = next(s for s in samples if s[0] >= WARMUP_SHARE * records)
+    end = samples[-1]
+    growth = (end[1] - warm[1]) / warm[1]
+    rows = [
+        [f"{count:,}", f"{rss:,}", "warm-up ends" if (count, rss) == warm else ""]
+        for count, rss in samples
+    ]
+    check = TargetCheck.judged(
+        what=f"memory: consumer RSS over {records:,} records, dedup on",
+        ours=f"{warm[1] / 1024:,.1f} -> {end[1] / 1024:,.1f} MiB ({growth:+.1%})",
+        target=f"growth <= {TARGET_GROWTH:.0%} after warm-up",
+        met=growth <= TARGET_GROWTH,
+    )
+    return [
+        Section(
+            key="soak-memory",
+            title=f"Memory: consumer RSS over {records:,} records, dedup on",
+            columns=["records handled", "RSS KiB", ""],
+            rows=rows,
+            checks=[check],
+            notes=[
+                f"KafkaConsumerActor with its defaults (dedup window of 100,000 ids), a no-op "
+                f"handler, {records:,} records of 1 KB with unique trace ids, in a fresh "
+                f"process; consumed at {result['rate']:,.0f} records/s.",
+                f"Warm-up: the first {WARMUP_SHARE:.0%} of the records.",
+            ],
+        )
+    ]
+
+
+if __name__ == "__main__":
+    consumer_main()
