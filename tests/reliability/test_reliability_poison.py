@@ -1,0 +1,197 @@
+"""Scenario 4: poison records. A strict handler rejects five kinds of bad record.
+
+Invalid UTF-8, invalid JSON, a 900 KB value (over the handler's 512 KB limit), a record
+without a trace id, and one whose handler raises ValueError: each is PERMANENT, so each
+lands in the dead-letter topic with its original bytes and headers plus the dlq.* ones,
+and the good records around them are all handled (the consumer never stalls). When most
+records are poison, the poison-storm guard stops the process: exit 1, one line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+from pathlib import Path
+
+import orjson
+import pytest
+from reliability_harness import (
+    PipelineProcess,
+    Sink,
+    pipeline_sections,
+    until,
+    workload,
+    write_config,
+)
+from reliability_report import ReliabilityReport
+
+from supervisor.testing import committed_offsets, create_topics, produce, read_topic, unique_name
+
+pytestmark = pytest.mark.anyio
+
+STRICT_HANDLER = '''
+"""Takes UTF-8 JSON objects up to 512 KB with a trace_id header; `"fail": true` is refused."""
+from pathlib import Path
+
+import orjson
+
+from actors.handlers import JsonLinesHandler
+
+MAX_BYTES = 512 * 1024
+_sink = JsonLinesHandler(Path("handled.jsonl"))
+
+
+async def handle(record):
+    value = record.value or b""
+    if len(value) > MAX_BYTES:
+        raise ValueError(f"value of {len(value)} bytes is over the limit of {MAX_BYTES}")
+    if not any(name == "trace_id" for name, _ in record.headers):
+        raise ValueError("the record has no trace_id header")
+    document = orjson.loads(value.decode("utf-8"))
+    if document.get("fail"):
+        raise ValueError(f"record {document['id']} is refused by the handler")
+    await _sink(record)
+'''
+
+Record = tuple[bytes, bytes, list[tuple[str, bytes]]]
+
+
+def _poison(kind: str, n: int) -> Record:
+    """One poison record of `kind`; a `kind` header tells which, and survives dead-lettering."""
+    record_id = f"{kind}-{n}"
+    headers = [("kind", kind.encode()), ("trace_id", record_id.encode())]
+    value = orjson.dumps({"id": record_id})
+    if kind == "utf8":
+        value = b'\xff\xfe{"id": "' + record_id.encode() + b'"}'
+    elif kind == "json":
+        value = b'{"id": "' + record_id.encode() + b'", '
+    elif kind == "huge":
+        value = orjson.dumps({"id": record_id, "pad": "x" * 900_000})
+    elif kind == "no-trace-id":
+        headers = [("kind", kind.encode())]
+    elif kind == "refused":
+        value = orjson.dumps({"id": record_id, "fail": True})
+    return record_id.encode(), value, headers
+
+
+ERROR_CLASS = {
+    "utf8": b"builtins.UnicodeDecodeError",
+    "json": b"orjson.JSONDecodeError",
+    "huge": b"builtins.ValueError",
+    "no-trace-id": b"builtins.ValueError",
+    "refused": b"builtins.ValueError",
+}
+
+
+def _process(
+    tmp_path: Path, bootstrap: str, topic: str, group: str, extra: dict[str, dict[str, object]]
+) -> PipelineProcess:
+    (tmp_path / "kp_strict_handler.py").write_text(STRICT_HANDLER)
+    overrides: dict[str, dict[str, object]] = {"handler": {"target": "kp_strict_handler:handle"}}
+    overrides.update(extra)
+    sections = pipeline_sections(bootstrap, topic, group, overrides)
+    env = {
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    }
+    return PipelineProcess(tmp_path, write_config(tmp_path / "pipeline.toml", sections), env=env)
+
+
+async def test_each_kind_of_poison_is_dead_lettered_with_its_headers_and_good_records_flow(
+    bootstrap_servers: str,
+    tmp_path: Path,
+    processes: list[PipelineProcess],
+    reliability_report: ReliabilityReport,
+) -> None:
+    """Ten poison records among 150 good ones: all ten in the DLQ as sent, all 150 handled."""
+    topic, group = unique_name("poison"), unique_name("poison-g")
+    await create_topics(bootstrap_servers, [topic, f"{topic}.dlq"])
+    good = workload("good", 150)
+    records: list[Record] = []
+    for n, record in enumerate(good):
+        records.append(record)
+        if n % 15 == 7:
+            kinds = list(ERROR_CLASS)
+            records.append(_poison(kinds[(n // 15) % len(kinds)], n))
+    poison = {offset: record for offset, record in enumerate(records) if record not in good}
+    assert len(poison) == 10
+    for record in records:  # one by one: a 900 KB record must not share a request
+        await produce(bootstrap_servers, topic, [record])
+    process = _process(tmp_path, bootstrap_servers, topic, group, {})
+    processes.append(process)
+    process.start()
+    sink = Sink(tmp_path / "handled.jsonl")
+    await until(lambda: sink.count() >= len(good), 60, "every good record is handled")
+    dead = await read_topic(bootstrap_servers, f"{topic}.dlq", expected=len(poison))
+    assert process.running, process.stderr()
+    process.signal(signal.SIGTERM)
+    assert await process.exit_code(within=15) == 0
+
+    assert sorted(sink.ids()) == sorted(key.decode() for key, _, _ in good)
+    assert sorted(int(dict(r.headers)["dlq.source.offset"]) for r in dead) == sorted(poison)
+    for letter in dead:
+        headers = dict(letter.headers)
+        key, value, original_headers = poison[int(headers["dlq.source.offset"])]
+        kind = headers["kind"].decode()
+        assert (letter.key, letter.value) == (key, value)
+        assert list(letter.headers[: len(original_headers)]) == original_headers
+        assert headers["dlq.source.topic"] == topic.encode()
+        assert headers["dlq.source.partition"] == b"0"
+        assert headers["dlq.error.class"] == ERROR_CLASS[kind]
+        assert headers["dlq.error.category"] == b"permanent"
+        assert headers["dlq.error.message"]
+        assert headers["dlq.failed.at"]
+    committed = await committed_offsets(bootstrap_servers, group, topic, 1)
+    assert committed == {0: len(records)}
+    reliability_report.record(
+        "4. poison records",
+        poison_records=len(poison),
+        dead_lettered_with_headers=len(dead),
+        good_records_handled=sink.count(),
+        records_lost=len(good) - sink.count(),
+        committed_offset=committed[0],
+    )
+
+
+async def test_a_poison_storm_stops_the_process_with_exit_1(
+    bootstrap_servers: str,
+    tmp_path: Path,
+    processes: list[PipelineProcess],
+    reliability_report: ReliabilityReport,
+) -> None:
+    """Four poison records of every five: the guard escalates once its window is judged."""
+    topic = unique_name("poison-storm")
+    await create_topics(bootstrap_servers, [topic, f"{topic}.dlq"])
+    kinds = ["utf8", "json", "no-trace-id", "refused"]
+    records: list[Record] = []
+    for n, record in enumerate(workload("good", 10)):
+        records.append(record)
+        records.extend(_poison(kind, n) for kind in kinds)
+    await produce(bootstrap_servers, topic, records)
+    process = _process(
+        tmp_path,
+        bootstrap_servers,
+        topic,
+        unique_name("poison-g"),
+        {"dead_letter": {"poison_window": 20}},
+    )
+    processes.append(process)
+    process.start()
+    assert await process.exit_code(within=60) == 1
+    [line] = process.stderr().splitlines()
+    found = re.fullmatch(
+        r"kafka-pipeline: actor 'kafka_consumer' escalated \(permanent\): "
+        r"poison storm: (\d+) of last (\d+) records dead-lettered",
+        line,
+    )
+    assert found is not None, line
+    dead_lettered, window = int(found.group(1)), int(found.group(2))
+    assert window == 20
+    assert dead_lettered > window / 2
+    dead = await read_topic(bootstrap_servers, f"{topic}.dlq", expected=dead_lettered)
+    assert len(dead) >= dead_lettered
+    reliability_report.record(
+        "4. poison storm",
+        exit_code=1,
+        dead_lettered_in_window=f"{dead_lettered} of {window}",
+    )
