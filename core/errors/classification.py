@@ -49,6 +49,7 @@ SEVERITY: Final[tuple[ErrorCategory, ...]] = (
 """Categories from most to least severe; used to judge exception groups."""
 
 _RANK: Final = {category: rank for rank, category in enumerate(SEVERITY)}
+_UNKNOWN: Final = ErrorCategory.UNKNOWN
 
 _NETWORK_ERRNOS: Final = frozenset(
     {
@@ -142,6 +143,10 @@ def most_severe(categories: list[ErrorCategory]) -> ErrorCategory:
 
 def classify_exception(exc: BaseException) -> ErrorCategory:
     """The category that decides how `exc` is handled (see the module docstring)."""
+    if not isinstance(exc, BaseExceptionGroup):  # the common case, on retry and breaker paths
+        category = exc.category if isinstance(exc, PipelineError) else _classify_single(exc)
+        if category is not _UNKNOWN or exc.__cause__ is None:
+            return category
     return _classify(exc, depth=0)
 
 
@@ -171,20 +176,37 @@ def _classify(exc: BaseException, depth: int) -> ErrorCategory:
     return category
 
 
+_TYPE_CACHE_LIMIT: Final = 1024
+_category_of_type: dict[type[BaseException], ErrorCategory] = {}
+"""Categories that follow from an exception's type alone, so each type is judged once.
+
+Bounded, so classes created at run time cannot grow it without limit."""
+
+
 def _classify_single(exc: BaseException) -> ErrorCategory:
     if isinstance(exc, PipelineError):
         return exc.category
-    for classify in (_classify_kafka, _classify_azure):
-        category = classify(exc)
-        if category is not None:
-            return category
+    exc_type = type(exc)
+    category = _category_of_type.get(exc_type)
+    if category is not None:
+        return category
+    category, type_decides = _judge(exc)
+    if type_decides and len(_category_of_type) < _TYPE_CACHE_LIMIT:
+        _category_of_type[exc_type] = category
+    return category
+
+
+def _judge(exc: BaseException) -> tuple[ErrorCategory, bool]:
+    """The category of `exc`, and whether every instance of its type would get the same."""
+    module = type(exc).__module__
+    if module.startswith("aiokafka"):
+        return _classify_kafka(exc), True
+    if module.startswith("azure."):
+        return _classify_azure(exc)
     return _classify_builtin(exc)
 
 
-def _classify_kafka(exc: BaseException) -> ErrorCategory | None:
-    module = type(exc).__module__
-    if not module.startswith("aiokafka"):
-        return None
+def _classify_kafka(exc: BaseException) -> ErrorCategory:
     names = {cls.__name__ for cls in type(exc).__mro__}
     if names & _KAFKA_AUTH:
         return ErrorCategory.AUTH
@@ -195,26 +217,26 @@ def _classify_kafka(exc: BaseException) -> ErrorCategory | None:
     return ErrorCategory.UNKNOWN
 
 
-def _classify_azure(exc: BaseException) -> ErrorCategory | None:
-    if not type(exc).__module__.startswith("azure."):
-        return None
+def _classify_azure(exc: BaseException) -> tuple[ErrorCategory, bool]:
     from azure.core import exceptions as azure_errors
 
     if isinstance(exc, azure_errors.ClientAuthenticationError):
-        return ErrorCategory.AUTH
+        return ErrorCategory.AUTH, True
     if isinstance(exc, azure_errors.HttpResponseError):
         status = exc.status_code
-        return classify_http_status(status) if status is not None else ErrorCategory.UNKNOWN
+        category = classify_http_status(status) if status is not None else ErrorCategory.UNKNOWN
+        return category, False
     if isinstance(exc, azure_errors.ServiceRequestError | azure_errors.ServiceResponseError):
-        return ErrorCategory.TRANSIENT
-    return ErrorCategory.UNKNOWN
+        return ErrorCategory.TRANSIENT, True
+    return ErrorCategory.UNKNOWN, True
 
 
-def _classify_builtin(exc: BaseException) -> ErrorCategory:
+def _classify_builtin(exc: BaseException) -> tuple[ErrorCategory, bool]:
     if isinstance(exc, TimeoutError | ConnectionError | socket.gaierror):
-        return ErrorCategory.TRANSIENT
+        return ErrorCategory.TRANSIENT, True
     if isinstance(exc, OSError) and exc.errno in _NETWORK_ERRNOS:
-        return ErrorCategory.TRANSIENT
+        return ErrorCategory.TRANSIENT, False
+    type_decides = not isinstance(exc, OSError)  # another OSError may carry a network errno
     if isinstance(exc, _BAD_INPUT):
-        return ErrorCategory.PERMANENT
-    return ErrorCategory.UNKNOWN
+        return ErrorCategory.PERMANENT, type_decides
+    return ErrorCategory.UNKNOWN, type_decides

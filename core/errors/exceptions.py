@@ -58,10 +58,15 @@ class PipelineError(Exception):
             raise builtins.ValueError(
                 f"retry_after must be a finite number of seconds >= 0, got {retry_after!r}"
             )
-        self.message = message
+        self._message = message
         self.category: ErrorCategory = category or self.default_category
         self.retry_after = retry_after
         self.context: dict[str, Any] = dict(context or {})
+
+    @property
+    def message(self) -> str:
+        """The one-line description; never holds a secret."""
+        return self._message
 
     def __str__(self) -> str:
         return self.message
@@ -112,7 +117,8 @@ class CircuitOpenError(PipelineError):
     """A circuit breaker refused the call; `retry_after` says when it will try again.
 
     A negative wait (the recovery time already passed while computing it) is
-    clamped to 0.
+    clamped to 0. Built on every rejection of an open breaker, so construction
+    skips the base class's validation and formats its message only when asked.
     """
 
     default_category = ErrorCategory.CIRCUIT_OPEN
@@ -124,13 +130,18 @@ class CircuitOpenError(PipelineError):
         *,
         context: Mapping[str, Any] | None = None,
     ) -> None:
-        wait = max(0.0, retry_after)
-        super().__init__(
-            f"circuit {breaker_name!r} is open; retry in {wait:.3f}s",
-            retry_after=wait,
-            context={"breaker": breaker_name, **(context or {})},
-        )
+        wait = retry_after if retry_after > 0.0 else 0.0
+        Exception.__init__(self, breaker_name, wait)
         self.breaker_name = breaker_name
+        self.category = ErrorCategory.CIRCUIT_OPEN
+        self.retry_after = wait
+        self.context = (
+            {"breaker": breaker_name, **context} if context else {"breaker": breaker_name}
+        )
+
+    @property
+    def message(self) -> str:
+        return f"circuit {self.breaker_name!r} is open; retry in {self.retry_after:.3f}s"
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Rebuild from the constructor's arguments, so the error can be copied and pickled."""
