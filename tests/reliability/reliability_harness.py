@@ -34,6 +34,7 @@ __all__ = [
     "Sink",
     "http_get",
     "log_events",
+    "numbered_record",
     "partition_counts",
     "pipeline_sections",
     "ready_partitions",
@@ -104,14 +105,17 @@ def pipeline_sections(
 # -- records ---------------------------------------------------------------------------------
 
 
-def workload(prefix: str, count: int, *, start: int = 0) -> list[ProducedRecord]:
-    """`count` records whose id `prefix-N` is the trace_id header and the value's `id`."""
-    records = []
-    for n in range(start, start + count):
-        record_id = f"{prefix}-{n}"
-        value = orjson.dumps({"id": record_id, "n": n})
-        records.append((record_id.encode(), value, [("trace_id", record_id.encode())]))
-    return records
+def numbered_record(prefix: str, n: int) -> ProducedRecord:
+    """Record `n` of a workload: its id `prefix-n` is the key, the trace_id header and the
+    value's `id`."""
+    record_id = f"{prefix}-{n}"
+    value = orjson.dumps({"id": record_id, "n": n})
+    return record_id.encode(), value, [("trace_id", record_id.encode())]
+
+
+def workload(prefix: str, count: int) -> list[ProducedRecord]:
+    """Records 0 to `count - 1` of the workload `prefix`."""
+    return [numbered_record(prefix, n) for n in range(count)]
 
 
 def trace_id_of(entry: Mapping[str, Any]) -> str | None:
@@ -169,10 +173,13 @@ class RetryingProducer:
         while True:
             try:
                 with anyio.fail_after(self._attempt_timeout):
+                    print("P0", time.monotonic(), file=sys.stderr)
                     producer = await self._started()
+                    print("P1", time.monotonic(), file=sys.stderr)
                     await producer.send_and_wait(topic, value, key=key, headers=headers)
                 return
-            except Exception:
+            except Exception as exc:
+                print("RETRY", time.monotonic(), repr(exc), file=sys.stderr)
                 self.retries += 1
                 await self._discard()
                 await anyio.sleep(0.2)

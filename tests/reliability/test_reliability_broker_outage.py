@@ -11,6 +11,7 @@ can spend, so an escalation would be a bug).
 
 from __future__ import annotations
 
+import itertools
 import signal
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ from reliability_harness import (
     RetryingProducer,
     Sink,
     log_events,
+    numbered_record,
     pipeline_sections,
     until,
     workload,
@@ -60,11 +62,12 @@ async def _produce_until(
     stop: anyio.Event, producer: RetryingProducer, topic: str, produced: list[str]
 ) -> None:
     """Send `during-N` records, ~20 per second, each retried until acknowledged."""
-    for key, value, headers in workload("during", 100_000):
+    for n in itertools.count():
         if stop.is_set():
             return
-        await producer.send(topic, (key, value, headers))
-        produced.append(key.decode())
+        record = numbered_record("during", n)
+        await producer.send(topic, record)
+        produced.append(record[0].decode())
         await anyio.sleep(0.05)
 
 

@@ -1,0 +1,126 @@
+"""Scenario 6: two processes in one consumer group share a 6-partition topic; one is killed.
+
+Scale-out is Kafka's group protocol, nothing home-made: both processes consume (each
+reports its share of partitions on /readyz and handles records), then `kill -9` of one
+leaves its partitions to the other once the group notices (session_timeout_ms=2000),
+and every record produced all along is handled by one process or the other.
+"""
+
+from __future__ import annotations
+
+import itertools
+import signal
+import time
+from pathlib import Path
+
+import anyio
+import pytest
+from reliability_harness import (
+    PipelineProcess,
+    RetryingProducer,
+    Sink,
+    numbered_record,
+    pipeline_sections,
+    ready_partitions,
+    until,
+    write_config,
+)
+from reliability_report import ReliabilityReport
+
+from supervisor.testing import create_topics, unique_name
+
+pytestmark = pytest.mark.anyio
+
+PARTITIONS = 6
+ALL = set(range(PARTITIONS))
+
+
+async def _produce_until(
+    stop: anyio.Event, bootstrap: str, topic: str, produced: list[str]
+) -> None:
+    """Send `group-N` records, a few hundred per second, each acknowledged, until `stop`."""
+    producer = RetryingProducer(bootstrap)
+    try:
+        for n in itertools.count():
+            if stop.is_set():
+                return
+            record = numbered_record("group", n)
+            await producer.send(topic, record)
+            produced.append(record[0].decode())
+            await anyio.sleep(0.002)
+    finally:
+        await producer.aclose()
+
+
+async def test_the_survivor_takes_over_a_killed_members_partitions_and_nothing_is_lost(
+    bootstrap_servers: str,
+    tmp_path: Path,
+    processes: list[PipelineProcess],
+    reliability_report: ReliabilityReport,
+) -> None:
+    """Both members consume; after kill -9 of one the other owns all 6 and handles all."""
+    topic, group = unique_name("takeover"), unique_name("takeover-g")
+    await create_topics(bootstrap_servers, [topic, f"{topic}.dlq"], partitions=PARTITIONS)
+    members = {}
+    for name in ("a", "b"):
+        workdir = tmp_path / name
+        workdir.mkdir()
+        sections = pipeline_sections(bootstrap_servers, topic, group)
+        port = int(str(sections["health"]["port"]))
+        config = write_config(workdir / "pipeline.toml", sections)
+        process = PipelineProcess(workdir, config, name=name)
+        processes.append(process)
+        members[name] = (process, port, Sink(workdir / "handled.jsonl"))
+    (a, a_port, a_sink), (b, b_port, b_sink) = members["a"], members["b"]
+
+    produced: list[str] = []
+    stop = anyio.Event()
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(_produce_until, stop, bootstrap_servers, topic, produced)
+        a.start()
+        await until(lambda: a_sink.count() > 0, 30, "the first member consumes")
+        b.start()
+
+        async def split() -> bool:
+            mine, theirs = await ready_partitions(a_port), await ready_partitions(b_port)
+            return bool(mine and theirs and mine | theirs == ALL and not mine & theirs)
+
+        await until(split, 30, "the two members split the partitions")
+        b_share = await ready_partitions(b_port)
+        assert b_share is not None
+        a_before = a_sink.count()
+        await until(lambda: b_sink.count() > 0, 30, "the second member consumes")
+        await until(lambda: a_sink.count() > a_before, 30, "the first member goes on consuming")
+        await anyio.sleep(1)  # a few commits of both members
+
+        b.kill()
+        killed_at = time.monotonic()
+
+        async def took_over() -> bool:
+            return await ready_partitions(a_port) == ALL
+
+        takeover = await until(took_over, 30, "the survivor owns every partition")
+        b_handled = b_sink.count()
+        await anyio.sleep(1)
+        stop.set()
+
+    expected = set(produced)
+    await until(
+        lambda: expected <= set(a_sink.ids()) | set(b_sink.ids()), 60, "every record handled"
+    )
+    a.signal(signal.SIGTERM)
+    assert await a.exit_code(within=15) == 0
+    after_kill = {e["partition"] for e in a_sink.entries()[a_before:]}
+    assert b_share <= after_kill, "the survivor handled records of the killed member's share"
+    handled = set(a_sink.ids()) | set(b_sink.ids())
+    duplicates = a_sink.count() + b_sink.count() - len(handled)
+    reliability_report.record(
+        "6. group takeover after kill -9",
+        records_produced=len(expected),
+        records_lost=len(expected - handled),
+        duplicates=duplicates,
+        handled_by_killed_member=b_handled,
+        killed_members_partitions=len(b_share),
+        takeover_s=takeover,
+        total_s_after_kill=time.monotonic() - killed_at,
+    )
