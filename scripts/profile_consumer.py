@@ -1,0 +1,242 @@
+"""Where the consumer actor's time goes: its throughput next to a hand-written loop, one run.
+
+    .venv/bin/python scripts/profile_consumer.py [--records 100000] [--rounds 3]
+    .venv/bin/python scripts/profile_consumer.py --profile "actor, async, dedup on"
+
+One embedded Tansu broker (or KAFKA_BOOTSTRAP_SERVERS), one topic of 1 KB records with
+unique `trace_id` headers, produced once. Every run reads the whole topic as a fresh
+consumer group, in rounds that rotate the order of the cases, so each case sees the same
+records and the same broker. Records/s is counted from the first record handled to the
+last (the group join is a broker matter, the same for every case).
+
+Cases: the hand-written aiokafka loop (`getmany(max_records=1000)`, each record awaited
+by the handler, `commit()` per batch), and the actor with an async no-op handler (dedup
+on and off), a sync no-op handler in a worker thread (the default) and on the loop.
+`--profile CASE` runs that case once more under pyinstrument and prints where the time
+went. This is a developer's tool; scripts/bench/ holds the benchmark of record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, Final
+
+import anyio
+import anyio.from_thread
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from actors.kafka_consumer import ConsumerSettings, DedupSettings, KafkaConsumerActor
+from supervisor.testing import (
+    EmbeddedBroker,
+    create_topics,
+    external_bootstrap,
+    unique_name,
+)
+
+RECORD_BYTES: Final = 1024
+PARTITIONS: Final = 4
+BATCH: Final = 1000
+RUN_TIMEOUT_S: Final = 300.0
+
+
+class Progress:
+    """Counts handled records and notes when the first and the last arrived."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.count = 0
+        self.first_at = 0.0
+        self.last_at = 0.0
+        self.done = anyio.Event()
+        self._loop_thread = threading.get_ident()
+
+    def note(self) -> None:
+        """Count one record (from the loop or a worker thread: one call at a time)."""
+        self.count += 1
+        if self.count == 1:
+            self.first_at = time.perf_counter()
+        if self.count == self.expected:
+            self.last_at = time.perf_counter()
+            if threading.get_ident() == self._loop_thread:
+                self.done.set()
+            else:  # an anyio worker thread: the event belongs to the loop
+                anyio.from_thread.run_sync(self.done.set)
+
+    def records_per_second(self) -> float:
+        """Records handled per second between the first and the last."""
+        return self.count / (self.last_at - self.first_at)
+
+
+def async_handler(progress: Progress) -> Callable[[object], Awaitable[None]]:
+    """A no-op coroutine handler."""
+
+    async def handle(_record: object) -> None:
+        progress.note()
+
+    return handle
+
+
+def sync_handler(progress: Progress) -> Callable[[object], None]:
+    """A no-op plain-function handler."""
+
+    def handle(_record: object) -> None:
+        progress.note()
+
+    return handle
+
+
+@contextlib.contextmanager
+def broker() -> Iterator[str]:
+    """KAFKA_BOOTSTRAP_SERVERS, or an embedded broker started for this run."""
+    external = external_bootstrap()
+    if external:
+        yield external
+        return
+    with EmbeddedBroker() as embedded:
+        yield embedded.bootstrap_servers
+
+
+async def fill_topic(bootstrap: str, topic: str, records: int) -> None:
+    """Create `topic` and append `records` 1 KB records, batched (linger) for speed."""
+    await create_topics(bootstrap, [topic], partitions=PARTITIONS)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=256 * 1024
+    )
+    value = bytes(range(256)) * (RECORD_BYTES // 256)
+    await producer.start()
+    try:
+        deliveries = [
+            await producer.send(topic, value, headers=[("trace_id", b"profile-%012d" % index)])
+            for index in range(records)
+        ]
+        for delivery in deliveries:
+            await delivery
+    finally:
+        await producer.stop()
+
+
+async def run_loop(bootstrap: str, topic: str, progress: Progress) -> None:
+    """The hand-written loop: fetch a batch, await the handler per record, commit."""
+    handle = async_handler(progress)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=unique_name("profile-loop"),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        with anyio.fail_after(RUN_TIMEOUT_S):
+            while progress.count < progress.expected:
+                batch = await consumer.getmany(timeout_ms=200, max_records=BATCH)
+                for messages in batch.values():
+                    for message in messages:
+                        await handle(message)
+                if batch:
+                    await consumer.commit()
+    finally:
+        await consumer.stop()
+
+
+async def run_actor(
+    bootstrap: str, topic: str, progress: Progress, handler: Any, **overrides: Any
+) -> None:
+    """The actor with its defaults, a fresh group and the loop's batch size, until done."""
+    settings = ConsumerSettings(
+        bootstrap_servers=bootstrap,
+        topics=(topic,),
+        group_id=unique_name("profile-actor"),
+        max_poll_records=BATCH,
+        **overrides,
+    )
+    actor = KafkaConsumerActor(settings, handler)
+    async with anyio.create_task_group() as tasks:
+        await tasks.start(actor.run)
+        with anyio.fail_after(RUN_TIMEOUT_S):
+            await progress.done.wait()
+        actor.stop()
+
+
+Case = Callable[[str, str, Progress], Awaitable[None]]
+
+LOOP: Final = "hand-written loop"
+CASES: Final[dict[str, Case]] = {
+    LOOP: run_loop,
+    "actor, async, dedup on": lambda b, t, p: run_actor(b, t, p, async_handler(p)),
+    "actor, async, dedup off": lambda b, t, p: run_actor(
+        b, t, p, async_handler(p), dedup=DedupSettings(enabled=False)
+    ),
+    "actor, sync in thread": lambda b, t, p: run_actor(b, t, p, sync_handler(p)),
+    "actor, sync on loop": lambda b, t, p: run_actor(
+        b, t, p, sync_handler(p), sync_handler_in_thread=False
+    ),
+}
+
+
+async def measure(bootstrap: str, topic: str, records: int, rounds: int) -> dict[str, list[float]]:
+    """Every case once per round, the order rotated each round; records/s per run."""
+    rates: dict[str, list[float]] = {name: [] for name in CASES}
+    names = list(CASES)
+    for round_index in range(rounds):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            progress = Progress(records)
+            await CASES[name](bootstrap, topic, progress)
+            rates[name].append(progress.records_per_second())
+    return rates
+
+
+async def profile(bootstrap: str, topic: str, records: int, name: str) -> None:
+    """Run one case under pyinstrument and print its call tree."""
+    from pyinstrument import Profiler
+
+    progress = Progress(records)
+    with Profiler(interval=0.0002, async_mode="enabled") as profiler:
+        await CASES[name](bootstrap, topic, progress)
+    print(f"\n{name}: {progress.records_per_second():,.0f} records/s under the profiler")
+    print(profiler.output_text(unicode=True, show_all=False))
+
+
+def report(rates: dict[str, list[float]]) -> None:
+    """A table of median, min and max records/s and the median's ratio to the loop."""
+    baseline = statistics.median(rates[LOOP])
+    print(f"{'case':<26}{'median/s':>12}{'min/s':>12}{'max/s':>12}{'vs loop':>9}")
+    for name, values in rates.items():
+        median = statistics.median(values)
+        print(
+            f"{name:<26}{median:>12,.0f}{min(values):>12,.0f}{max(values):>12,.0f}"
+            f"{median / baseline:>8.2f}x"
+        )
+
+
+async def main(records: int, rounds: int, profiled: str | None) -> None:
+    """Produce once, measure every case, then profile one if asked."""
+    with broker() as bootstrap:
+        topic = unique_name("profile")
+        started = time.perf_counter()
+        await fill_topic(bootstrap, topic, records)
+        print(f"produced {records:,} records in {time.perf_counter() - started:.1f}s")
+        if rounds:
+            report(await measure(bootstrap, topic, records, rounds))
+        if profiled is not None:
+            await profile(bootstrap, topic, records, profiled)
+
+
+def parse_args() -> argparse.Namespace:
+    """--records, --rounds, --profile CASE."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=3, help="0 skips the table")
+    parser.add_argument("--profile", choices=list(CASES), help="run this case under pyinstrument")
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    arguments = parse_args()
+    anyio.run(main, arguments.records, arguments.rounds, arguments.profile, backend="asyncio")
