@@ -44,13 +44,19 @@ class SampledProgress(Progress):
     def __init__(self, expected: int) -> None:
         super().__init__(expected)
         self.every = max(1, expected // SAMPLES)
-        self.samples: list[tuple[int, int]] = [(0, resident_kib())]
+        self.samples: list[tuple[int, int, int]] = [_sample(0)]
 
     async def __call__(self, record: object) -> None:
         """Note the record, and the RSS at every sampling point."""
         await super().__call__(record)
         if self.count % self.every == 0 or self.count == self.expected:
-            self.samples.append((self.count, resident_kib()))
+            self.samples.append(_sample(self.count))
+
+
+def _sample(count: int) -> tuple[int, int, int]:
+    """(records handled, RSS KiB, live pymalloc blocks): RSS that grows while the blocks
+    stay flat is the allocator holding on to freed memory, not objects kept alive."""
+    return count, resident_kib(), sys.getallocatedblocks()
 
 
 async def _consume(bootstrap: str, topic: str, records: int) -> SampledProgress:
@@ -83,13 +89,13 @@ def run(records: int) -> list[Section]:
             check=True,
         )
     result = json.loads(done.stdout)
-    samples: list[tuple[int, int]] = [tuple(s) for s in result["samples"]]
-    warm = next(s for s in samples if s[0] >= WARMUP_SHARE * records)
+    samples = [tuple(sample) for sample in result["samples"]]
+    warm = next(sample for sample in samples if sample[0] >= WARMUP_SHARE * records)
     end = samples[-1]
     growth = (end[1] - warm[1]) / warm[1]
     rows = [
-        [f"{count:,}", f"{rss:,}", "warm-up ends" if (count, rss) == warm else ""]
-        for count, rss in samples
+        [f"{count:,}", f"{rss:,}", f"{blocks:,}", "warm-up ends" if count == warm[0] else ""]
+        for count, rss, blocks in samples
     ]
     check = TargetCheck.judged(
         what=f"memory: consumer RSS over {records:,} records, dedup on",
@@ -101,7 +107,7 @@ def run(records: int) -> list[Section]:
         Section(
             key="soak-memory",
             title=f"Memory: consumer RSS over {records:,} records, dedup on",
-            columns=["records handled", "RSS KiB", ""],
+            columns=["records handled", "RSS KiB", "live blocks", ""],
             rows=rows,
             checks=[check],
             notes=[
