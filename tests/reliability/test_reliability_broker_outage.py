@@ -11,6 +11,7 @@ can spend, so an escalation would be a bug).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import signal
 import time
@@ -43,12 +44,17 @@ consumer may ask for the topic before the test creates it again, so both agree o
 PATIENT_SUPERVISOR = {"max_restarts": 30, "period_s": 30, "backoff_base_s": 0.1, "backoff_max_s": 1}
 
 
-def _start(tmp_path: Path, broker: EmbeddedBroker, topic: str) -> PipelineProcess:
+def _start(
+    tmp_path: Path,
+    broker: EmbeddedBroker,
+    topic: str,
+    overrides: dict[str, dict[str, object]] | None = None,
+) -> PipelineProcess:
     sections = pipeline_sections(
         broker.bootstrap_servers,
         topic,
         unique_name("outage-g"),
-        {"supervisor": PATIENT_SUPERVISOR},
+        {"supervisor": PATIENT_SUPERVISOR, **(overrides or {})},
     )
     return PipelineProcess(tmp_path, write_config(tmp_path / "pipeline.toml", sections))
 
@@ -56,6 +62,12 @@ def _start(tmp_path: Path, broker: EmbeddedBroker, topic: str) -> PipelineProces
 def _restarts(process: PipelineProcess) -> int:
     events = log_events(process.stdout())
     return sum(1 for event in events if event.get("event") == "child_restarting")
+
+
+def _assignments(process: PipelineProcess) -> int:
+    """How often the consumer has been assigned partitions so far (its own log line)."""
+    events = log_events(process.stdout())
+    return sum(1 for event in events if str(event["message"]).startswith("assigned "))
 
 
 async def _produce_until(
@@ -133,36 +145,47 @@ async def test_a_memory_broker_that_comes_back_empty_is_consumed_again(
     processes: list[PipelineProcess],
     reliability_report: ReliabilityReport,
 ) -> None:
-    """After a 10 s outage of a memory broker, what is produced afterwards is all handled."""
+    """After a 10 s outage of a memory broker, what is produced afterwards is all handled.
+
+    The broker goes away while the commit of the last records handled is still due (the
+    commit interval is 5 s here, so this case is certain rather than a race lost about
+    half the time with 0.2 s): the records from before the outage are gone with it, but
+    nothing produced after it may be skipped.
+    """
     bootstrap = own_broker.bootstrap_servers
     topic = unique_name("outage-mem")
     await create_topics(bootstrap, [topic, f"{topic}.dlq"], partitions=PARTITIONS)
     await produce(bootstrap, topic, workload("before", 200))
-    process = _start(tmp_path, own_broker, topic)
+    process = _start(tmp_path, own_broker, topic, {"kafka": {"commit_interval_s": 5}})
     processes.append(process)
     process.start()
     sink = Sink(tmp_path / "handled.jsonl")
     await until(lambda: sink.count() >= 200, 30, "the records from before are handled")
 
+    assignments = _assignments(process)
     await anyio.to_thread.run_sync(own_broker.stop)
     await anyio.sleep(OUTAGE_S)
     await anyio.to_thread.run_sync(own_broker.start)
     back_at = time.monotonic()
     await create_topics(bootstrap, [topic, f"{topic}.dlq"], partitions=PARTITIONS)
+    await until(lambda: _assignments(process) > assignments, 30, "the consumer joins again")
     await produce(bootstrap, topic, workload("after", 300))
 
     expected = {f"after-{n}" for n in range(300)}
-    recovery = await until(
-        lambda: expected <= set(sink.ids()), 60, "the records produced after are handled"
+    with contextlib.suppress(AssertionError):
+        await until(lambda: expected <= set(sink.ids()), 30, "the records produced after")
+    lost = expected - set(sink.ids())
+    reliability_report.record(
+        "2b. broker down 10 s (memory storage)",
+        records_produced_after=len(expected),
+        records_lost=len(lost),
+        process_restarts_of_actors=_restarts(process),
+        seconds_from_broker_back=time.monotonic() - back_at,
+    )
+    assert not lost, (
+        f"{len(lost)} of {len(expected)} records produced after the broker came back were "
+        f"never handled, e.g. {sorted(lost)[:3]}"
     )
     assert process.running, f"the process exited: {process.stderr()}"
     process.signal(signal.SIGTERM)
     assert await process.exit_code(within=15) == 0
-    reliability_report.record(
-        "2b. broker down 10 s (memory storage)",
-        records_produced_after=len(expected),
-        records_lost=len(expected - set(sink.ids())),
-        process_restarts_of_actors=_restarts(process),
-        recovery_s_after_broker_back=time.monotonic() - back_at,
-        waited_s=recovery,
-    )
