@@ -15,8 +15,9 @@ window) is a `ConsumerState` the wiring builds once and passes to each, like the
 Stop protocol (supervisor.ChildSpec): `stop()` asks `run` to finish the record in hand
 and return; on the way out it commits what is finished and leaves the group, bounded by
 `settings.shutdown_timeout_s`. Cancellation takes the same exit path (the handler call
-in hand is cancelled, a handler thread finishes). Give the ChildSpec a shutdown_timeout
-above the slowest handler call plus `shutdown_timeout_s`.
+in hand is cancelled; a handler thread finishes the call in hand, not its whole batch).
+Give the ChildSpec a shutdown_timeout above the slowest handler call plus
+`shutdown_timeout_s`.
 """
 
 from __future__ import annotations
@@ -72,9 +73,7 @@ class KafkaConsumerActor:
     ) -> None:
         self.settings = settings
         self.state = state or ConsumerState.for_settings(settings)
-        self._handler = HandlerRunner(
-            handler, in_thread=settings.sync_handler_in_thread, stats=self.state.stats
-        )
+        self._handler = HandlerRunner(handler, in_thread=settings.sync_handler_in_thread)
         self._commands = commands
         self._refresh_requests = refresh_requests
         self._stop_requested = False

@@ -3,7 +3,8 @@
 settings       ConsumerSettings and event_hubs_profile: validated, frozen configuration
 client_config  settings -> aiokafka consumer / dead-letter producer keyword arguments
 loop           one incarnation: fetch, hand over, commit, pause, rebalance, exit
-records        one record: dedup, handler (breaker, retries, auth refresh), dead-letter
+records        the fast path: a partition's records through dedup and the handler
+failures       a failed handler call: retries, auth refresh, refusal, dead-letter
 handler        calling the user's handler (async on the loop, sync in a thread)
 partitions     owned partitions: trackers, explicit-offset commits, rewinds, pauses
 offsets        the committable watermark of one partition

@@ -37,15 +37,14 @@ class TraceIdReader:
             raise ValueError(f"the trace id {source} needs a name")
         self.source = source
         self.name = name
+        self._read = _json_id if source == "json_field" else _header_id
 
     def read(self, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> str | None:
         """The trace id; None when the record has none; UnreadableTraceIdError if unreadable."""
-        if self.source == "json_field":
-            return _json_id(self.name, value)
-        return _header_id(self.name, headers)
+        return self._read(self.name, value, headers)
 
 
-def _header_id(name: str, headers: Sequence[tuple[str, bytes]]) -> str | None:
+def _header_id(name: str, _value: object, headers: Sequence[tuple[str, bytes]]) -> str | None:
     for key, raw in headers:
         if key == name:
             try:
@@ -55,7 +54,7 @@ def _header_id(name: str, headers: Sequence[tuple[str, bytes]]) -> str | None:
     return None
 
 
-def _json_id(name: str, value: bytes | None) -> str | None:
+def _json_id(name: str, value: bytes | None, _headers: object) -> str | None:
     if value is None:
         return None
     try:
@@ -94,23 +93,28 @@ class DedupWindow:
 
     def contains(self, trace_id: str) -> bool:
         """True when `trace_id` was remembered and has not expired or been evicted."""
-        self._expire()
+        if self._ttl is not None:
+            self._expire(self._ttl)
         return trace_id in self._seen
 
     def remember(self, trace_id: str) -> None:
         """Remember `trace_id` as handled now, evicting the oldest beyond `capacity`."""
-        self._seen[trace_id] = self._clock()
-        self._seen.move_to_end(trace_id)
-        while len(self._seen) > self.capacity:
-            self._seen.popitem(last=False)
-        self._expire()
+        seen = self._seen
+        if trace_id in seen:
+            seen.move_to_end(trace_id)
+        if self._ttl is None:  # no expiry: spare the clock read
+            seen[trace_id] = 0.0
+        else:
+            seen[trace_id] = self._clock()
+            self._expire(self._ttl)
+        if len(seen) > self.capacity:
+            seen.popitem(last=False)
 
-    def _expire(self) -> None:
-        if self._ttl is None:
-            return
-        oldest_allowed = self._clock() - self._ttl
-        while self._seen:
-            trace_id, remembered_at = next(iter(self._seen.items()))
+    def _expire(self, ttl: float) -> None:
+        oldest_allowed = self._clock() - ttl
+        seen = self._seen
+        while seen:
+            trace_id, remembered_at = next(iter(seen.items()))
             if remembered_at > oldest_allowed:
                 return
-            del self._seen[trace_id]
+            del seen[trace_id]

@@ -1,26 +1,28 @@
 """How the user's handler is called: async on the loop, sync in a worker thread.
 
 A synchronous handler runs in a worker thread by default: run on the event loop, one
-slow call would stop heartbeats, commits, pause commands and log shipping. The thread
-sees the record's KafkaLogContext (anyio copies the context into it). A cancelled
-consumer waits for a handler thread to return (threads cannot be interrupted), so the
-record in hand is finished before the consumer stops. `sync_handler_in_thread=False`
-calls a cheap synchronous handler on the loop instead, saving the hand-over.
+slow call would stop heartbeats, commits, pause commands and log shipping. The consumer
+makes one trip to the thread for a whole run of records, not one per record (see
+actors.consumer.records), so the hand-over costs little even for cheap handlers. The
+thread sees each record's KafkaLogContext. A cancelled consumer waits for the handler
+call in hand to return (threads cannot be interrupted), then stops before the next one.
+`sync_handler_in_thread=False` calls a synchronous handler on the loop instead: for
+handlers that never block.
 
 A handler may return anything; the return value is ignored. A synchronous callable
-that returns an awaitable (a partial of a coroutine function, say) is awaited.
+that returns an awaitable (a lambda around a coroutine function, say) is awaited on the
+loop; from a worker thread, the thread waits for that.
 """
 
 from __future__ import annotations
 
 import inspect
-import time
 from collections.abc import Awaitable, Callable
-from typing import TypeAlias
+from typing import TypeAlias, cast
 
+import anyio.from_thread
 import anyio.to_thread
 
-from actors.consumer.stats import ConsumerStats
 from actors.messages import Record
 
 __all__ = ["Handler", "HandlerRunner"]
@@ -36,26 +38,39 @@ def _is_coroutine_function(handler: Handler) -> bool:
     return inspect.iscoroutinefunction(call)
 
 
-class HandlerRunner:
-    """Calls the handler for one record and times the call into the stats."""
+async def _wait_for(awaitable: Awaitable[object]) -> None:
+    await awaitable
 
-    def __init__(self, handler: Handler, *, in_thread: bool, stats: ConsumerStats) -> None:
+
+class HandlerRunner:
+    """Calls the handler where the settings say: awaited on the loop, or in a worker thread."""
+
+    def __init__(self, handler: Handler, *, in_thread: bool) -> None:
         if not callable(handler):
             raise TypeError(f"the handler must be callable, got {handler!r}")
-        self._handler = handler
-        self._is_async = _is_coroutine_function(handler)
-        self._in_thread = in_thread and not self._is_async
-        self._stats = stats
+        self.handler = handler
+        is_async = _is_coroutine_function(handler)
+        self.in_thread = in_thread and not is_async
+        """True for a synchronous handler that must run in a worker thread."""
+        self.on_loop: Callable[[Record], Awaitable[object]] = (
+            cast(Callable[[Record], Awaitable[object]], handler) if is_async else self._sync_on_loop
+        )
+        """Awaitable call of the handler on the event loop (the handler itself if async)."""
 
     async def __call__(self, record: Record) -> None:
-        """Run the handler on `record` to completion; its exceptions propagate."""
-        started = time.perf_counter()
-        try:
-            if self._in_thread:
-                result = await anyio.to_thread.run_sync(self._handler, record)
-            else:
-                result = self._handler(record)
-            if inspect.isawaitable(result):
-                await result
-        finally:
-            self._stats.observe_handler(time.perf_counter() - started)
+        """One call of the handler on `record`, where the settings say; errors propagate."""
+        if self.in_thread:
+            await anyio.to_thread.run_sync(self.in_worker_thread, record)
+        else:
+            await self.on_loop(record)
+
+    def in_worker_thread(self, record: Record) -> None:
+        """Call a synchronous handler from an anyio worker thread (awaitables on the loop)."""
+        result = self.handler(record)
+        if result is not None and inspect.isawaitable(result):
+            anyio.from_thread.run(_wait_for, result)
+
+    async def _sync_on_loop(self, record: Record) -> None:
+        result = self.handler(record)
+        if result is not None and inspect.isawaitable(result):
+            await result

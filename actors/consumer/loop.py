@@ -1,14 +1,18 @@
-"""One incarnation of the consumer: fetch, hand each record over, commit what is finished.
+"""One incarnation of the consumer: fetch, hand the records over, commit what is finished.
 
-At-least-once. Auto-commit is off. Every fetched record is tracked before the first of
-its batch is handled; a record's offset becomes committable once it and every earlier
-record of its partition are finished (handled, skipped as a duplicate, or acknowledged
-by the dead-letter topic). Records of one partition are handled in order. Finished
-offsets are committed every `commit_interval_s`, when partitions are revoked (after the
-record in hand is finished: the revocation waits for it), and when the consumer exits
-for any reason (bounded by `shutdown_timeout_s`, shielded from cancellation). What was
-not finished is delivered again, to this consumer after a restart or to the partition's
-next owner.
+At-least-once. Auto-commit is off. A fetched batch is tracked before its first record is
+handed over; a record's offset becomes committable once it and every earlier record of
+its partition are finished (handled, skipped as a duplicate, or acknowledged by the
+dead-letter topic). Records of one partition are handed over in order, a partition's
+share of the batch at a time (actors.consumer.records). Finished offsets are committed
+every `commit_interval_s`, when partitions are revoked (after the record in hand is
+finished: the revocation waits for it), and when the consumer exits for any reason
+(bounded by `shutdown_timeout_s`, shielded from cancellation). What was not finished is
+delivered again, to this consumer after a restart or to the partition's next owner.
+
+Before every record, the hand-over asks this loop whether to stop there: on a stop, a
+pause, a revocation waiting for the record in hand, or a partition no longer owned. The
+loop then acts between records, and resumes the run when it may.
 
 Pausing. Fetching stops while any pause reason is held (see actors.consumer.pauses):
 a PausePartitions command, or a breaker refusing a record (the handler's, or one the
@@ -18,10 +22,10 @@ Fetching resumes on ResumePartitions, or by itself once the refusing breaker's
 retry-after is over (for the handler's breaker: once it lets a trial call through),
 whichever comes first; the commands are idempotent.
 
-Stall watchdog: a task beside the loop refreshes the lag gauges and, while no handler
-call is in hand, asks actors.consumer.stall whether the consumer is stalled; if so it
-raises TransientError. It runs beside the loop because a stalled loop (a fetch waiting
-for a coordinator that is gone) cannot judge itself.
+Stall watchdog: a task beside the loop refreshes the lag gauges and, while no records
+are being handed over, asks actors.consumer.stall whether the consumer is stalled; if
+so it raises TransientError. It runs beside the loop because a stalled loop (a fetch
+waiting for a coordinator that is gone) cannot judge itself.
 
 Graceful stop: once the stop event is set, the record in hand is finished, the loop
 returns, and the exit path commits and leaves the group (consumer.stop()).
@@ -43,14 +47,15 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from actors.consumer.client_config import consumer_kwargs, producer_kwargs
 from actors.consumer.dead_letter import DeadLetterWriter
+from actors.consumer.failures import FailurePath
 from actors.consumer.handler import HandlerRunner
 from actors.consumer.offsets import PartitionOffsets
 from actors.consumer.partitions import OwnedPartitions
-from actors.consumer.records import Outcome, RecordProcessor, Refusal
+from actors.consumer.records import RecordHandover, RunEnd
 from actors.consumer.settings import ConsumerSettings
 from actors.consumer.stall import PartitionProgress, lag, stalled
 from actors.consumer.state import ConsumerState
-from actors.messages import PausePartitions, Record, RefreshRequest, ResumePartitions
+from actors.messages import PausePartitions, RefreshRequest, ResumePartitions
 from core.errors import TransientError, classify_exception
 from core.types import ErrorCategory
 
@@ -65,18 +70,6 @@ _POSITION_TIMEOUT_S: Final = 0.1
 _WATCH_INTERVAL_S: Final = 1.0
 
 PartitionCommand = PausePartitions | ResumePartitions
-
-
-def _to_record(message: Any) -> Record:
-    return Record(
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        key=message.key,
-        value=message.value,
-        headers=tuple(message.headers or ()),
-        timestamp=message.timestamp,
-    )
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -118,10 +111,13 @@ class ConsumerLoop:
             else None
         )
         self._partitions = OwnedPartitions(self._consumer, self._stats, state.pauses)
-        self._processor = RecordProcessor(
-            settings, state, handler, self._dead_letters, refresh_requests
-        )
+        self._pauses = state.pauses
+        failures = FailurePath(settings, state, handler, self._dead_letters, refresh_requests)
+        self._records = RecordHandover(settings, state, handler, failures, self._interrupted)
         self._in_flight = anyio.Lock()
+        """Held while records are handed over; a revocation takes it between two records."""
+        self._revocations_waiting = 0
+        self._cancelled = False
         self._handling = False
         self._last_progress = time.monotonic()
         self._fetching: anyio.CancelScope | None = None
@@ -149,6 +145,7 @@ class ConsumerLoop:
                 tasks.start_soon(self._commit_periodically)
                 tasks.start_soon(self._watch_periodically)
                 tasks.start_soon(self._interrupt_fetch_on_stop)
+                tasks.start_soon(self._note_cancellation)
                 await self._consume()
                 tasks.cancel_scope.cancel()
         except BaseExceptionGroup as group:
@@ -185,54 +182,73 @@ class ConsumerLoop:
         if self._fetching is not None:
             self._fetching.cancel()
 
+    async def _note_cancellation(self) -> None:
+        """A handler thread cannot be cancelled: it sees this flag before its next record.
+        The flag goes up when the tasks are cancelled (from outside, or a helper failed)."""
+        try:
+            await anyio.sleep_forever()
+        finally:
+            self._cancelled = True
+
     async def _handle_batch(self, batch: dict[TopicPartition, list[Any]]) -> None:
-        owned: list[tuple[TopicPartition, PartitionOffsets, list[Any]]] = []
+        runs: list[tuple[TopicPartition, PartitionOffsets, list[Any]]] = []
         for tp, messages in batch.items():
             tracker = self._partitions.tracker(tp)
             if tracker is None:
                 continue
-            for message in messages:
-                tracker.track(message.offset)
+            tracker.track([message.offset for message in messages])
             self._stats.consumed += len(messages)
-            owned.append((tp, tracker, messages))
-        for tp, tracker, messages in owned:
-            for message in messages:
-                if self._stop.is_set():
-                    return
-                if self._partitions.tracker(tp) is not tracker:
-                    break
-                if self._state.pauses.paused:
-                    self._partitions.rewind(tp, message.offset)
-                    break
-                outcome = await self._process(tp, tracker, message)
-                if isinstance(outcome, Refusal):
-                    self._hold(outcome.breaker, until=self._clock() + outcome.retry_after)
-                    self._partitions.rewind(tp, message.offset)
-                    break
+            runs.append((tp, tracker, messages))
+        for tp, tracker, messages in runs:
+            await self._handle_run(tp, tracker, messages)
 
-    async def _process(
-        self, tp: TopicPartition, tracker: PartitionOffsets, message: Any
-    ) -> Outcome | Refusal | None:
-        try:  # uncontended (no rebalance waiting): take the lock without a trip round the loop
+    async def _handle_run(
+        self, tp: TopicPartition, tracker: PartitionOffsets, messages: list[Any]
+    ) -> None:
+        """Hand one partition's records over, acting whenever the hand-over stops early."""
+        start = 0
+        while start < len(messages):
+            if tracker.released or self._cancelled or self._stop.is_set():
+                return
+            if self._pauses.paused:
+                self._partitions.rewind(tp)
+                return
+            end = await self._hand_over(tracker, messages, start)
+            if end.refusal is not None:
+                self._hold(end.refusal.breaker, until=self._clock() + end.refusal.retry_after)
+                self._partitions.rewind(tp)
+                return
+            start = end.index
+
+    async def _hand_over(
+        self, tracker: PartitionOffsets, messages: list[Any], start: int
+    ) -> RunEnd:
+        try:  # uncontended (no revocation waiting): take the lock without a trip round the loop
             self._in_flight.acquire_nowait()
         except anyio.WouldBlock:
             await self._in_flight.acquire()
         try:
-            if self._partitions.tracker(tp) is not tracker:
-                return None
+            if tracker.released:  # revoked while this waited for the lock
+                return RunEnd(start)
             self._handling = True
             try:
-                outcome = await self._processor.process(_to_record(message))
+                return await self._records.hand_over(tracker, messages, start)
             finally:
                 self._handling = False
-            if isinstance(outcome, Outcome):
-                tracker.finish(message.offset)
                 self._progress()
         finally:
             self._in_flight.release()
-        if outcome is Outcome.DEAD_LETTERED:
-            self._processor.raise_if_poison_storm()
-        return outcome
+
+    def _interrupted(self, tracker: PartitionOffsets) -> bool:
+        """Whether the hand-over must stop before the next record (asked for every record,
+        possibly from a handler thread: plain reads only)."""
+        return (
+            tracker.released
+            or self._revocations_waiting > 0
+            or self._pauses.paused
+            or self._cancelled
+            or self._stop.is_set()
+        )
 
     async def _commit_periodically(self) -> None:
         """Commit finished offsets every interval, beside the loop: a slow commit never
@@ -331,7 +347,12 @@ class ConsumerLoop:
 
     async def on_revoked(self, revoked: Sequence[TopicPartition]) -> None:
         """Finish the record in hand, commit what is finished of `revoked`, let them go."""
-        async with self._in_flight:
+        self._revocations_waiting += 1
+        try:
+            await self._in_flight.acquire()
+        finally:
+            self._revocations_waiting -= 1
+        try:
             try:
                 await self._partitions.commit(self._commit_timeout(), only=revoked)
             except Exception as exc:
@@ -342,6 +363,8 @@ class ConsumerLoop:
                     exc,
                 )
             self._partitions.release(revoked)
+        finally:
+            self._in_flight.release()
 
     def on_assigned(self, assigned: Sequence[TopicPartition]) -> None:
         """Track `assigned` afresh and re-apply any pause (aiokafka forgets pauses)."""

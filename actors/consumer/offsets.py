@@ -1,18 +1,19 @@
 """Which offset of each partition may be committed without losing a record.
 
-Kafka offsets are not contiguous (compaction, transaction markers), so the watermark is
-not "last done + 1" but "the lowest offset fetched and not yet finished" (or, with
-nothing in flight, the offset after the highest finished one). Everything below it was
-handled or dead-lettered. That stays correct when records of one partition finish out of
-order, so partitions (or records) could later be processed concurrently.
+A partition's records are handled in fetch order, so what is finished is always a prefix
+of what was fetched: the tracker keeps the fetched offsets not yet finished, in order,
+and the watermark is the first of them (or, with nothing in flight, the offset after the
+last finished one). Kafka offsets are not contiguous (compaction, transaction markers),
+which is why the watermark is read from the fetched offsets rather than computed as
+"last finished + 1" while records are in flight.
 
-A record must be `track`ed before any later record of its partition finishes: the
-consumer tracks a whole fetched batch before handing out its first record.
+A fetched batch is tracked before its first record is handled, in one call; finishing a
+record is a counter bump, so the per-record cost stays negligible next to the handler.
 """
 
 from __future__ import annotations
 
-import heapq
+from collections.abc import Sequence
 
 __all__ = ["PartitionOffsets"]
 
@@ -20,55 +21,66 @@ __all__ = ["PartitionOffsets"]
 class PartitionOffsets:
     """The in-flight records of one partition and the offset that is safe to commit."""
 
+    __slots__ = ("_fetched", "_finished", "_last_finished", "committed", "released")
+
     def __init__(self) -> None:
-        self._pending: set[int] = set()
-        self._heap: list[int] = []
-        self._highest_done: int | None = None
+        self._fetched: list[int] = []
+        """Tracked offsets in fetch order; the first `_finished` of them are finished."""
+        self._finished = 0
+        self._last_finished: int | None = None
         self.committed: int | None = None
         """The last offset committed to the broker (the next record to read after a restart)."""
+        self.released = False
+        """Set once the partition was revoked or reassigned: its records must not be handled."""
 
     @property
     def in_flight(self) -> int:
         """How many tracked records are not finished yet."""
-        return len(self._pending)
+        return len(self._fetched) - self._finished
 
-    def track(self, offset: int) -> None:
-        """Note that the record at `offset` was fetched and is not finished yet."""
-        if self.committed is not None and offset < self.committed:
-            raise ValueError(f"offset {offset} is below the committed offset {self.committed}")
-        if offset not in self._pending:
-            self._pending.add(offset)
-            heapq.heappush(self._heap, offset)
+    def track(self, offsets: Sequence[int]) -> None:
+        """Note that the records at `offsets` (ascending) were fetched and are not finished."""
+        if not offsets:
+            return
+        first = offsets[0]
+        if self.committed is not None and first < self.committed:
+            raise ValueError(f"offset {first} is below the committed offset {self.committed}")
+        if self._fetched and first <= self._fetched[-1]:
+            raise ValueError(f"offset {first} is not after the last tracked {self._fetched[-1]}")
+        self._drop_finished()
+        self._fetched.extend(offsets)
 
-    def finish(self, offset: int) -> None:
-        """Note that the record at `offset` was handled or dead-lettered."""
-        if offset not in self._pending:
-            raise ValueError(f"offset {offset} was not tracked or is already finished")
-        self._pending.discard(offset)
-        if self._highest_done is None or offset > self._highest_done:
-            self._highest_done = offset
+    def finish_next(self) -> None:
+        """Note that the first unfinished record (in fetch order) was handled or dead-lettered."""
+        if self._finished >= len(self._fetched):
+            raise ValueError("no tracked record is unfinished")
+        self._finished += 1
 
-    def forget_from(self, offset: int) -> None:
-        """Untrack every unfinished record at or above `offset` (they will be fetched again).
+    def next_unfinished(self) -> int | None:
+        """The offset of the first unfinished record, None when none is in flight."""
+        return self._fetched[self._finished] if self._finished < len(self._fetched) else None
 
-        Records at or above `offset` that already finished will be fetched again too, so
-        the watermark is held at `offset` until they finish once more.
-        """
-        self._pending = {pending for pending in self._pending if pending < offset}
-        self._heap = sorted(self._pending)
-        if self._highest_done is not None and self._highest_done >= offset:
-            self._highest_done = offset - 1
+    def forget_unfinished(self) -> None:
+        """Untrack every unfinished record (they will be fetched again from the first one)."""
+        self._drop_finished()
+        self._fetched.clear()
 
     def watermark(self) -> int | None:
         """The next offset to commit: every tracked record below it is finished.
 
         None until something finished (committing the fetch position would say nothing).
         """
-        if self._highest_done is None:
+        finished = self._finished
+        last = self._fetched[finished - 1] if finished else self._last_finished
+        if last is None:
             return None
-        while self._heap and self._heap[0] not in self._pending:
-            heapq.heappop(self._heap)
-        return self._heap[0] if self._heap else self._highest_done + 1
+        return self._fetched[finished] if finished < len(self._fetched) else last + 1
+
+    def _drop_finished(self) -> None:
+        if self._finished:
+            self._last_finished = self._fetched[self._finished - 1]
+            del self._fetched[: self._finished]
+            self._finished = 0
 
     def to_commit(self) -> int | None:
         """The watermark when it moved past the last commit, else None."""

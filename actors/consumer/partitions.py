@@ -7,9 +7,9 @@ for ever, and a consumer that cannot commit must not hang silently.
 
 aiokafka rebalances eagerly (every partition is revoked, then the new set assigned), and
 forgets pauses when it does, so `assign` re-applies the pause the reasons still hold.
-Each assignment gets fresh trackers; a batch fetched under the old assignment notices
-its tracker was replaced and drops its remaining records (they are fetched again from
-the committed offset).
+Each assignment gets fresh trackers; a tracker that is revoked or replaced is marked
+`released`, so a batch fetched under the old assignment drops its remaining records
+(they are fetched again from the committed offset).
 """
 
 from __future__ import annotations
@@ -53,6 +53,9 @@ class OwnedPartitions:
         """Take over `assigned` with fresh trackers, paused if a pause reason is held."""
         tps = list(assigned)
         for tp in tps:
+            replaced = self._trackers.get(tp)
+            if replaced is not None:
+                replaced.released = True
             self._trackers[tp] = PartitionOffsets()
         if self._pauses.paused and tps:
             self._consumer.pause(*tps)
@@ -61,7 +64,9 @@ class OwnedPartitions:
     def release(self, revoked: Iterable[TopicPartition]) -> None:
         """Forget `revoked` (after their finished offsets were committed)."""
         for tp in revoked:
-            self._trackers.pop(tp, None)
+            tracker = self._trackers.pop(tp, None)
+            if tracker is not None:
+                tracker.released = True
             key = (tp.topic, tp.partition)
             self._stats.committed.pop(key, None)
             self._stats.lag.pop(key, None)
@@ -79,12 +84,15 @@ class OwnedPartitions:
             self._consumer.resume(*self._trackers)
         self._publish()
 
-    def rewind(self, tp: TopicPartition, offset: int) -> None:
-        """Fetch `tp` again from `offset`, which was not finished, and untrack from there."""
+    def rewind(self, tp: TopicPartition) -> None:
+        """Fetch `tp` again from its first unfinished record, and untrack the unfinished."""
         tracker = self._trackers.get(tp)
         if tracker is None:
             return
-        tracker.forget_from(offset)
+        offset = tracker.next_unfinished()
+        if offset is None:
+            return
+        tracker.forget_unfinished()
         self._consumer.seek(tp, offset)
 
     async def commit(self, time_limit: float, only: Iterable[TopicPartition] | None = None) -> int:

@@ -19,11 +19,8 @@ class PauseReasons:
 
     def __init__(self) -> None:
         self._deadlines: dict[str, float | None] = {}
-
-    @property
-    def paused(self) -> bool:
-        """True while at least one reason is held."""
-        return bool(self._deadlines)
+        self.paused = False
+        """True while at least one reason is held (an attribute: read before every record)."""
 
     @property
     def reasons(self) -> frozenset[str]:
@@ -36,6 +33,7 @@ class PauseReasons:
         was_paused = self.paused
         if until is not None or reason not in self._deadlines:
             self._deadlines[reason] = until
+        self.paused = True
         return not was_paused
 
     def lift(self, reason: str) -> bool:
@@ -43,6 +41,7 @@ class PauseReasons:
         if reason not in self._deadlines:
             return False
         del self._deadlines[reason]
+        self.paused = bool(self._deadlines)
         return not self.paused
 
     def due(self, now: float) -> list[str]:

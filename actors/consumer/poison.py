@@ -18,7 +18,11 @@ __all__ = ["PoisonGuard"]
 
 
 class PoisonGuard:
-    """A sliding window over the outcomes of the last `window` finished records."""
+    """A sliding window over the outcomes of the last `window` finished records.
+
+    Handled records are only counted (the consumer reports them a run at a time); the
+    window remembers the sequence numbers of the dead-lettered ones still inside it.
+    """
 
     def __init__(self, *, window: int, max_share: float, min_sample: int) -> None:
         if window < 1:
@@ -30,32 +34,38 @@ class PoisonGuard:
         self.window = window
         self.max_share = max_share
         self.min_sample = min_sample
-        self._outcomes: deque[bool] = deque(maxlen=window)
-        self._dead_lettered = 0
+        self._finished = 0
+        self._dead_letters: deque[int] = deque()
+        """Sequence numbers (1-based, among finished records) of recent dead letters."""
 
     @property
     def sample(self) -> int:
         """How many outcomes the window holds."""
-        return len(self._outcomes)
+        return min(self._finished, self.window)
 
     @property
     def dead_lettered(self) -> int:
         """How many records of the window were dead-lettered."""
-        return self._dead_lettered
+        return len(self._dead_letters)
 
-    def observe(self, *, dead_lettered: bool) -> None:
-        """Add the outcome of one finished record, dropping the oldest beyond the window."""
-        if len(self._outcomes) == self.window and self._outcomes[0]:
-            self._dead_lettered -= 1
-        self._outcomes.append(dead_lettered)
-        if dead_lettered:
-            self._dead_lettered += 1
+    def observe_handled(self, count: int = 1) -> None:
+        """Add `count` records that were handled, sliding the window on."""
+        self._finished += count
+        oldest_inside = self._finished - self.window
+        dead_letters = self._dead_letters
+        while dead_letters and dead_letters[0] <= oldest_inside:
+            dead_letters.popleft()
+
+    def observe_dead_lettered(self) -> None:
+        """Add one record that was dead-lettered."""
+        self.observe_handled()
+        self._dead_letters.append(self._finished)
 
     def storming(self) -> bool:
         """True when more than `max_share` of at least `min_sample` records were dead-lettered."""
-        sample = len(self._outcomes)
-        return sample >= self.min_sample and self._dead_lettered > self.max_share * sample
+        sample = self.sample
+        return sample >= self.min_sample and len(self._dead_letters) > self.max_share * sample
 
     def describe(self) -> str:
         """The evidence, for the error that stops the consumer."""
-        return f"poison storm: {self._dead_lettered} of last {self.sample} records dead-lettered"
+        return f"poison storm: {self.dead_lettered} of last {self.sample} records dead-lettered"

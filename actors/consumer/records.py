@@ -1,126 +1,230 @@
-"""One record's way through the consumer: dedup, the handler, and what its failure means.
+"""Handing one partition's fetched records to the handler, in order, on a fast path.
 
-The failure's category (core.errors.classify_exception) decides:
+The common case is a record whose handler call succeeds at once, with the breaker
+closed. For it, the consumer does only what each record needs, in one tight loop over
+the partition's share of a fetched batch:
 
-| handler fails with     | the consumer                                                  |
-|------------------------|---------------------------------------------------------------|
-| TRANSIENT or UNKNOWN   | retries in place (with_retry, shared RetryBudget); once spent, |
-|                        | raises TransientError: the supervisor restarts the consumer   |
-|                        | and the record is delivered again from the last commit;       |
-|                        | but if the failures opened the handler's breaker, returns a   |
-|                        | Refusal instead (the dependency is down, not the record)      |
-| AUTH                   | sends RefreshRequest(auth_scope) to the token refresher,      |
-|                        | awaits its `done`, retries; once spent, re-raises the error   |
-| CIRCUIT_OPEN           | returns a Refusal naming the breaker and its retry-after: the |
-|                        | caller pauses and seeks back to the record until then         |
-| PERMANENT              | writes it to the dead-letter topic (acknowledged) and returns |
-|                        | DEAD_LETTERED; with dead-lettering off, raises PermanentError |
+- ask the caller whether to stop before this record (stop, pause, rebalance);
+- build the `Record` and read its trace id; a recently handled id skips the record;
+- call the handler inside the record's KafkaLogContext, through the handler's circuit
+  breaker (`call_async`, or `call` in a worker thread), and time the call;
+- on success: count the call in the retry budget, remember the trace id, count the
+  record handled and mark it finished in the partition's offset tracker.
 
-Each handler call runs inside the handler's circuit breaker and the record's
-KafkaLogContext. A record's trace id is remembered in the dedup window only after its
-handler succeeded.
+Counters that nobody reads per record (handler time, the poison guard's window) are
+added up once per run. A call that raises leaves the fast path: the record goes to
+actors.consumer.failures (retries, token refresh, dead letter, refusal) with the error,
+and the fast path resumes after it.
+
+A synchronous handler that must run in a worker thread gets the same loop, run in the
+thread: one trip to the thread per run of records, not one per record. The loop asks
+the caller before every record, so a stop, a pause or a rebalance waits for the call
+in hand only, as on the event loop; failures are taken over back on the loop.
 """
 
 from __future__ import annotations
 
-import enum
 import logging
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-import anyio
-from anyio.streams.memory import MemoryObjectSendStream
+import anyio.to_thread
 
-from actors.consumer.dead_letter import DeadLetterWriter
 from actors.consumer.dedup import UnreadableTraceIdError
+from actors.consumer.failures import FailurePath, Outcome, Refusal, where
 from actors.consumer.handler import HandlerRunner
+from actors.consumer.offsets import PartitionOffsets
 from actors.consumer.settings import ConsumerSettings
 from actors.consumer.state import ConsumerState
-from actors.messages import Record, RefreshRequest
-from core.errors import CircuitOpenError, PermanentError, TransientError, classify_exception
+from actors.messages import Record
+from core.errors import PermanentError
 from core.logging.kafka_context import KafkaLogContext
-from core.resilience.circuit_breaker import CircuitState
-from core.resilience.retry import with_retry
-from core.types import ErrorCategory
 
-__all__ = ["Outcome", "RecordProcessor", "Refusal", "TokenRefreshAsk"]
+__all__ = ["RecordHandover", "RunEnd", "record_of"]
 
 _log = logging.getLogger(__name__)
 
+Interrupted = Callable[[PartitionOffsets], bool]
+"""Asked before each record: True when the caller must act before it is handled."""
 
-class Outcome(enum.Enum):
-    """How a finished record left the processor: its offset may be committed."""
 
-    HANDLED = "handled"
-    SKIPPED = "skipped"
-    """Its trace id was handled recently (dedup)."""
-    DEAD_LETTERED = "dead_lettered"
+def record_of(message: Any) -> Record:
+    """The handler's `Record` of an aiokafka ConsumerRecord."""
+    return Record(
+        message.topic,
+        message.partition,
+        message.offset,
+        message.key,
+        message.value,
+        message.headers,  # aiokafka gives a tuple of (str, bytes) pairs
+        message.timestamp,
+    )
 
 
 @dataclass(frozen=True, slots=True)
-class Refusal:
-    """The record was not handled: breaker `breaker` refused it for `retry_after` seconds."""
+class RunEnd:
+    """Where handing over a run of records stopped."""
 
-    breaker: str
-    retry_after: float
-
-
-def _where(record: Record) -> str:
-    return f"{record.topic}[{record.partition}]@{record.offset}"
+    index: int
+    """The first record not finished (the run's length when every record is)."""
+    refusal: Refusal | None = None
+    """Set when a breaker refused the record at `index`."""
 
 
-class RecordProcessor:
-    """Takes one record at a time through dedup, the handler and the failure rules above."""
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    """The fast path's first call of the record at `index` raised `error`."""
+
+    index: int
+    record: Record
+    trace_id: str | None
+    error: Exception
+
+
+class RecordHandover:
+    """Hands runs of one partition's records to the handler (see the module docstring)."""
 
     def __init__(
         self,
         settings: ConsumerSettings,
         state: ConsumerState,
         handler: HandlerRunner,
-        dead_letters: DeadLetterWriter | None,
-        refresh_requests: MemoryObjectSendStream[RefreshRequest] | None,
+        failures: FailurePath,
+        interrupted: Interrupted,
     ) -> None:
-        self._settings = settings
+        self._group = settings.group_id
         self._state = state
         self._stats = state.stats
         self._handler = handler
-        self._dead_letters = dead_letters
-        self._attempts = 0
-        refresh = None
-        if refresh_requests is not None and settings.auth_scope is not None:
-            refresh = TokenRefreshAsk(
-                refresh_requests, settings.auth_scope, settings.refresh_timeout_s
-            )
-        self._call_handler = with_retry(
-            settings.retry, budget=state.retry_budget, on_auth_error=refresh
-        )(self._attempt)
-        self._write_dead_letter = with_retry(settings.retry)(self._dead_letter_once)
+        self._failures = failures
+        self._interrupted = interrupted
 
-    async def process(self, record: Record) -> Outcome | Refusal:
-        """Handle `record` once, or say why it was not; raises when the consumer must stop."""
-        with KafkaLogContext(
-            record.topic, record.partition, record.offset, self._settings.group_id
-        ):
-            trace_id = self._trace_id(record)
-            dedup = self._state.dedup
-            if trace_id is not None and dedup is not None and dedup.contains(trace_id):
-                self._stats.deduplicated += 1
-                return Outcome.SKIPPED
-            self._attempts = 0
-            try:
-                await self._call_handler(record)
-            except Exception as exc:
-                return await self._failed(record, exc)
-            self._stats.handled += 1
-            if trace_id is not None and dedup is not None:
-                dedup.remember(trace_id)
-            self._state.poison.observe(dead_lettered=False)
-            return Outcome.HANDLED
+    async def hand_over(
+        self, tracker: PartitionOffsets, messages: Sequence[Any], start: int = 0
+    ) -> RunEnd:
+        """Hand `messages[start:]` over in order until all are finished or the caller must
+        act; every finished record is marked in `tracker`. Raises when the consumer must
+        stop (see actors.consumer.failures), and PermanentError on a poison storm."""
+        index = start
+        while True:
+            if self._handler.in_thread:
+                failure = await anyio.to_thread.run_sync(
+                    self._run_in_thread, tracker, messages, index
+                )
+            else:
+                failure = await self._run_on_loop(tracker, messages, index)
+            if not isinstance(failure, _Failure):
+                return RunEnd(failure)
+            index = failure.index
+            record = failure.record
+            with KafkaLogContext(record.topic, record.partition, record.offset, self._group):
+                outcome = await self._failures.after_failure(record, failure.error)
+            if isinstance(outcome, Refusal):
+                return RunEnd(index, outcome)
+            self._finish_after_failure(tracker, outcome, failure.trace_id)
+            index += 1
 
-    def raise_if_poison_storm(self) -> None:
-        """Raise PermanentError when too many of the latest records were dead-lettered."""
+    async def _run_on_loop(
+        self, tracker: PartitionOffsets, messages: Sequence[Any], start: int
+    ) -> int | _Failure:
+        """The fast path on the event loop; the index where it stopped, or the failure."""
+        interrupted, stats, group = self._interrupted, self._stats, self._group
+        dedup = self._state.dedup
+        record_call = self._state.retry_budget.record_call
+        call, handler = self._state.breaker.call_async, self._handler.on_loop
+        calls = handled = 0
+        spent = 0.0
+        try:
+            for index in range(start, len(messages)):
+                if interrupted(tracker):
+                    return index
+                record = record_of(messages[index])
+                trace_id = self._trace_id(record)
+                if trace_id is not None and dedup is not None and dedup.contains(trace_id):
+                    stats.deduplicated += 1
+                    tracker.finish_next()
+                    continue
+                with KafkaLogContext(record.topic, record.partition, record.offset, group):
+                    calls += 1
+                    started = time.perf_counter()
+                    try:
+                        await call(handler, record)
+                    except Exception as exc:
+                        return _Failure(index, record, trace_id, exc)
+                    finally:
+                        spent += time.perf_counter() - started
+                record_call()
+                if trace_id is not None and dedup is not None:
+                    dedup.remember(trace_id)
+                handled += 1
+                stats.handled += 1
+                tracker.finish_next()
+            return len(messages)
+        finally:
+            self._add_up(calls, spent, handled)
+
+    def _run_in_thread(
+        self, tracker: PartitionOffsets, messages: Sequence[Any], start: int
+    ) -> int | _Failure:
+        """`_run_on_loop` for a synchronous handler, run in a worker thread."""
+        interrupted, stats, group = self._interrupted, self._stats, self._group
+        dedup = self._state.dedup
+        record_call = self._state.retry_budget.record_call
+        call, handler = self._state.breaker.call, self._handler.in_worker_thread
+        calls = handled = 0
+        spent = 0.0
+        try:
+            for index in range(start, len(messages)):
+                if interrupted(tracker):
+                    return index
+                record = record_of(messages[index])
+                trace_id = self._trace_id(record)
+                if trace_id is not None and dedup is not None and dedup.contains(trace_id):
+                    stats.deduplicated += 1
+                    tracker.finish_next()
+                    continue
+                with KafkaLogContext(record.topic, record.partition, record.offset, group):
+                    calls += 1
+                    started = time.perf_counter()
+                    try:
+                        call(handler, record)
+                    except Exception as exc:
+                        return _Failure(index, record, trace_id, exc)
+                    finally:
+                        spent += time.perf_counter() - started
+                record_call()
+                if trace_id is not None and dedup is not None:
+                    dedup.remember(trace_id)
+                handled += 1
+                stats.handled += 1
+                tracker.finish_next()
+            return len(messages)
+        finally:
+            self._add_up(calls, spent, handled)
+
+    def _add_up(self, calls: int, spent: float, handled: int) -> None:
+        """Add a run's handler calls to the stats and its handled records to the poison window."""
+        self._stats.observe_handler(calls, spent)
+        self._state.poison.observe_handled(handled)
+
+    def _finish_after_failure(
+        self, tracker: PartitionOffsets, outcome: Outcome, trace_id: str | None
+    ) -> None:
+        """Book a record the failure path handled or dead-lettered; raise on a poison storm."""
         poison = self._state.poison
+        if outcome is Outcome.HANDLED:
+            if trace_id is not None and self._state.dedup is not None:
+                self._state.dedup.remember(trace_id)
+            self._stats.handled += 1
+            poison.observe_handled()
+            tracker.finish_next()
+            return
+        poison.observe_dead_lettered()
+        tracker.finish_next()
         if poison.storming():
-            raise PermanentError(poison.describe(), context={"group_id": self._settings.group_id})
+            raise PermanentError(poison.describe(), context={"group_id": self._group})
 
     def _trace_id(self, record: Record) -> str | None:
         reader = self._state.trace_ids
@@ -130,90 +234,5 @@ class RecordProcessor:
             return reader.read(record.value, record.headers)
         except UnreadableTraceIdError as exc:
             self._stats.dedup_undecodable += 1
-            _log.debug("no dedup for %s: %s", _where(record), exc)
+            _log.debug("no dedup for %s: %s", where(record), exc)
             return None
-
-    async def _attempt(self, record: Record) -> None:
-        self._attempts += 1
-        if self._attempts > 1:
-            self._stats.retried += 1
-        try:
-            await self._state.breaker.call_async(self._handler, record)
-        except CircuitOpenError:
-            raise
-        except Exception:
-            self._stats.failed += 1
-            raise
-
-    async def _failed(self, record: Record, exc: Exception) -> Outcome | Refusal:
-        category = classify_exception(exc)
-        if category is ErrorCategory.CIRCUIT_OPEN:
-            return self._refusal(exc)
-        if category is ErrorCategory.PERMANENT:
-            await self._dead_letter(record, exc, category)
-            return Outcome.DEAD_LETTERED
-        if category is ErrorCategory.AUTH:
-            raise exc
-        breaker = self._state.breaker
-        if breaker.state is CircuitState.OPEN:
-            return Refusal(breaker.name, breaker.retry_after())
-        raise TransientError(
-            f"handler failed on {_where(record)} after {self._attempts} attempt(s): "
-            f"{type(exc).__name__}",
-            context={"topic": record.topic, "partition": record.partition},
-        ) from exc
-
-    def _refusal(self, exc: Exception) -> Refusal:
-        """Which breaker refused (the handler's, or one inside the handler) and for how long."""
-        breaker = getattr(exc, "breaker_name", None) or self._state.breaker.name
-        retry_after = getattr(exc, "retry_after", None)
-        if not isinstance(retry_after, int | float):
-            retry_after = self._settings.breaker.recovery_timeout
-        return Refusal(breaker, float(retry_after))
-
-    async def _dead_letter(self, record: Record, exc: Exception, category: ErrorCategory) -> None:
-        topic = self._settings.dead_letter_topic_for(record.topic)
-        writer = self._dead_letters
-        if topic is None or writer is None:
-            raise PermanentError(
-                f"record {_where(record)} failed permanently ({type(exc).__name__}) "
-                "and dead-lettering is off"
-            ) from exc
-        await self._write_dead_letter(writer, topic, record, exc, category)
-        self._stats.dead_lettered += 1
-        self._state.poison.observe(dead_lettered=True)
-        _log.warning(
-            "dead-lettered %s to %s: %s", _where(record), topic, type(exc).__name__, exc_info=exc
-        )
-
-    @staticmethod
-    async def _dead_letter_once(
-        writer: DeadLetterWriter,
-        topic: str,
-        record: Record,
-        exc: Exception,
-        category: ErrorCategory,
-    ) -> None:
-        await writer.write(topic, record, exc, category)
-
-
-class TokenRefreshAsk:
-    """`on_auth_error` for with_retry: ask the token refresher, wait (bounded) until it tried."""
-
-    def __init__(
-        self, requests: MemoryObjectSendStream[RefreshRequest], scope: str, timeout: float
-    ) -> None:
-        self._requests = requests
-        self._scope = scope
-        self._timeout = timeout
-
-    async def __call__(self, error: Exception) -> None:
-        """Send a RefreshRequest for the scope and wait for its `done`."""
-        request = RefreshRequest(self._scope, reason=f"handler failed with {type(error).__name__}")
-        try:
-            await self._requests.send(request)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-            _log.warning("the token refresher is gone; retrying without a refresh")
-            return
-        with anyio.move_on_after(self._timeout):
-            await request.done.wait()

@@ -174,7 +174,8 @@ class ConsumerSettings:
     refresh_timeout_s: float = 30.0
     """Bound on waiting for the token refresher after an AUTH failure."""
     sync_handler_in_thread: bool = True
-    """Run a synchronous handler in a worker thread so it cannot block the event loop."""
+    """Run a synchronous handler in a worker thread so it cannot block the event loop (one
+    trip to the thread per partition's share of a batch); False calls it on the loop."""
     retry: RetryConfig = field(default_factory=RetryConfig)
     """In-place retries of a TRANSIENT or UNKNOWN handler failure before the actor crashes."""
     retry_budget: RetryBudgetSettings = field(default_factory=RetryBudgetSettings)

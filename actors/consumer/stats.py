@@ -9,7 +9,7 @@ Partitions are `(topic, partition)` pairs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -47,9 +47,7 @@ class ConsumerStatsSnapshot:
 class ConsumerStats:
     """Mutable counters the actor updates; `snapshot()` is what others read."""
 
-    def __init__(self, *, on_handler_latency: Callable[[float], None] | None = None) -> None:
-        self.on_handler_latency = on_handler_latency
-        """Called with each handler call's duration in seconds (e.g. a histogram's observe)."""
+    def __init__(self) -> None:
         self.starts = 0
         self.consumed = 0
         self.handled = 0
@@ -69,12 +67,10 @@ class ConsumerStats:
         self.handler_seconds_sum = 0.0
         self.handler_seconds_count = 0
 
-    def observe_handler(self, seconds: float) -> None:
-        """Add one handler call's duration."""
+    def observe_handler(self, calls: int, seconds: float) -> None:
+        """Add `calls` handler calls that took `seconds` together (added up a run at a time)."""
         self.handler_seconds_sum += seconds
-        self.handler_seconds_count += 1
-        if self.on_handler_latency is not None:
-            self.on_handler_latency(seconds)
+        self.handler_seconds_count += calls
 
     def snapshot(self) -> ConsumerStatsSnapshot:
         """An immutable copy of every counter."""

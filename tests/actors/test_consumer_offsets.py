@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -10,68 +12,68 @@ from actors.consumer.offsets import PartitionOffsets
 
 
 @st.composite
-def offsets_and_order(draw: st.DrawFn) -> tuple[list[int], list[int]]:
-    """Strictly increasing offsets with gaps (compaction) and an order to finish them in."""
+def fetched_batches(draw: st.DrawFn) -> list[list[int]]:
+    """Strictly increasing offsets with gaps (compaction), cut into fetched batches."""
     gaps = draw(st.lists(st.integers(min_value=1, max_value=3), min_size=1, max_size=40))
     start = draw(st.integers(min_value=0, max_value=1000))
     offsets = [start + sum(gaps[: i + 1]) for i in range(len(gaps))]
-    return offsets, draw(st.permutations(offsets))
+    cuts = draw(st.sets(st.integers(min_value=1, max_value=len(offsets)), max_size=5))
+    bounds = sorted({0, len(offsets), *cuts})
+    return [offsets[low:high] for low, high in itertools.pairwise(bounds)]
 
 
-@given(offsets_and_order())
-def test_watermark_never_passes_an_unfinished_record(case: tuple[list[int], list[int]]) -> None:
-    """For any completion order, the watermark stays at or below every unfinished offset."""
-    offsets, order = case
+@given(fetched_batches())
+def test_watermark_never_passes_an_unfinished_record(batches: list[list[int]]) -> None:
+    """Tracking batch after batch and finishing in order, the watermark stays at or below
+    every unfinished offset, never moves back, and ends after the last offset."""
     tracker = PartitionOffsets()
-    for offset in offsets:
-        tracker.track(offset)
-    unfinished = set(offsets)
     previous = None
-    for offset in order:
-        tracker.finish(offset)
-        unfinished.discard(offset)
-        mark = tracker.watermark()
-        assert mark is not None
-        if unfinished:
-            assert mark <= min(unfinished)
-        if previous is not None:
-            assert mark >= previous
-        previous = mark
-    assert tracker.watermark() == offsets[-1] + 1
+    for batch in batches:
+        tracker.track(batch)
+        for index in range(len(batch)):
+            tracker.finish_next()
+            mark = tracker.watermark()
+            assert mark is not None
+            if index + 1 < len(batch):
+                assert mark <= batch[index + 1]
+            if previous is not None:
+                assert mark >= previous
+            previous = mark
+    assert tracker.watermark() == batches[-1][-1] + 1
     assert tracker.in_flight == 0
 
 
-@given(offsets_and_order(), st.data())
+@given(fetched_batches(), st.data())
 def test_forgetting_holds_the_watermark_at_the_seek_point(
-    case: tuple[list[int], list[int]], data: st.DataObject
+    batches: list[list[int]], data: st.DataObject
 ) -> None:
-    """After forgetting from a seek point, the watermark never passes it until refetched."""
-    offsets, order = case
+    """After the unfinished records are forgotten, the watermark never passes the first of
+    them until they are fetched and finished again."""
+    offsets = [offset for batch in batches for offset in batch]
     tracker = PartitionOffsets()
-    for offset in offsets:
-        tracker.track(offset)
-    finished = order[: data.draw(st.integers(min_value=0, max_value=len(order)))]
-    for offset in finished:
-        tracker.finish(offset)
-    unfinished = sorted(set(offsets) - set(finished))
-    seek_to = unfinished[0] if unfinished else offsets[-1] + 1
-    tracker.forget_from(seek_to)
+    tracker.track(offsets)
+    finished = data.draw(st.integers(min_value=0, max_value=len(offsets)))
+    for _ in range(finished):
+        tracker.finish_next()
+    seek_to = tracker.next_unfinished()
+    assert seek_to == (offsets[finished] if finished < len(offsets) else None)
+    tracker.forget_unfinished()
+    assert tracker.in_flight == 0
     mark = tracker.watermark()
-    assert mark is None or mark <= seek_to
-    refetched = [offset for offset in offsets if offset >= seek_to]
-    for offset in refetched:
-        tracker.track(offset)
-    for offset in refetched:
-        tracker.finish(offset)
-    if refetched or finished:
+    if seek_to is not None:
+        assert mark is None or mark <= seek_to
+    refetched = offsets[finished:]
+    tracker.track(refetched)
+    for _ in refetched:
+        tracker.finish_next()
+    if offsets:
         assert tracker.watermark() == offsets[-1] + 1
 
 
 def test_nothing_to_commit_before_a_record_finished() -> None:
     """A partition whose fetched records are all still in flight has nothing to commit."""
     tracker = PartitionOffsets()
-    for offset in (5, 6, 7):
-        tracker.track(offset)
+    tracker.track([5, 6, 7])
     assert tracker.watermark() is None
     assert tracker.to_commit() is None
 
@@ -79,24 +81,23 @@ def test_nothing_to_commit_before_a_record_finished() -> None:
 def test_to_commit_reports_only_progress_past_the_last_commit() -> None:
     """Once committed, the same watermark is not offered again; a later one is."""
     tracker = PartitionOffsets()
-    for offset in (0, 1, 2):
-        tracker.track(offset)
-    tracker.finish(0)
+    tracker.track([0, 1, 2])
+    tracker.finish_next()
     assert tracker.to_commit() == 1
     tracker.committed = 1
     assert tracker.to_commit() is None
-    tracker.finish(2)
-    assert tracker.to_commit() is None
-    tracker.finish(1)
+    tracker.finish_next()
+    tracker.finish_next()
     assert tracker.to_commit() == 3
 
 
-def test_finishing_an_untracked_offset_is_refused() -> None:
-    """Finishing a record that was never tracked is a bug and raises."""
+def test_finishing_with_nothing_in_flight_is_refused() -> None:
+    """Finishing more records than were tracked is a bug and raises."""
     tracker = PartitionOffsets()
-    tracker.track(3)
-    with pytest.raises(ValueError, match="not tracked"):
-        tracker.finish(4)
+    tracker.track([3])
+    tracker.finish_next()
+    with pytest.raises(ValueError, match="no tracked record is unfinished"):
+        tracker.finish_next()
 
 
 def test_tracking_below_the_committed_offset_is_refused() -> None:
@@ -104,4 +105,12 @@ def test_tracking_below_the_committed_offset_is_refused() -> None:
     tracker = PartitionOffsets()
     tracker.committed = 10
     with pytest.raises(ValueError, match="below the committed offset"):
-        tracker.track(9)
+        tracker.track([9, 10])
+
+
+def test_tracking_out_of_order_is_refused() -> None:
+    """A batch that does not start after the last tracked offset would break the order."""
+    tracker = PartitionOffsets()
+    tracker.track([4, 5])
+    with pytest.raises(ValueError, match="not after the last tracked"):
+        tracker.track([5, 6])

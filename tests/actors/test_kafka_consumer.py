@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -269,6 +270,36 @@ async def test_graceful_stop_finishes_the_record_in_hand_and_commits(
     async with running(second):
         await wait_until(lambda: len(handled) >= 30)
     assert handled == list(range(30))
+
+
+@pytest.mark.parametrize("ending", ["stop", "cancel"])
+async def test_a_handler_thread_ends_after_the_call_in_hand_not_the_batch(
+    bootstrap_servers: str, ending: str
+) -> None:
+    """A plain-function handler runs a whole batch in one worker thread, yet a stop or a
+    cancellation waits only for the call in hand; what was handled is committed."""
+    topic = unique_name("thread-stop")
+    await create_topics(bootstrap_servers, [topic])
+    await produce(bootstrap_servers, topic, [(None, b"%d" % i) for i in range(30)])
+    handled: list[int] = []
+
+    def slow_handler(record: Record) -> None:
+        handled.append(record.offset)
+        if record.offset == 10:
+            time.sleep(0.5)
+
+    config = consumer_settings(bootstrap_servers, topic)
+    actor = KafkaConsumerActor(config, slow_handler)
+    with anyio.fail_after(15):
+        async with anyio.create_task_group() as tasks:
+            await tasks.start(actor.run)
+            await wait_until(lambda: 10 in handled)
+            if ending == "stop":
+                actor.stop()
+            else:
+                tasks.cancel_scope.cancel()
+    assert handled == list(range(11))
+    assert await committed_offsets(bootstrap_servers, config.group_id, topic, 1) == {0: 11}
 
 
 async def test_sync_handler_runs_in_a_worker_thread_with_the_record_context(
