@@ -44,6 +44,7 @@ class PipelineError(Exception):
     """
 
     default_category: ClassVar[ErrorCategory] = ErrorCategory.UNKNOWN
+    _context: dict[str, Any] | None = None
 
     def __init__(
         self,
@@ -61,12 +62,19 @@ class PipelineError(Exception):
         self._message = message
         self.category: ErrorCategory = category or self.default_category
         self.retry_after = retry_after
-        self.context: dict[str, Any] = dict(context or {})
+        self._context = dict(context) if context else None
 
     @property
     def message(self) -> str:
         """The one-line description; never holds a secret."""
         return self._message
+
+    @property
+    def context(self) -> dict[str, Any]:
+        """Structured fields for the log event (built on first use: most errors never log)."""
+        if self._context is None:
+            self._context = {}
+        return self._context
 
     def __str__(self) -> str:
         return self.message
@@ -123,6 +131,8 @@ class CircuitOpenError(PipelineError):
 
     default_category = ErrorCategory.CIRCUIT_OPEN
 
+    category = ErrorCategory.CIRCUIT_OPEN
+
     def __init__(
         self,
         breaker_name: str,
@@ -133,15 +143,18 @@ class CircuitOpenError(PipelineError):
         wait = retry_after if retry_after > 0.0 else 0.0
         Exception.__init__(self, breaker_name, wait)
         self.breaker_name = breaker_name
-        self.category = ErrorCategory.CIRCUIT_OPEN
         self.retry_after = wait
-        self.context = (
-            {"breaker": breaker_name, **context} if context else {"breaker": breaker_name}
-        )
+        self._extra_context = context
 
     @property
     def message(self) -> str:
         return f"circuit {self.breaker_name!r} is open; retry in {self.retry_after:.3f}s"
+
+    @property
+    def context(self) -> dict[str, Any]:
+        if self._context is None:
+            self._context = {"breaker": self.breaker_name, **(self._extra_context or {})}
+        return self._context
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Rebuild from the constructor's arguments, so the error can be copied and pickled."""
