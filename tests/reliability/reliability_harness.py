@@ -323,8 +323,15 @@ def log_events(text: str) -> list[dict[str, Any]]:
 # -- waiting and probing ---------------------------------------------------------------------
 
 
-async def until(check: Callable[[], bool | Awaitable[bool]], within: float, what: str) -> float:
-    """Poll `check` every 50 ms until it holds; the seconds it took. Fails naming `what`."""
+async def until(
+    check: Callable[[], bool | Awaitable[bool]],
+    within: float,
+    what: str,
+    *,
+    alive: PipelineProcess | None = None,
+) -> float:
+    """Poll `check` every 50 ms until it holds; the seconds it took. Fails naming `what`
+    after `within` seconds, or at once if the process `alive` names has exited."""
     started = time.monotonic()
     while True:
         result = check()
@@ -332,6 +339,9 @@ async def until(check: Callable[[], bool | Awaitable[bool]], within: float, what
             result = await result
         if result:
             return time.monotonic() - started
+        if alive is not None and not alive.running:
+            tail = alive.stderr().strip().splitlines()[-3:]
+            raise AssertionError(f"{alive.name} exited while waiting for: {what}; stderr: {tail}")
         if time.monotonic() - started > within:
             raise AssertionError(f"not within {within}s: {what}")
         await anyio.sleep(0.05)

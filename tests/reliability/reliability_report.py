@@ -37,7 +37,7 @@ records its figures):
 
 Without that variable the report goes only to pytest's temporary directory
 (`<basetemp>/RELIABILITY.md`), so CI never changes the work tree. Regenerate the soak
-section with `.venv/bin/python scripts/soak.py --write` (about 15 minutes).
+section with `.venv/bin/python scripts/soak.py --write` (about a minute).
 """
 
 

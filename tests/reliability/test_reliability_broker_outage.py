@@ -98,7 +98,9 @@ async def test_a_broker_outage_on_s3_storage_loses_nothing_and_needs_no_help(
     processes.append(process)
     process.start()
     sink = Sink(tmp_path / "handled.jsonl")
-    await until(lambda: sink.count() >= 300, 30, "the records from before are handled")
+    await until(
+        lambda: sink.count() >= 300, 30, "the records from before are handled", alive=process
+    )
 
     produced: list[str] = []
     stop_producing = anyio.Event()
@@ -112,7 +114,10 @@ async def test_a_broker_outage_on_s3_storage_loses_nothing_and_needs_no_help(
         await anyio.to_thread.run_sync(s3_broker.start)
         back_at, handled_at_return = time.monotonic(), sink.count()
         recovery = await until(
-            lambda: sink.count() > handled_at_return, 60, "records are handled after the outage"
+            lambda: sink.count() > handled_at_return,
+            60,
+            "records are handled after the outage",
+            alive=process,
         )
         await anyio.sleep(1)
         stop_producing.set()
@@ -121,7 +126,7 @@ async def test_a_broker_outage_on_s3_storage_loses_nothing_and_needs_no_help(
 
     expected = {f"before-{n}" for n in range(300)} | set(produced)
     expected |= {f"after-{n}" for n in range(300)}
-    await until(lambda: expected <= set(sink.ids()), 60, "every record is handled")
+    await until(lambda: expected <= set(sink.ids()), 60, "every record is handled", alive=process)
     assert process.running, f"the process exited: {process.stderr()}"
     process.signal(signal.SIGTERM)
     assert await process.exit_code(within=15) == 0
@@ -160,7 +165,9 @@ async def test_a_memory_broker_that_comes_back_empty_is_consumed_again(
     processes.append(process)
     process.start()
     sink = Sink(tmp_path / "handled.jsonl")
-    await until(lambda: sink.count() >= 200, 30, "the records from before are handled")
+    await until(
+        lambda: sink.count() >= 200, 30, "the records from before are handled", alive=process
+    )
 
     assignments = _assignments(process)
     await anyio.to_thread.run_sync(own_broker.stop)
@@ -168,12 +175,16 @@ async def test_a_memory_broker_that_comes_back_empty_is_consumed_again(
     await anyio.to_thread.run_sync(own_broker.start)
     back_at = time.monotonic()
     await create_topics(bootstrap, [topic, f"{topic}.dlq"], partitions=PARTITIONS)
-    await until(lambda: _assignments(process) > assignments, 30, "the consumer joins again")
+    await until(
+        lambda: _assignments(process) > assignments, 30, "the consumer joins again", alive=process
+    )
     await produce(bootstrap, topic, workload("after", 300))
 
     expected = {f"after-{n}" for n in range(300)}
     with contextlib.suppress(AssertionError):
-        await until(lambda: expected <= set(sink.ids()), 30, "the records produced after")
+        await until(
+            lambda: expected <= set(sink.ids()), 30, "the records produced after", alive=process
+        )
     lost = expected - set(sink.ids())
     reliability_report.record(
         "2b. broker down 10 s (memory storage)",

@@ -192,7 +192,9 @@ async def test_a_storm_of_open_circuits_pauses_without_restarts_and_handles_ever
     processes.append(process)
     process.start()
     sink = Sink(tmp_path / "handled.jsonl")
-    took = await until(lambda: sink.count() >= RECORDS, 60, "every refused record is handled")
+    took = await until(
+        lambda: sink.count() >= RECORDS, 60, "every refused record is handled", alive=process
+    )
     process.signal(signal.SIGTERM)
     assert await process.exit_code(within=15) == 0
     assert sorted(sink.ids()) == sorted(f"open-{n}" for n in range(RECORDS))

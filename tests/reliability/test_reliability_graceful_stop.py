@@ -81,7 +81,9 @@ async def test_sigterm_under_load_exits_0_commits_what_was_handled_and_ships_eve
     processes.append(process)
     process.start()
     sink = Sink(tmp_path / "handled.jsonl")
-    await until(lambda: sink.count() >= 2_000, 60, "the process is busy with the backlog")
+    await until(
+        lambda: sink.count() >= 2_000, 60, "the process is busy with the backlog", alive=process
+    )
 
     process.signal(signal.SIGTERM)
     stopping = time.monotonic()

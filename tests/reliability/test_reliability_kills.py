@@ -90,7 +90,9 @@ async def test_repeated_kill_9_loses_nothing_and_duplicates_only_the_uncommitted
 
     process.start()
     expected = {f"kill-{n}" for n in range(RECORDS)}
-    await until(lambda: set(sink.ids()) >= expected, 60, "the last life handles the rest")
+    await until(
+        lambda: set(sink.ids()) >= expected, 60, "the last life handles the rest", alive=process
+    )
     process.signal(signal.SIGTERM)
     assert await process.exit_code(within=15) == 0
 

@@ -121,7 +121,9 @@ async def test_each_kind_of_poison_is_dead_lettered_with_its_headers_and_good_re
     processes.append(process)
     process.start()
     sink = Sink(tmp_path / "handled.jsonl")
-    await until(lambda: sink.count() >= len(good), 60, "every good record is handled")
+    await until(
+        lambda: sink.count() >= len(good), 60, "every good record is handled", alive=process
+    )
     dead = await read_topic(bootstrap_servers, f"{topic}.dlq", expected=len(poison))
     assert process.running, process.stderr()
     process.signal(signal.SIGTERM)

@@ -162,7 +162,12 @@ async def test_no_secret_appears_in_any_byte_the_process_writes(
     for name, (process, _) in members.items():
         blobs[f"check-config {name}"] = _check_config(process.workdir, process.config, process.env)
     sink = tmp_path / "working" / "handled.jsonl"
-    await until(lambda: sink.exists() and sink.read_bytes().count(b"\n") >= RECORDS, 30, "handled")
+    await until(
+        lambda: sink.exists() and sink.read_bytes().count(b"\n") >= RECORDS,
+        30,
+        "handled",
+        alive=members["working"][0],
+    )
     blobs["working /metrics after handling"] = http_get(members["working"][1], "/metrics")[1]
     for name in ("working", "secret"):
         members[name][0].signal(signal.SIGTERM)
