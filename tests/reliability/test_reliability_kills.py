@@ -79,7 +79,10 @@ async def test_repeated_kill_9_loses_nothing_and_duplicates_only_the_uncommitted
         process.start()
         before = sink.count()
         await until(
-            partial(sink.has_more_than, before), 30, f"life {process.lives} handles records"
+            partial(sink.has_more_than, before),
+            30,
+            f"life {process.lives} handles records",
+            alive=process,
         )
         await anyio.sleep(rng.uniform(0.0, LONGEST_LIFE_S))
         process.kill()
