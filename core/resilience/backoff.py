@@ -16,8 +16,11 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
+from typing import Final
 
-__all__ = ["AUTH_RETRY", "DEFAULT_RETRY", "RetryConfig", "compute_delay"]
+__all__ = ["AUTH_RETRY", "DEFAULT_RETRY", "RetryConfig", "backoff_ceilings", "compute_delay"]
+
+_PRECOMPUTED_CEILINGS: Final = 32
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -72,13 +75,28 @@ def compute_delay(
     """
     if attempt < 0:
         raise ValueError(f"attempt must be >= 0, got {attempt!r}")
-    try:
-        ceiling = config.base_delay * config.exponential_base**attempt
-    except OverflowError:  # the exponential passed max_delay many attempts ago
-        ceiling = config.max_delay if config.base_delay > 0 else 0.0
-    if ceiling > config.max_delay:
-        ceiling = config.max_delay
+    ceiling = _ceiling(config, attempt)
     delay = ceiling * rng.random() if config.jitter else ceiling  # uniform in [0, ceiling)
     if retry_after is not None and retry_after > delay:
         return retry_after
     return delay
+
+
+def backoff_ceilings(config: RetryConfig) -> tuple[float, ...]:
+    """The ceilings of the first retries' waits under `config`, in order (as `compute_delay`).
+
+    Computed once per decorated function, so a retry looks its ceiling up instead of
+    raising a float to a power. At most `_PRECOMPUTED_CEILINGS` of them: a config that
+    retries (nearly) forever must not allocate a ceiling per attempt.
+    """
+    retries = min(config.max_attempts - 1, _PRECOMPUTED_CEILINGS)
+    return tuple(_ceiling(config, attempt) for attempt in range(retries))
+
+
+def _ceiling(config: RetryConfig, attempt: int) -> float:
+    """min(max_delay, base_delay * exponential_base**attempt), without overflowing."""
+    try:
+        ceiling = config.base_delay * config.exponential_base**attempt
+    except OverflowError:  # the exponential passed max_delay many attempts ago
+        return config.max_delay if config.base_delay > 0 else 0.0
+    return ceiling if ceiling <= config.max_delay else config.max_delay

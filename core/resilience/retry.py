@@ -19,7 +19,10 @@ into each other's `__context__`. BaseExceptions that are not Exceptions
 (cancellation, KeyboardInterrupt) pass straight through.
 
 Speed: the success path is one `try` around the call (plus `budget.record_call()`
-when a budget is given); everything else lives on the failure path.
+when a budget is given); everything else lives on the failure path. There, a retry
+classifies the error, looks its backoff ceiling up (computed once per decorated
+function), checks for `retry_after` with one attribute lookup, and leaves no reference
+cycle behind (see `_RetryPolicy`); whether to log at DEBUG is decided once per call.
 """
 
 from __future__ import annotations
@@ -37,7 +40,13 @@ from typing import Any, Final, ParamSpec, TypeVar, cast
 import anyio
 
 from core.errors import classify_exception
-from core.resilience.backoff import AUTH_RETRY, DEFAULT_RETRY, RetryConfig, compute_delay
+from core.resilience.backoff import (
+    AUTH_RETRY,
+    DEFAULT_RETRY,
+    RetryConfig,
+    backoff_ceilings,
+    compute_delay,
+)
 from core.resilience.retry_budget import RetryBudget
 from core.types import ErrorCategory, ErrorClassifier
 
@@ -109,7 +118,10 @@ def _retrying_sync(fn: Callable[P, R], policy: _RetryPolicy) -> Callable[P, R]:
             return fn(*args, **kwargs)
         except Exception as exc:
             first_error = exc
-        return policy.retry_sync(fn, args, kwargs, first_error)
+        try:
+            return policy.retry_sync(fn, args, kwargs, first_error)
+        finally:
+            del first_error  # see _RetryPolicy: no reference cycle through this frame
 
     return retrying
 
@@ -127,14 +139,23 @@ def _retrying_async(
             return await fn(*args, **kwargs)
         except Exception as exc:
             first_error = exc
-        return await policy.retry_async(fn, args, kwargs, first_error)
+        try:
+            return await policy.retry_async(fn, args, kwargs, first_error)
+        finally:
+            del first_error  # see _RetryPolicy: no reference cycle through this frame
 
     return retrying
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class _RetryPolicy:
-    """Everything the failure path needs; built once per decorated function."""
+    """Everything the failure path needs; built once per decorated function.
+
+    A caught error's traceback holds the frame that caught it, so a local still naming
+    the error when that frame finishes makes a reference cycle, freed only by the garbage
+    collector: every retry would leave one behind (and the collections cost more than the
+    retry itself). Hence the `del`s wherever a frame that caught an error lets go of it.
+    """
 
     config: RetryConfig
     budget: RetryBudget | None
@@ -143,25 +164,37 @@ class _RetryPolicy:
     sleep: Callable[[float], object]
     name: str
     rng: random.Random = dataclasses.field(default_factory=random.Random)
+    ceilings: tuple[float, ...] = dataclasses.field(init=False)
+    """`backoff_ceilings(config)`: a retry looks its ceiling up instead of computing it."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ceilings", backoff_ceilings(self.config))
 
     def retry_sync(
         self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any], error: Exception
     ) -> R:
         """Keep retrying after `error` until a call succeeds or the policy gives up."""
         attempts = 1
+        log_retries = _logger.isEnabledFor(logging.DEBUG)
         while True:
             category = self.classify(error)
-            delay = self.delay_before_retry(error, category, attempts)
+            delay = self.delay_before_retry(error, category, attempts, log_retries)
             if delay is None:
-                raise error
+                try:
+                    raise error
+                finally:
+                    del error
             if category is _AUTH and self.on_auth_error is not None:
                 self.on_auth_error(error)
             self.sleep(delay)
             attempts += 1
             try:
-                return fn(*args, **kwargs)
+                result = fn(*args, **kwargs)
             except Exception as exc:
                 error = exc
+            else:
+                del error
+                return result
 
     async def retry_async(
         self,
@@ -172,42 +205,62 @@ class _RetryPolicy:
     ) -> R:
         """`retry_sync` for coroutine functions; helpers are awaited when they return awaitables."""
         attempts = 1
+        log_retries = _logger.isEnabledFor(logging.DEBUG)
         while True:
             category = self.classify(error)
-            delay = self.delay_before_retry(error, category, attempts)
+            delay = self.delay_before_retry(error, category, attempts, log_retries)
             if delay is None:
-                raise error
+                try:
+                    raise error
+                finally:
+                    del error
             if category is _AUTH and self.on_auth_error is not None:
                 await _maybe_await(self.on_auth_error(error))
-            await _maybe_await(self.sleep(delay))
+            slept = self.sleep(delay)
+            if slept is not None:
+                await _maybe_await(slept)
             attempts += 1
             try:
-                return await fn(*args, **kwargs)
+                result = await fn(*args, **kwargs)
             except Exception as exc:
                 error = exc
+            else:
+                del error
+                return result
 
     def delay_before_retry(
-        self, error: Exception, category: ErrorCategory, attempts: int
+        self, error: Exception, category: ErrorCategory, attempts: int, log_retries: bool
     ) -> float | None:
         """Seconds to wait before retrying after `attempts` attempts ended in `error`.
 
         None means give up: the category is not retried, attempts or budget ran out.
+        The backoff is `compute_delay`'s, its ceiling looked up while precomputed.
         """
         # Identity tests, not a set: hashing an Enum member runs Python code.
-        refresh_auth = category is _AUTH and self.on_auth_error is not None
-        if not (category is _TRANSIENT or category is _UNKNOWN or refresh_auth):
+        if category is _TRANSIENT or category is _UNKNOWN:
+            refresh_auth = False
+        elif category is _AUTH and self.on_auth_error is not None:
+            refresh_auth = True
+        else:
             return None
         if attempts >= self.config.max_attempts:
             return None
         if self.budget is not None and not self.budget.try_acquire_retry():
             _logger.debug("%s: retry budget exhausted; giving up after %r", self.name, error)
             return None
-        retry_after = _retry_after_of(error)
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None:
+            retry_after = _usable_seconds(retry_after)
         if refresh_auth:
             delay = retry_after or 0.0
+        elif attempts <= len(self.ceilings):
+            ceiling = self.ceilings[attempts - 1]
+            delay = ceiling * self.rng.random() if self.config.jitter else ceiling
+            if retry_after is not None and retry_after > delay:
+                delay = retry_after
         else:
             delay = compute_delay(self.config, attempts - 1, retry_after, self.rng)
-        if _logger.isEnabledFor(logging.DEBUG):
+        if log_retries:
             _logger.debug(
                 "%s: attempt %d of %d failed (%s: %r); retrying in %.3fs",
                 self.name,
@@ -225,9 +278,8 @@ async def _maybe_await(result: object) -> None:
         await result
 
 
-def _retry_after_of(error: BaseException) -> float | None:
-    """The wait the failing side asked for (PipelineError.retry_after), if it is usable."""
-    value = getattr(error, "retry_after", None)
+def _usable_seconds(value: object) -> float | None:
+    """A retry_after the failing side asked for, as a float, or None if it is not usable."""
     if isinstance(value, _NUMBER) and not isinstance(value, bool) and 0 <= value < math.inf:
         return float(value)
     return None

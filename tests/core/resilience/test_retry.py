@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import inspect
 import logging
 import math
 import random
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -33,6 +35,7 @@ from core.resilience import (
     compute_delay,
     with_retry,
 )
+from core.resilience.backoff import backoff_ceilings
 from core.types import ErrorCategory
 
 NO_JITTER = RetryConfig(max_attempts=4, base_delay=0.5, max_delay=2.0, jitter=False)
@@ -66,6 +69,42 @@ class AsyncScript(Script):
 def transient() -> TransientError:
     """A fresh TRANSIENT error."""
     return TransientError("dependency down")
+
+
+def failing(times: int) -> Callable[[], int]:
+    """A function that raises a fresh TRANSIENT error `times` times, returns 1, and so on
+    round again; unlike Script it keeps no reference to the errors."""
+    calls = 0
+
+    def flaky() -> int:
+        nonlocal calls
+        calls += 1
+        if calls % (times + 1):
+            raise TransientError("dependency down")
+        return 1
+
+    return flaky
+
+
+def failing_async(times: int) -> Callable[[], Awaitable[int]]:
+    """`failing` as a coroutine function."""
+    flaky = failing(times)
+
+    async def flaky_async() -> int:
+        return flaky()
+
+    return flaky_async
+
+
+def garbage_cycles_left_by(run: Callable[[], object]) -> int:
+    """How many objects the garbage collector frees after `run()`: those in reference cycles."""
+    gc.collect()
+    gc.disable()
+    try:
+        run()
+        return gc.collect()
+    finally:
+        gc.enable()
 
 
 # -- what is retried ---------------------------------------------------------------------
@@ -194,6 +233,19 @@ def test_final_traceback_still_points_at_the_failing_code() -> None:
     assert innermost.filename.endswith("test_retry.py")
 
 
+@pytest.mark.parametrize("failures", [0, 1, 2, 3])
+def test_retries_leave_no_reference_cycles(failures: int) -> None:
+    """Successful or exhausted, retried calls free their errors without the garbage collector."""
+
+    def run() -> None:
+        retrying = with_retry(RetryConfig(max_attempts=3), sleep=lambda _: None)(failing(failures))
+        for _ in range(10):
+            with contextlib.suppress(TransientError):
+                retrying()
+
+    assert garbage_cycles_left_by(run) == 0
+
+
 def test_arguments_are_passed_to_every_attempt() -> None:
     """Positional and keyword arguments reach each retry unchanged."""
     script = Script(transient)
@@ -228,6 +280,16 @@ def test_sleeps_follow_the_backoff_schedule() -> None:
     with_retry(NO_JITTER, sleep=sleeps.append)(script)()
     rng = random.Random(0)
     assert sleeps == [compute_delay(NO_JITTER, n, None, rng) for n in range(3)]
+
+
+def test_sleeps_past_the_precomputed_ceilings_follow_the_backoff_schedule() -> None:
+    """A config retrying more often than backoff_ceilings covers keeps compute_delay's waits."""
+    config = RetryConfig(max_attempts=60, base_delay=0.001, max_delay=1.0, jitter=False)
+    sleeps: list[float] = []
+    with_retry(config, sleep=sleeps.append)(failing(config.max_attempts - 1))()
+    rng = random.Random(0)
+    assert sleeps == [compute_delay(config, n, None, rng) for n in range(config.max_attempts - 1)]
+    assert len(backoff_ceilings(config)) < len(sleeps)
 
 
 def test_jittered_sleeps_stay_within_their_ceilings() -> None:
@@ -434,6 +496,38 @@ async def test_async_default_sleep_is_anyio_and_cancellable() -> None:
         await with_retry(config)(script.run)()
     assert time.monotonic() - started < 5.0
     assert len(script.calls) == 1
+
+
+@pytest.mark.anyio
+async def test_async_retries_await_an_awaitable_returned_by_a_sync_sleep() -> None:
+    """A plain function returning an awaitable as `sleep` has that awaitable awaited."""
+    slept: list[float] = []
+
+    async def record(seconds: float) -> None:
+        slept.append(seconds)
+
+    script = AsyncScript(transient)
+    assert await with_retry(NO_JITTER, sleep=lambda seconds: record(seconds))(script.run)() == 2
+    assert slept == [compute_delay(NO_JITTER, 0, None, random.Random(0))]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("failures", [0, 1, 2, 3])
+async def test_async_retries_leave_no_reference_cycles(failures: int) -> None:
+    """Async retried calls, successful or exhausted, free their errors without the collector."""
+    retrying = with_retry(RetryConfig(max_attempts=3), sleep=lambda _: None)(
+        failing_async(failures)
+    )
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(10):
+            with contextlib.suppress(TransientError):
+                await retrying()
+        cycles = gc.collect()
+    finally:
+        gc.enable()
+    assert cycles == 0
 
 
 @pytest.mark.anyio

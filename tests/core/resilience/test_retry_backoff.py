@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.resilience import AUTH_RETRY, DEFAULT_RETRY, RetryConfig, compute_delay
+from core.resilience.backoff import backoff_ceilings
 
 
 @st.composite
@@ -115,6 +116,25 @@ def test_retry_after_above_the_backoff_is_waited_exactly(
     ceiling = compute_delay(no_jitter, attempt, None, random.Random(0))
     if retry_after >= ceiling:
         assert compute_delay(config, attempt, retry_after, random.Random(1)) == retry_after
+
+
+@given(config=retry_configs())
+def test_precomputed_ceilings_are_the_jitter_free_delays_of_each_retry(config: RetryConfig) -> None:
+    """backoff_ceilings gives, per retry, the delay compute_delay would wait without jitter."""
+    no_jitter = dataclasses.replace(config, jitter=False)
+    expected = [compute_delay(no_jitter, n, None, random.Random(0)) for n in range(50)]
+    ceilings = backoff_ceilings(config)
+    assert list(ceilings) == expected[: config.max_attempts - 1]
+
+
+def test_precomputed_ceilings_are_bounded_for_endless_retries() -> None:
+    """A config retrying (nearly) forever precomputes a few ceilings, not one per attempt."""
+    endless = RetryConfig(max_attempts=10**9)
+    ceilings = backoff_ceilings(endless)
+    assert 0 < len(ceilings) < 1000
+    assert ceilings == backoff_ceilings(
+        dataclasses.replace(endless, max_attempts=len(ceilings) + 1)
+    )
 
 
 def test_huge_attempt_numbers_do_not_overflow() -> None:
