@@ -29,8 +29,8 @@ Decisions:
 Speed: the closed success path takes no lock, reads no clock and creates no
 object: it reads the current epoch (one atomic attribute read), runs the call and
 bumps a lock-free counter; only when a failure streak is pending does a success
-take the lock to clear it. An open circuit rejects without the lock too. All
-other paths (failures, half-open trials, transitions) take one `threading.Lock`.
+take the lock to clear it. An open circuit rejects without the lock too, inside
+`call` / `call_async` itself, so a rejection crosses no other frame. All other paths (failures, half-open trials, transitions) take one `threading.Lock`.
 """
 
 from __future__ import annotations
@@ -148,7 +148,10 @@ class CircuitBreaker:
         """Run `fn(*args, **kwargs)` unless the circuit is open (then CircuitOpenError)."""
         epoch = self._epoch
         if epoch.state is not _CLOSED:
-            epoch = self._admit(epoch)
+            if epoch.state is _OPEN and (now := self._clock()) < epoch.half_open_at:
+                self._count_rejection()  # the rejection path: no lock, no other frame
+                raise CircuitOpenError(self.name, epoch.half_open_at - now)
+            epoch = self._admit()
         try:
             result = fn(*args, **kwargs)
         except Exception as exc:
@@ -168,7 +171,10 @@ class CircuitBreaker:
         """Await `fn(*args, **kwargs)` unless the circuit is open (then CircuitOpenError)."""
         epoch = self._epoch
         if epoch.state is not _CLOSED:
-            epoch = self._admit(epoch)
+            if epoch.state is _OPEN and (now := self._clock()) < epoch.half_open_at:
+                self._count_rejection()  # the rejection path: no lock, no other frame
+                raise CircuitOpenError(self.name, epoch.half_open_at - now)
+            epoch = self._admit()
         try:
             result = await fn(*args, **kwargs)
         except Exception as exc:
@@ -255,13 +261,12 @@ class CircuitBreaker:
 
     # -- the state machine ------------------------------------------------------
 
-    def _admit(self, epoch: _Epoch) -> _Epoch:
-        """Admit a call while not closed, or raise CircuitOpenError."""
-        if epoch.state is _OPEN:
-            now = self._clock()
-            if now < epoch.half_open_at:
-                self._count_rejection()
-                raise CircuitOpenError(self.name, epoch.half_open_at - now)
+    def _admit(self) -> _Epoch:
+        """Admit a call while not closed, or raise CircuitOpenError.
+
+        The callers have already rejected calls while OPEN before the recovery timeout
+        (the common case, inlined); what is left needs the lock.
+        """
         with self._lock:
             self._half_open_if_due()
             epoch = self._epoch

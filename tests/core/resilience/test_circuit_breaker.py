@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import traceback
 import tracemalloc
 from collections.abc import Callable
 from typing import Any
@@ -566,10 +567,27 @@ def test_rejections_do_not_accumulate_memory_or_chain(clock: FakeClock) -> None:
         tracemalloc.stop()
     assert growth < 20_000
     frames = 0
-    traceback = last.__traceback__
-    while traceback is not None:
-        frames, traceback = frames + 1, traceback.tb_next
-    assert frames <= 3
+    entry = last.__traceback__
+    while entry is not None:
+        frames, entry = frames + 1, entry.tb_next
+    assert frames <= 2  # reject() and call(): see the next test
+
+
+@pytest.mark.anyio
+async def test_a_rejection_is_raised_by_call_itself(clock: FakeClock) -> None:
+    """While open, `call` and `call_async` raise the rejection from their own frame (no helper)."""
+    breaker = opened(clock, failure_threshold=1, recovery_timeout=3600.0)
+
+    async def fetch() -> None:
+        await anyio.lowlevel.checkpoint()
+
+    with pytest.raises(CircuitOpenError) as sync_rejection:
+        breaker.call(lambda: None)
+    with pytest.raises(CircuitOpenError) as async_rejection:
+        await breaker.call_async(fetch)
+    assert traceback.extract_tb(sync_rejection.value.__traceback__)[-1].name == "call"
+    assert traceback.extract_tb(async_rejection.value.__traceback__)[-1].name == "call_async"
+    assert breaker.stats.rejections == 2
 
 
 # -- async -------------------------------------------------------------------------------
