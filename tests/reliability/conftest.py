@@ -8,7 +8,7 @@ session's broker (`bootstrap_servers`, tests/conftest.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,9 +28,6 @@ def reliability_report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rel
     scratch = tmp_path_factory.getbasetemp() / "RELIABILITY.md"
     written = report.write(scratch, DOCS_REPORT)
     print(f"\nreliability figures written to {written}")
-
-
-ProcessFactory = Callable[..., PipelineProcess]
 
 
 @pytest.fixture
