@@ -38,6 +38,30 @@ records its figures):
 Without that variable the report goes only to pytest's temporary directory
 (`<basetemp>/RELIABILITY.md`), so CI never changes the work tree. Regenerate the soak
 section with `.venv/bin/python scripts/soak.py --write` (about a minute).
+
+What the scenarios assert (each test module's docstring has the details):
+
+1. `kill -9` of the whole process, six times at random points while it consumes:
+   every record handled at least once; within one life no record reaches the handler
+   twice (dedup); a record handled again in a later life lies at or after the offset
+   the group had committed when the earlier life was killed. Dedup memory lives in
+   the process, so across kills duplicates are bounded by the uncommitted tail.
+2. Broker down 10 s: on S3 storage nothing produced before, during (retried) or after
+   is lost and the process needs no help; on memory storage everything produced after
+   the broker came back is handled.
+3. Crash storms per error category: exit 1 and one line after `max_restarts`
+   restarts (TRANSIENT, UNKNOWN), at once (PERMANENT); open circuits pause without
+   restarts; AUTH gets a token refresh before the restart.
+4. Poison records dead-lettered with their headers while good records flow; a poison
+   storm stops the process.
+5. SIGTERM under load: exit 0 within the deadline, committed == handled, every log
+   line shipped.
+6. Two group members, `kill -9` of one: the other takes over, nothing lost.
+7. Secrets: no byte written anywhere contains them.
+8. Bad environment: exit 2, one line, nothing written to any topic.
+
+A figure of a failing scenario is recorded all the same (e.g. `records_lost` above 0,
+an exit code other than 2): the table shows what the process did, not what it should.
 """
 
 
