@@ -30,7 +30,8 @@ Speed: the closed success path takes no lock, reads no clock and creates no
 object: it reads the current epoch (one atomic attribute read), runs the call and
 bumps a lock-free counter; only when a failure streak is pending does a success
 take the lock to clear it. An open circuit rejects without the lock too, inside
-`call` / `call_async` itself, so a rejection crosses no other frame. All other paths (failures, half-open trials, transitions) take one `threading.Lock`.
+`call` / `call_async` itself, so a rejection crosses no other frame. All other
+paths (failures, half-open trials, transitions) take one `threading.Lock`.
 """
 
 from __future__ import annotations
