@@ -12,7 +12,9 @@ Cost per record is that of a stdlib plain-text line through the same handler, or
 extras are looked for only past the attributes every LogRecord has, the decision for each
 field name (skip, keep, rename, mask) is cached per formatter, LogContext fields are
 rendered once when the context is entered, timestamps reuse the formatted second, plain
-scalar values are not copied, and the JSON is one `orjson.dumps` call.
+scalar values are not copied, and the JSON is one `orjson.dumps` call. Tracebacks are
+rendered by core.logging.tracebacks: the standard library's text without 3.11's carets,
+whose computation costs more than a supervisor restart.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from __future__ import annotations
 import logging
 import re
 from itertools import islice
-from typing import Any, Final
+from types import TracebackType
+from typing import Any, Final, TypeAlias
 
 import orjson
 
@@ -31,6 +34,7 @@ from core.logging.filters import CONTEXT_ATTRIBUTE
 from core.logging.masking import MASK, mask_text, mask_value
 from core.logging.safe_text import safe_str
 from core.logging.timestamps import MILLISECOND_SUFFIXES, UtcTimestamps
+from core.logging.tracebacks import format_exception
 
 __all__ = ["ConsoleFormatter", "JSONFormatter"]
 
@@ -50,6 +54,10 @@ _RECORD_ATTRIBUTES: Final = frozenset(_FRESH_RECORD_ATTRIBUTES) | {
 """Attributes every LogRecord has (or a stdlib formatter adds): not extra fields."""
 
 _CACHE_LIMIT: Final = 4096
+
+_ExcInfo: TypeAlias = (
+    "tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]"
+)
 
 _BARE_TEXT: Final = re.compile(r'[^\s="\\]+')
 
@@ -127,6 +135,16 @@ class _RecordDictFormatter(logging.Formatter):
             out["stack"] = self.formatStack(record.stack_info)
         return out
 
+    def formatException(self, ei: _ExcInfo) -> str:  # noqa: N802 (logging's name)
+        """The traceback text without 3.11's carets (see core.logging.tracebacks)."""
+        exc, tb = ei[1], ei[2]
+        if exc is None:
+            return super().formatException(ei)
+        try:
+            return format_exception(exc, tb)
+        except Exception:  # an exception too odd for the fast path: the stdlib's text
+            return super().formatException(ei)
+
     def _add_new_extra(self, key: object, value: Any, out: dict[str, Any]) -> None:
         """Add an extra field whose name is not cached as readable; cache it if it is."""
         name, secret = output_name(key)
@@ -142,9 +160,9 @@ class JSONFormatter(_RecordDictFormatter):
     """One JSON object per record, on one line.
 
     Keys: timestamp (UTC, milliseconds, "Z"), level, logger, message, the fields described
-    in the module docstring, then `exception` (traceback text, masked like messages) with
-    exc_info and `stack` with stack_info. Any extra value yields valid JSON (see
-    core.logging.encoding).
+    in the module docstring, then `exception` (the traceback as core.logging.tracebacks
+    renders it, masked like messages) with exc_info and `stack` with stack_info. Any extra
+    value yields valid JSON (see core.logging.encoding).
     """
 
     def format(self, record: logging.LogRecord) -> str:
