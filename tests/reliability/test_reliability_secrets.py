@@ -9,8 +9,8 @@ configured for four processes, run side by side:
 - `sasl`: SASL/PLAIN with the password, which the broker refuses: restarts, escalation;
 - `token`: OAUTHBEARER with the token file, which the broker refuses: restarts, escalation;
 - `secret`: a service principal with the client secret; Azure AD cannot be reached (it
-  never can from here: HTTPS_PROXY points at a closed local port, so nothing leaves the
-  machine), so the token refresher fails and retries until SIGTERM.
+  never can from here; HTTPS_PROXY also points azure-identity's requests at a closed
+  local port), so the token refresher fails and retries until SIGTERM.
 
 Every byte they write is searched: stdout, stderr, the log file, the log topic, the
 jsonl sink, the dead-letter topic, /metrics, /healthz and /readyz while they run, and
