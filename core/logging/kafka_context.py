@@ -1,9 +1,15 @@
 """Which Kafka record a log line is about, set once per consumed record.
 
-The consumer enters one `KafkaLogContext` per record on its hot path, so entering costs a
-single context-variable get and set, and leaving a single reset: the object itself goes
-into the context state, and the formatters read its four attributes directly (no dict is
-built).
+The consumer builds, enters and leaves one `KafkaLogContext` per record on its hot path,
+so all three are kept to the minimum: construction stores four slots, entering costs a
+single context-variable get and set, and leaving a single reset. The object itself goes
+into the context state, and the formatters read its four attributes directly (no dict
+is built).
+
+It behaves as a frozen dataclass would (equality, hash, repr, FrozenInstanceError on
+assignment) without being one: a frozen dataclass's `__init__` goes through
+`object.__setattr__` per field, which cost more than the whole context switch. Its
+fields are read-only properties over private slots instead.
 
 There is deliberately no record-key field: keys often carry personal data, and every
 field whose name contains "key" is masked anyway (see core.logging.masking).
@@ -12,9 +18,10 @@ field whose name contains "key" is masked anyway (see core.logging.masking).
 from __future__ import annotations
 
 from contextvars import Token
-from dataclasses import dataclass, field
+from dataclasses import FrozenInstanceError
+from operator import attrgetter
 from types import TracebackType
-from typing import Any
+from typing import Any, Final, NoReturn
 
 from core.logging.context import ContextState, state_var
 
@@ -23,8 +30,23 @@ __all__ = ["KAFKA_FIELD_NAMES", "KafkaLogContext"]
 KAFKA_FIELD_NAMES = ("topic", "partition", "offset", "consumer_group")
 """The names under which a Kafka context appears in a log record."""
 
+# Bound once: looking the methods up on the context variable per record costs more than
+# calling them.
+_get_state: Final = state_var.get
+_set_state: Final = state_var.set
+_reset_state: Final = state_var.reset
 
-@dataclass(frozen=True, slots=True)
+
+def _read_only(name: str) -> Any:
+    """A property reading the slot `_<name>`; assigning or deleting it raises
+    FrozenInstanceError, as on a frozen dataclass. The getter is C code (attrgetter)."""
+
+    def refuse(self: object, *_: object) -> NoReturn:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    return property(attrgetter(f"_{name}"), refuse, refuse)
+
+
 class KafkaLogContext:
     """The coordinates of one consumed record; a context manager adding them to every log.
 
@@ -32,29 +54,58 @@ class KafkaLogContext:
     while it is being handled. One instance serves one `with` block at a time.
     """
 
-    topic: str
-    partition: int
-    offset: int
-    consumer_group: str | None = None
-    _token: Token[ContextState] | None = field(default=None, init=False, repr=False, compare=False)
+    __slots__ = ("_consumer_group", "_offset", "_partition", "_token", "_topic")
+    __match_args__ = ("topic", "partition", "offset", "consumer_group")
+
+    topic: Final[str] = _read_only("topic")
+    partition: Final[int] = _read_only("partition")
+    offset: Final[int] = _read_only("offset")
+    consumer_group: Final[str | None] = _read_only("consumer_group")
+
+    def __init__(
+        self, topic: str, partition: int, offset: int, consumer_group: str | None = None
+    ) -> None:
+        self._topic = topic
+        self._partition = partition
+        self._offset = offset
+        self._consumer_group = consumer_group
+        self._token: Token[ContextState] | None = None
+
+    def _coordinates(self) -> tuple[str, int, int, str | None]:
+        """What equality and the hash compare, as a dataclass would: the four fields."""
+        return (self._topic, self._partition, self._offset, self._consumer_group)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, KafkaLogContext) or other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._coordinates() == other._coordinates()
+
+    def __hash__(self) -> int:
+        return hash(self._coordinates())
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__qualname__}(topic={self._topic!r}, partition={self._partition!r}, "
+            f"offset={self._offset!r}, consumer_group={self._consumer_group!r})"
+        )
 
     @property
     def fields(self) -> dict[str, Any]:
         """Return the fields this context adds to a record (consumer_group only when set)."""
         fields: dict[str, Any] = {
-            "topic": self.topic,
-            "partition": self.partition,
-            "offset": self.offset,
+            "topic": self._topic,
+            "partition": self._partition,
+            "offset": self._offset,
         }
-        if self.consumer_group is not None:
-            fields["consumer_group"] = self.consumer_group
+        if self._consumer_group is not None:
+            fields["consumer_group"] = self._consumer_group
         return fields
 
     def __enter__(self) -> KafkaLogContext:
         if self._token is not None:
             raise RuntimeError(f"{self!r} is already entered")
-        correlation_id, fields, _ = state_var.get()
-        object.__setattr__(self, "_token", state_var.set((correlation_id, fields, self)))
+        correlation_id, fields, _ = _get_state()
+        self._token = _set_state((correlation_id, fields, self))
         return self
 
     def __exit__(
@@ -66,5 +117,5 @@ class KafkaLogContext:
         token = self._token
         if token is None:
             raise RuntimeError(f"{self!r} was not entered")
-        object.__setattr__(self, "_token", None)
-        state_var.reset(token)
+        self._token = None
+        _reset_state(token)

@@ -52,6 +52,40 @@ def test_kafka_log_context_is_frozen() -> None:
         context.offset = 2  # type: ignore[misc]
 
 
+def test_kafka_log_context_fields_cannot_be_deleted_either() -> None:
+    """Deleting a coordinate fails as on a frozen dataclass, and the value stays."""
+    context = KafkaLogContext("orders", 0, 1, "billing")
+    for name in KAFKA_FIELD_NAMES:
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            delattr(context, name)
+    assert context.fields == {
+        "topic": "orders",
+        "partition": 0,
+        "offset": 1,
+        "consumer_group": "billing",
+    }
+
+
+def test_a_kafka_log_context_matches_positional_patterns() -> None:
+    """`case KafkaLogContext(topic, partition, offset, group)` binds the four coordinates."""
+    match KafkaLogContext("orders", 3, 7, "billing"):
+        case KafkaLogContext(topic, partition, offset, group):
+            assert (topic, partition, offset, group) == ("orders", 3, 7, "billing")
+        case _:
+            pytest.fail("no match")
+
+
+def test_a_kafka_log_context_equals_no_other_type() -> None:
+    """A tuple or a subclass instance with the same coordinates is not equal to it."""
+
+    class Subclass(KafkaLogContext):
+        __slots__ = ()
+
+    context = KafkaLogContext("orders", 1, 2)
+    assert context != ("orders", 1, 2, None)
+    assert context != Subclass("orders", 1, 2)
+
+
 def test_equality_and_hash_ignore_whether_it_is_entered() -> None:
     """Two contexts with the same coordinates are equal and hash alike, entered or not."""
     entered = KafkaLogContext("orders", 1, 2)
