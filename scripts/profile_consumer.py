@@ -1,7 +1,8 @@
 """Where the consumer actor's time goes: its throughput next to a hand-written loop, one run.
 
     .venv/bin/python scripts/profile_consumer.py [--records 100000] [--rounds 3]
-    .venv/bin/python scripts/profile_consumer.py --profile "actor, async, dedup on"
+    .venv/bin/python scripts/profile_consumer.py --case "actor, async, dedup on" --rounds 5
+    .venv/bin/python scripts/profile_consumer.py --rounds 0 --profile "actor, async, dedup on"
 
 One embedded Tansu broker (or KAFKA_BOOTSTRAP_SERVERS), one topic of 1 KB records with
 unique `trace_id` headers, produced once. Every run reads the whole topic as a fresh
@@ -50,8 +51,8 @@ class Progress:
     def __init__(self, expected: int) -> None:
         self.expected = expected
         self.count = 0
-        self.first_at = 0.0
-        self.last_at = 0.0
+        self.first_at = self.last_at = 0.0
+        self.first_cpu = self.last_cpu = 0.0
         self.done = anyio.Event()
         self._loop_thread = threading.get_ident()
 
@@ -59,9 +60,9 @@ class Progress:
         """Count one record (from the loop or a worker thread: one call at a time)."""
         self.count += 1
         if self.count == 1:
-            self.first_at = time.perf_counter()
+            self.first_at, self.first_cpu = time.perf_counter(), time.process_time()
         if self.count == self.expected:
-            self.last_at = time.perf_counter()
+            self.last_at, self.last_cpu = time.perf_counter(), time.process_time()
             if threading.get_ident() == self._loop_thread:
                 self.done.set()
             else:  # an anyio worker thread: the event belongs to the loop
@@ -70,6 +71,11 @@ class Progress:
     def records_per_second(self) -> float:
         """Records handled per second between the first and the last."""
         return self.count / (self.last_at - self.first_at)
+
+    def cpu_us_per_record(self) -> float:
+        """This process's CPU time per record (every thread), steadier than wall time on a
+        shared machine: the loop's figure is aiokafka's cost, the rest is ours."""
+        return (self.last_cpu - self.first_cpu) / self.count * 1e6
 
 
 def async_handler(progress: Progress) -> Callable[[object], Awaitable[None]]:
@@ -179,17 +185,18 @@ CASES: Final[dict[str, Case]] = {
 }
 
 
-async def measure(bootstrap: str, topic: str, records: int, rounds: int) -> dict[str, list[float]]:
-    """Every case once per round, the order rotated each round; records/s per run."""
-    rates: dict[str, list[float]] = {name: [] for name in CASES}
-    names = list(CASES)
+async def measure(
+    bootstrap: str, topic: str, records: int, rounds: int, names: list[str]
+) -> dict[str, list[Progress]]:
+    """Each named case once per round, the order rotated each round."""
+    runs: dict[str, list[Progress]] = {name: [] for name in names}
     for round_index in range(rounds):
         shift = round_index % len(names)
         for name in names[shift:] + names[:shift]:
             progress = Progress(records)
             await CASES[name](bootstrap, topic, progress)
-            rates[name].append(progress.records_per_second())
-    return rates
+            runs[name].append(progress)
+    return runs
 
 
 async def profile(bootstrap: str, topic: str, records: int, name: str) -> None:
@@ -203,40 +210,54 @@ async def profile(bootstrap: str, topic: str, records: int, name: str) -> None:
     print(profiler.output_text(unicode=True, show_all=False))
 
 
-def report(rates: dict[str, list[float]]) -> None:
-    """A table of median, min and max records/s and the median's ratio to the loop."""
-    baseline = statistics.median(rates[LOOP])
-    print(f"{'case':<26}{'median/s':>12}{'min/s':>12}{'max/s':>12}{'vs loop':>9}")
-    for name, values in rates.items():
-        median = statistics.median(values)
+def report(runs: dict[str, list[Progress]]) -> None:
+    """Median, min and max records/s with the median's ratio to the loop, and the median
+    CPU time per record with what it adds to the loop's."""
+    baseline = statistics.median(run.records_per_second() for run in runs[LOOP])
+    baseline_cpu = statistics.median(run.cpu_us_per_record() for run in runs[LOOP])
+    print(
+        f"{'case':<26}{'median/s':>10}{'min/s':>10}{'max/s':>10}{'vs loop':>9}"
+        f"{'CPU us/rec':>12}{'+ loop':>8}"
+    )
+    for name, done in runs.items():
+        rates = [run.records_per_second() for run in done]
+        median = statistics.median(rates)
+        cpu = statistics.median(run.cpu_us_per_record() for run in done)
         print(
-            f"{name:<26}{median:>12,.0f}{min(values):>12,.0f}{max(values):>12,.0f}"
-            f"{median / baseline:>8.2f}x"
+            f"{name:<26}{median:>10,.0f}{min(rates):>10,.0f}{max(rates):>10,.0f}"
+            f"{median / baseline:>8.2f}x{cpu:>12.2f}{cpu - baseline_cpu:>8.2f}"
         )
 
 
-async def main(records: int, rounds: int, profiled: str | None) -> None:
-    """Produce once, measure every case, then profile one if asked."""
+async def main(records: int, rounds: int, names: list[str], profiled: str | None) -> None:
+    """Produce once, measure the cases, then profile one if asked."""
     with broker() as bootstrap:
         topic = unique_name("profile")
         started = time.perf_counter()
         await fill_topic(bootstrap, topic, records)
         print(f"produced {records:,} records in {time.perf_counter() - started:.1f}s")
         if rounds:
-            report(await measure(bootstrap, topic, records, rounds))
+            report(await measure(bootstrap, topic, records, rounds, [LOOP, *names]))
         if profiled is not None:
             await profile(bootstrap, topic, records, profiled)
 
 
 def parse_args() -> argparse.Namespace:
-    """--records, --rounds, --profile CASE."""
+    """--records, --rounds, --case CASE..., --profile CASE."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3, help="0 skips the table")
+    actor_cases = [name for name in CASES if name != LOOP]
+    parser.add_argument(
+        "--case", action="append", choices=actor_cases, help="measure only these (and the loop)"
+    )
     parser.add_argument("--profile", choices=list(CASES), help="run this case under pyinstrument")
     return parser.parse_args()
 
 
 if __name__ == "__main__":
     arguments = parse_args()
-    anyio.run(main, arguments.records, arguments.rounds, arguments.profile, backend="asyncio")
+    chosen = arguments.case or [name for name in CASES if name != LOOP]
+    anyio.run(
+        main, arguments.records, arguments.rounds, chosen, arguments.profile, backend="asyncio"
+    )
