@@ -143,6 +143,9 @@ def most_severe(categories: list[ErrorCategory]) -> ErrorCategory:
 
 def classify_exception(exc: BaseException) -> ErrorCategory:
     """The category that decides how `exc` is handled (see the module docstring)."""
+    category = _category_of_type.get(type(exc))  # never holds PipelineErrors nor groups
+    if category is not None and (category is not _UNKNOWN or exc.__cause__ is None):
+        return category
     if not isinstance(exc, BaseExceptionGroup):  # the common case, on retry and breaker paths
         category = exc.category if isinstance(exc, PipelineError) else _classify_single(exc)
         if category is not _UNKNOWN or exc.__cause__ is None:
