@@ -3,6 +3,7 @@ storms, spent retries and a vanished broker; all against a real broker."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -203,6 +204,46 @@ async def test_a_pause_survives_a_rebalance(bootstrap_servers: str) -> None:
             await wait_until(lambda: len(other_handled) + len(paused_handled) == 20)
     (paused_partition,) = {record.partition for record in paused_handled}
     assert all(record.partition != paused_partition for record in other_handled)
+
+
+@pytest.mark.parametrize("kind", ["async", "sync in thread"])
+async def test_a_rebalance_mid_batch_waits_only_for_the_record_in_hand(
+    bootstrap_servers: str, kind: str
+) -> None:
+    """When a second member joins while the first is inside a batch of slow records, the
+    revocation waits for the record in hand only (not the batch), commits what was
+    handled, and the new owners start right after it: nothing is handled twice."""
+    topic = unique_name("midbatch")
+    await create_topics(bootstrap_servers, [topic], partitions=2)
+    for partition in (0, 1):
+        records = [(None, b"%d" % i) for i in range(20)]
+        await produce(bootstrap_servers, topic, records, partition=partition)
+    handled: list[tuple[int, int]] = []
+
+    async def slow_async(record: Record) -> None:
+        await anyio.sleep(0.5)
+        handled.append((record.partition, record.offset))
+
+    def slow_sync(record: Record) -> None:
+        time.sleep(0.5)
+        handled.append((record.partition, record.offset))
+
+    handler = slow_async if kind == "async" else slow_sync
+    config = consumer_settings(bootstrap_servers, topic)
+    first, second = KafkaConsumerActor(config, handler), KafkaConsumerActor(config, handler)
+    async with running(first):
+        await wait_until(lambda: len(handled) >= 1)
+        async with running(second):
+            joined_at = anyio.current_time()
+            await wait_until(lambda: len(second.stats.assigned) == 1)
+            rebalance_took = anyio.current_time() - joined_at
+    assert rebalance_took < 4.0  # a whole batch (20 records of 0.5 s) would take 10 s
+    assert len(set(handled)) == len(handled)
+    ends = {p: len([o for q, o in handled if q == p]) for p in (0, 1)}
+    assert sorted(handled) == [(p, o) for p in (0, 1) for o in range(ends[p])]
+    assert await committed_offsets(bootstrap_servers, config.group_id, topic, 2) == {
+        p: end or None for p, end in ends.items()
+    }
 
 
 async def test_poison_storm_escalates_after_committing_what_was_dead_lettered(
