@@ -60,8 +60,12 @@ class Console(Protocol):
 
 
 def escalation_line(error: EscalationError) -> str:
-    """`kafka-pipeline: actor 'X' escalated (category): cause`, on one line."""
-    cause = error.__cause__
+    """`kafka-pipeline: actor 'X' escalated (category): cause`, on one line.
+
+    A cause wrapped in exception groups of one member (what a task group raises for
+    the one failure inside it) is shown unwrapped: the line names the real cause.
+    """
+    cause = _innermost(error.__cause__)
     if cause is None:
         what = error.reason
     else:
@@ -74,6 +78,13 @@ def escalation_line(error: EscalationError) -> str:
         what = text if permanent else f"{error.reason}; last: {text}"
     line = f"{PROGRAM}: actor {error.child!r} escalated ({error.category.value}): {what}"
     return " ".join(line.split())
+
+
+def _innermost(error: BaseException | None) -> BaseException | None:
+    """`error` with its single-member exception groups peeled off, however deeply nested."""
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error
 
 
 async def serve(pipeline: Pipeline, *, stderr: Console | None = None) -> int:

@@ -69,3 +69,51 @@ def test_the_message_is_always_one_line(message: str, category: ErrorCategory) -
     line = escalation_line(error)
     assert len(line.splitlines()) == 1
     assert line.startswith(f"kafka-pipeline: actor 'c' escalated ({category.value}): ")
+
+
+def test_a_cause_inside_nested_single_member_groups_is_shown_unwrapped() -> None:
+    """A task group's one failure, however deeply grouped, is named by its own type and text."""
+    cause = ExceptionGroup(
+        "unhandled errors in a TaskGroup",
+        [ExceptionGroup("unhandled errors in a TaskGroup", [OSError(98, "Address in use")])],
+    )
+    error = EscalationError(
+        supervisor="kafka-pipeline",
+        child="health_server",
+        category=ErrorCategory.TRANSIENT,
+        reason="more than 5 restarts in 60s",
+        cause=cause,
+    )
+    assert escalation_line(error) == (
+        "kafka-pipeline: actor 'health_server' escalated (transient): "
+        "more than 5 restarts in 60s; last: OSError: [Errno 98] Address in use"
+    )
+
+
+@given(st.integers(min_value=0, max_value=5), st.text(min_size=1).filter(str.strip))
+def test_single_member_groups_never_hide_the_cause(depth: int, message: str) -> None:
+    """Whatever the nesting depth, the line shows the innermost error's message."""
+    cause: BaseException = PermanentError(message)
+    for _ in range(depth):
+        cause = ExceptionGroup("wrapped", [cause])
+    error = EscalationError(
+        supervisor="kafka-pipeline",
+        child="kafka_consumer",
+        category=ErrorCategory.PERMANENT,
+        reason="permanent failure",
+        cause=cause,
+    )
+    assert escalation_line(error).endswith(" ".join(message.split()))
+
+
+def test_a_group_of_several_errors_is_shown_as_the_group() -> None:
+    """Several failures at once are not narrowed to one of them: the group is named."""
+    cause = ExceptionGroup("two failures", [OSError("a"), ValueError("b")])
+    error = EscalationError(
+        supervisor="kafka-pipeline",
+        child="kafka_consumer",
+        category=ErrorCategory.TRANSIENT,
+        reason="more than 5 restarts in 60s",
+        cause=cause,
+    )
+    assert "last: ExceptionGroup: two failures (2 sub-exceptions)" in escalation_line(error)
