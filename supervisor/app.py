@@ -154,10 +154,15 @@ class Pipeline:
     # -- running -------------------------------------------------------------------------
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Run the tree until stopped (returns) or escalated (raises EscalationError)."""
+        """Run the tree until stopped (returns) or escalated (raises EscalationError).
+
+        Raises ConfigurationError, before anything started, for what only the machine
+        can tell (see `check_environment`).
+        """
         if self._stop_requested:
             task_status.started()
             return
+        self.check_environment()
         handler = self._install_log_handler()
         self._root_running = True
         try:
@@ -168,6 +173,13 @@ class Pipeline:
                 logging.getLogger().removeHandler(handler)
                 await self._deliver_last_logs()
                 await close_handler(self.handler)
+
+    def check_environment(self) -> None:
+        """Raise ConfigurationError if the machine cannot run this tree now (the health
+        port is taken): judged at start, not at build, so check-config of a running
+        process's file does not fail on the port that process holds."""
+        if self.health is not None:
+            self.health.check_port()
 
     def stop(self) -> None:
         """Graceful stop: every child in reverse start order (also before `run` began)."""

@@ -88,8 +88,13 @@ def _innermost(error: BaseException | None) -> BaseException | None:
 
 
 async def serve(pipeline: Pipeline, *, stderr: Console | None = None) -> int:
-    """Run `pipeline` until a signal stops it or it escalates; the process's exit code."""
+    """Run `pipeline` until a signal stops it or it escalates; the process's exit code.
+
+    Raises ConfigurationError, starting nothing, when the environment is unfit (see
+    `Pipeline.check_environment`): the CLI exits 2 on it.
+    """
     err = stderr if stderr is not None else sys.stderr
+    pipeline.check_environment()  # before the task group, which would wrap the error
     deadline = pipeline.config.supervisor.graceful_stop_s
     async with anyio.create_task_group() as group:
         group.start_soon(_follow_signals, pipeline, deadline, err)

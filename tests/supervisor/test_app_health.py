@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import re
+import socket
+from collections.abc import Iterator
+
+import anyio
+import pytest
 from app_observation_strategies import observations
 from hypothesis import given, settings
 
 from core.resilience import CircuitState
-from supervisor.app_health import liveness, readiness
+from supervisor.app_health import HealthEndpoint, liveness, readiness
 from supervisor.app_observation import Observation
+from supervisor.config import ConfigError
+from supervisor.health_server import Check, HealthServer
 
 CONSUMER = "kafka_consumer"
 
@@ -38,3 +46,65 @@ def test_alive_exactly_while_the_root_supervisor_runs(observation: Observation) 
     check = liveness(observation)
     assert check.ok == observation.root_running
     assert check.body().startswith(b"ok\n" if check.ok else b"not ok\n")
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A loopback port another socket listens on."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def _endpoint(port: int, host: str = "127.0.0.1") -> HealthEndpoint:
+    return HealthEndpoint(
+        HealthServer(
+            host,
+            port,
+            live=lambda: Check(True),
+            ready=lambda: Check(True),
+            metrics=lambda: (b"", "text/plain"),
+        )
+    )
+
+
+def test_a_taken_port_is_a_configuration_error_naming_port_host_and_cause(
+    taken_port: int,
+) -> None:
+    """A port another socket listens on fails the check with the field, the port and errno."""
+    with pytest.raises(ConfigError) as raised:
+        _endpoint(taken_port).check_port()
+    assert raised.value.field == "health.port"
+    assert str(raised.value) == (
+        f"health.port: {taken_port} on 127.0.0.1 cannot be bound: [Errno 98] Address already in use"
+    )
+
+
+def test_a_host_that_does_not_resolve_is_a_configuration_error() -> None:
+    """A health.host the resolver does not know cannot be bound either."""
+    with pytest.raises(
+        ConfigError, match=re.escape("health.port: 8080 on kp-no-such-host.invalid")
+    ):
+        _endpoint(8080, host="kp-no-such-host.invalid").check_port()
+
+
+@pytest.mark.anyio
+async def test_a_free_port_passes_the_check_and_is_left_free_for_the_server() -> None:
+    """The check holds nothing: the endpoint then listens on the very port it checked."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    endpoint = _endpoint(port)
+    endpoint.check_port()
+    async with anyio.create_task_group() as group:
+        await group.start(endpoint.run)
+        assert endpoint.port == port
+        group.cancel_scope.cancel()
+
+
+def test_port_0_always_passes_the_check() -> None:
+    """Port 0 asks for any free port, which binding always finds."""
+    endpoint = _endpoint(0)
+    endpoint.check_port()
+    assert endpoint.port == 0

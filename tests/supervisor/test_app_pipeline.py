@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -16,7 +19,7 @@ from actors.log_shipper import FileSink
 from supervisor import Restart
 from supervisor.app import Pipeline
 from supervisor.app_settings import StopBudget
-from supervisor.config import Config, parse_config
+from supervisor.config import Config, ConfigError, parse_config
 from supervisor.embedded_broker import free_port
 from supervisor.metrics import METRICS
 from supervisor.testing import committed_offsets, create_topics, produce, unique_name
@@ -105,6 +108,22 @@ async def test_a_pipeline_stopped_before_it_runs_returns_at_once() -> None:
     with anyio.fail_after(1):
         await pipeline.run()
     assert all(child.starts == 0 for child in pipeline.observe().actors.values())
+
+
+async def test_a_taken_health_port_fails_run_before_any_actor_starts() -> None:
+    """run() raises ConfigError naming health.port; no actor started, no log handler left."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        pipeline = Pipeline(parse_config(f"[health]\nport = {port}\n", environ={}))
+        handlers_before = list(logging.getLogger().handlers)
+        with pytest.raises(
+            ConfigError, match=re.escape(f"health.port: {port} on 127.0.0.1 cannot be bound")
+        ):
+            await pipeline.run()
+    assert all(child.starts == 0 for child in pipeline.observe().actors.values())
+    assert logging.getLogger().handlers == handlers_before
 
 
 async def test_token_freshness_is_read_from_the_refresher(tmp_path: Path) -> None:

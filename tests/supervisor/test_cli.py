@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -48,7 +50,21 @@ BROKEN_CONFIGS = {
         "[handler]\ntarget = 'kp_no_such_module_anywhere:handle'\n",
         "handler.target 'kp_no_such_module_anywhere:handle': cannot import module",
     ),
+    "health port taken": (
+        "[health]\nport = {taken_port}\n",
+        "health.port: {taken_port} on 127.0.0.1 cannot be bound: [Errno 98]",
+    ),
 }
+"""name: (the file, the start of its one stderr line); `{taken_port}` is a port in use."""
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A loopback port another socket listens on."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +78,11 @@ def watched(bootstrap_servers: str) -> tuple[str, str, str]:
 @pytest.mark.anyio
 @pytest.mark.parametrize("case", [*BROKEN_CONFIGS, "missing file"])
 async def test_each_kind_of_bad_config_exits_2_with_one_line_and_writes_nothing(
-    case: str, bootstrap_servers: str, watched: tuple[str, str, str], tmp_path: Path
+    case: str,
+    bootstrap_servers: str,
+    watched: tuple[str, str, str],
+    taken_port: int,
+    tmp_path: Path,
 ) -> None:
     """Exit 2, the problem on one stderr line without a traceback, no record and no commit."""
     topic, logs, group = watched
@@ -70,7 +90,9 @@ async def test_each_kind_of_bad_config_exits_2_with_one_line_and_writes_nothing(
     if case == "missing file":
         expected = f"config: file not found: {str(config)!r}"
     else:
-        text, expected = BROKEN_CONFIGS[case]
+        text, expected = (
+            part.replace("{taken_port}", str(taken_port)) for part in BROKEN_CONFIGS[case]
+        )
         config.write_text(text)
     result = _cli(
         "run",
