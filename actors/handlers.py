@@ -3,7 +3,8 @@
 `handler.target` in the configuration names one of:
 
     print              one line per record on stdout: where it came from, key and value
-    jsonl:PATH         append one JSON object per record to PATH (created if missing)
+    jsonl:PATH         append one JSON object per record to PATH (created if missing; its
+                       directory must exist and be writable)
     forward:TOPIC      produce the record to TOPIC (acks=all) and wait for the acknowledgement
     package.module:fn  your own callable, sync or async, given an `actors.messages.Record`
 
@@ -193,7 +194,9 @@ def build_handler(
         if not argument:
             raise _bad(target, "'jsonl:' needs a file path, e.g. 'jsonl:handled.jsonl'")
         path = Path(argument).expanduser()
-        return JsonLinesHandler(path if path.is_absolute() else (base_dir or Path.cwd()) / path)
+        path = path if path.is_absolute() else (base_dir or Path.cwd()) / path
+        _require_appendable(target, path)
+        return JsonLinesHandler(path)
     if kind == "forward":
         if not argument:
             raise _bad(target, "'forward:' needs a topic, e.g. 'forward:events.copy'")
@@ -241,6 +244,28 @@ async def close_handler(handler: Handler) -> None:
     close = getattr(handler, "close", None)
     if callable(close):
         await anyio.to_thread.run_sync(close)
+
+
+def _require_appendable(target: str, path: Path) -> None:
+    """Refuse a `jsonl:` file this process could never append to, before anything starts.
+
+    A missing directory is not created: a typo in the path would otherwise silently
+    send the records somewhere nobody looks.
+    """
+    directory = path.parent
+    if directory.exists() and not directory.is_dir():
+        raise _bad(target, f"{str(directory)!r} is not a directory")
+    if not directory.is_dir():
+        raise _bad(
+            target, f"directory {str(directory)!r} does not exist: create it or fix the path"
+        )
+    if path.exists():
+        if not path.is_file():
+            raise _bad(target, f"{str(path)!r} is not a regular file")
+        if not os.access(path, os.W_OK):
+            raise _bad(target, f"{str(path)!r} is not writable by this process")
+    elif not os.access(directory, os.W_OK | os.X_OK):
+        raise _bad(target, f"directory {str(directory)!r} is not writable by this process")
 
 
 def _bad(target: str, problem: str) -> ConfigurationError:

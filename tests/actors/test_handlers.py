@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import textwrap
 from pathlib import Path
 
@@ -70,8 +71,8 @@ def test_print_writes_exactly_one_line_per_record(batch: list[Record]) -> None:
     handler = PrintHandler(stream)
     for record in batch:
         handler(record)
-    lines = stream.getvalue().splitlines()
-    assert len(lines) == len(batch)
+    *lines, rest = stream.getvalue().split("\n")  # a line ends with "\n" (not NEL, U+2028...)
+    assert (len(lines), rest) == (len(batch), "")
     for line, record in zip(lines, batch, strict=True):
         assert line.startswith(f"{record.topic}[{record.partition}]@{record.offset} key=")
 
@@ -97,6 +98,7 @@ async def test_jsonl_appends_one_line_per_record_across_reopen(tmp_path: Path) -
 
 def test_jsonl_relative_paths_are_relative_to_the_base_dir(tmp_path: Path) -> None:
     """`jsonl:out.jsonl` lands beside the config file, not in the working directory."""
+    (tmp_path / "sub").mkdir()
     handler = build_handler("jsonl:sub/out.jsonl", base_dir=tmp_path)
     assert isinstance(handler, JsonLinesHandler)
     assert handler.path == tmp_path / "sub" / "out.jsonl"
@@ -129,6 +131,48 @@ def test_unusable_targets_are_configuration_errors(
     assert f"handler.target {target!r}" in str(caught.value)
     assert fragment in str(caught.value)
     assert classify_exception(caught.value) is ErrorCategory.PERMANENT
+
+
+@pytest.mark.parametrize(
+    ("argument", "fragment"),
+    [
+        ("absent-directory/out.jsonl", "absent-directory' does not exist: create it or fix"),
+        ("a-file/out.jsonl", "a-file' is not a directory"),
+        ("a-directory", "a-directory' is not a regular file"),
+    ],
+)
+def test_a_jsonl_path_that_cannot_be_appended_to_is_refused_when_built(
+    tmp_path: Path, argument: str, fragment: str
+) -> None:
+    """A missing directory (not created: it may be a typo) or a directory as the file fails
+    at build time, naming the path, and leaves the file system as it was."""
+    (tmp_path / "a-file").write_text("")
+    (tmp_path / "a-directory").mkdir()
+    before = sorted(tmp_path.rglob("*"))
+    with pytest.raises(ConfigurationError) as caught:
+        build_handler(f"jsonl:{argument}", base_dir=tmp_path)
+    assert f"handler.target 'jsonl:{argument}'" in str(caught.value)
+    assert fragment in str(caught.value)
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere: nothing to refuse")
+@pytest.mark.parametrize("existing", [True, False], ids=["file read-only", "directory read-only"])
+def test_a_jsonl_path_this_process_may_not_write_is_refused(tmp_path: Path, existing: bool) -> None:
+    """A read-only file, or a new file in a read-only directory, fails at build time."""
+    directory = tmp_path / "out"
+    directory.mkdir()
+    path = directory / "out.jsonl"
+    if existing:
+        path.write_text("")
+        path.chmod(0o444)
+    else:
+        directory.chmod(0o555)
+    try:
+        with pytest.raises(ConfigurationError, match="not writable by this process"):
+            build_handler(f"jsonl:{path}")
+    finally:
+        directory.chmod(0o755)
 
 
 @pytest.fixture

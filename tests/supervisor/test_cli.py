@@ -50,6 +50,10 @@ BROKEN_CONFIGS = {
         "[handler]\ntarget = 'kp_no_such_module_anywhere:handle'\n",
         "handler.target 'kp_no_such_module_anywhere:handle': cannot import module",
     ),
+    "jsonl directory missing": (
+        "[handler]\ntarget = 'jsonl:absent-directory/out.jsonl'\n",
+        "handler.target 'jsonl:absent-directory/out.jsonl': directory",
+    ),
     "health port taken": (
         "[health]\nport = {taken_port}\n",
         "health.port: {taken_port} on 127.0.0.1 cannot be bound: [Errno 98]",
