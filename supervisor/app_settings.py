@@ -8,7 +8,9 @@ Kept apart from the wiring so each mapping is a plain function, tested on its ow
   dead-letter topic is `dead_letter.topic`, or `<topic>.dlq` per consumed topic. The
   poison guard judges once `min(20, poison_window)` records were seen.
 - `build_auth`: the Azure identity, the token cache shared by the refresher and the
-  OAUTHBEARER provider, and the scope (`auth.scope`, else that of the namespace).
+  OAUTHBEARER provider, and the scope (`auth.scope`, else that of the namespace). A
+  token file must exist and be readable (ConfigError otherwise); what it holds is
+  checked by the refresher, since its writer may replace it at any time.
 - `log_sinks`: stdout always, plus `logging.file` and `logging.kafka_topic` when set.
 - `restart_backoff`: the root supervisor's backoff. A maximum delay below its base
   (here or in `[retry]`) is a ConfigError, found before anything starts.
@@ -21,9 +23,11 @@ Kept apart from the wiring so each mapping is a plain function, tested on its ow
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, Final
 
 from actors.kafka_consumer import (
@@ -123,8 +127,30 @@ def _provider(auth: AuthConfig, cache: TokenCache) -> AzureCredentialProvider:
         return AzureCredentialProvider.managed_identity(auth.client_id or None, cache=cache)
     if auth.method == "token_file":
         assert auth.token_file is not None  # AuthConfig requires it for this method
+        _require_readable_file("auth.token_file", auth.token_file)
         return AzureCredentialProvider.token_file(auth.token_file, cache=cache)
     return AzureCredentialProvider.default(cache=cache)
+
+
+def _require_readable_file(field: str, path: Path) -> None:
+    """Refuse, before anything starts, a file that is missing, not a file, or unreadable.
+
+    Only that: the contents are the refresher's to judge, on every read, because the
+    writer (a sidecar) may rewrite the file at any time, and may be doing so right now.
+    """
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise ConfigError(field, f"{path} cannot be read: it is not a regular file")
+        with path.open("rb"):
+            pass
+    except FileNotFoundError:
+        raise ConfigError(
+            field, f"{path} does not exist: check the path, and that its writer has run"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            field, f"{path} cannot be read ({exc.strerror or type(exc).__name__})"
+        ) from None
 
 
 def _namespace_scope(kafka: KafkaConfig) -> str:

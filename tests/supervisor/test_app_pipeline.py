@@ -78,6 +78,7 @@ def test_the_tree_without_auth_has_four_always_restarted_children() -> None:
 
 def test_the_tree_with_auth_runs_a_token_refresher_before_the_consumer(tmp_path: Path) -> None:
     """With an Azure AD method the refresher starts third; a disabled endpoint is left out."""
+    (tmp_path / "token.json").write_text("written by a sidecar")
     config = parse_config(
         f"""
         [kafka]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,9 +36,16 @@ token_file = "token.json"
 """
 
 
-def _event_hubs(kafka_extra: str = "", auth_extra: str = "") -> Config:
+@pytest.fixture
+def config_dir(tmp_path: Path) -> Path:
+    """The directory of the configuration file, with the token file it names."""
+    (tmp_path / "token.json").write_text('{"access_token": "t", "expires_on": 4102444800}')
+    return tmp_path
+
+
+def _event_hubs(config_dir: Path, kafka_extra: str = "", auth_extra: str = "") -> Config:
     text = EVENT_HUBS.format(kafka_extra=kafka_extra, auth_extra=auth_extra)
-    return parse_config(text, environ=NO_ENV, base_dir=Path("/etc/kp"))
+    return parse_config(text, environ=NO_ENV, base_dir=config_dir)
 
 
 def test_kafka_and_behaviour_settings_reach_the_consumer() -> None:
@@ -113,9 +121,9 @@ def test_the_poison_guard_judges_after_twenty_records_or_a_full_window(
     assert (poison.window, poison.max_share, poison.min_sample) == (window, share, min(20, window))
 
 
-def test_event_hubs_profile_and_auth_are_wired_together() -> None:
+def test_event_hubs_profile_and_auth_are_wired_together(config_dir: Path) -> None:
     """Event Hubs' endpoint, SASL_SSL/OAUTHBEARER, its timeouts and the namespace scope."""
-    config = _event_hubs()
+    config = _event_hubs(config_dir)
     auth = build_auth(config)
     assert auth is not None
     settings = consumer_settings(config, auth)
@@ -128,19 +136,55 @@ def test_event_hubs_profile_and_auth_are_wired_together() -> None:
     assert auth.provider.method == "token_file"
 
 
-def test_event_hubs_values_that_differ_from_the_defaults_win() -> None:
+def test_event_hubs_values_that_differ_from_the_defaults_win(config_dir: Path) -> None:
     """A session timeout set in the file replaces the profile's 30 s."""
-    config = _event_hubs(kafka_extra="session_timeout_ms = 45000")
+    config = _event_hubs(config_dir, kafka_extra="session_timeout_ms = 45000")
     assert consumer_settings(config, build_auth(config)).session_timeout_ms == 45_000
 
 
-def test_an_explicit_scope_replaces_the_namespace_scope() -> None:
+def test_an_explicit_scope_replaces_the_namespace_scope(config_dir: Path) -> None:
     """`auth.scope` is what the refresher and the OAUTHBEARER provider ask for."""
-    config = _event_hubs(auth_extra='scope = "https://eventhubs.azure.net/.default"')
+    config = _event_hubs(config_dir, auth_extra='scope = "https://eventhubs.azure.net/.default"')
     auth = build_auth(config)
     assert auth is not None
     assert auth.scope == auth.token_provider.scope == "https://eventhubs.azure.net/.default"
     assert consumer_settings(config, auth).auth_scope == auth.scope
+
+
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        (lambda path: None, "does not exist: check the path, and that its writer has run"),
+        (Path.mkdir, "cannot be read: it is not a regular file"),
+    ],
+    ids=["missing", "a directory"],
+)
+def test_a_token_file_that_cannot_be_read_is_a_config_error(
+    tmp_path: Path, make: Callable[[Path], object], problem: str
+) -> None:
+    """Found when the auth part is built, naming the field and the path, not by the refresher."""
+    token = tmp_path / "token.json"
+    make(token)
+    with pytest.raises(ConfigError) as raised:
+        build_auth(_event_hubs(tmp_path))
+    assert raised.value.field == "auth.token_file"
+    assert str(raised.value) == f"auth.token_file: {token} {problem}"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may read any file: nothing to refuse")
+def test_a_token_file_without_read_permission_is_a_config_error(config_dir: Path) -> None:
+    """A token file this process may not read names the field and the reason."""
+    (config_dir / "token.json").chmod(0o200)
+    with pytest.raises(ConfigError, match="cannot be read \\(Permission denied\\)"):
+        build_auth(_event_hubs(config_dir))
+
+
+def test_a_token_file_s_contents_are_left_to_the_refresher(config_dir: Path) -> None:
+    """Garbage in a readable token file still builds: its writer may be replacing it now."""
+    (config_dir / "token.json").write_text("not a token yet")
+    auth = build_auth(_event_hubs(config_dir))
+    assert auth is not None
+    assert auth.provider.method == "token_file"
 
 
 def test_no_auth_for_method_none() -> None:
