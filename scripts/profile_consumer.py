@@ -14,13 +14,17 @@ Cases: the hand-written aiokafka loop (`getmany(max_records=1000)`, each record 
 by the handler, `commit()` per batch), and the actor with an async no-op handler (dedup
 on and off), a sync no-op handler in a worker thread (the default) and on the loop.
 `--profile CASE` runs that case once more under pyinstrument and prints where the time
-went. This is a developer's tool; scripts/bench/ holds the benchmark of record.
+went. `--costs` needs no broker: it prints what one record costs on the actor's fast
+path, piece by piece (the Record, the log context, the breaker, the retry budget,
+dedup) and in total. This is a developer's tool; scripts/bench/ holds the benchmark
+of record.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import statistics
 import threading
 import time
@@ -30,8 +34,22 @@ from typing import Any, Final
 import anyio
 import anyio.from_thread
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
 
-from actors.kafka_consumer import ConsumerSettings, DedupSettings, KafkaConsumerActor
+from actors.consumer.dedup import DedupWindow, TraceIdReader
+from actors.consumer.failures import FailurePath
+from actors.consumer.handler import HandlerRunner
+from actors.consumer.offsets import PartitionOffsets
+from actors.consumer.records import RecordHandover, record_of
+from actors.kafka_consumer import (
+    ConsumerSettings,
+    ConsumerState,
+    DedupSettings,
+    KafkaConsumerActor,
+)
+from core.logging.kafka_context import KafkaLogContext
+from core.resilience.circuit_breaker import CircuitBreaker
+from core.resilience.retry_budget import RetryBudget
 from supervisor.testing import (
     EmbeddedBroker,
     create_topics,
@@ -229,6 +247,103 @@ def report(runs: dict[str, list[Progress]]) -> None:
         )
 
 
+def fetched(count: int) -> list[ConsumerRecord[bytes, bytes]]:
+    """`count` 1 KB records with unique trace ids, as aiokafka hands them over."""
+    value = bytes(range(256)) * (RECORD_BYTES // 256)
+    return [
+        ConsumerRecord("costs", 0, offset, 0, 0, None, value, None, 0, RECORD_BYTES, headers)
+        for offset in range(count)
+        for headers in [(("trace_id", b"costs-%012d" % offset),)]
+    ]
+
+
+def ns_per_call(step: Callable[[], object], calls: int) -> float:
+    """The best of five timings of `calls` calls of `step`, in ns per call."""
+    best = math.inf
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(calls):
+            step()
+        best = min(best, time.perf_counter() - started)
+    return best / calls * 1e9
+
+
+async def ns_per_await(step: Callable[[], Awaitable[object]], calls: int) -> float:
+    """`ns_per_call` for a coroutine, awaited on the running loop."""
+    best = math.inf
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(calls):
+            await step()
+        best = min(best, time.perf_counter() - started)
+    return best / calls * 1e9
+
+
+async def hand_over_ns(messages: list[ConsumerRecord[bytes, bytes]], *, dedup: bool) -> float:
+    """CPU ns per record of the actor's fast path (RecordHandover), async no-op handler."""
+    settings = ConsumerSettings(
+        bootstrap_servers="127.0.0.1:9",
+        topics=("costs",),
+        group_id="costs",
+        dedup=DedupSettings(enabled=dedup),
+    )
+    state = ConsumerState.for_settings(settings)
+    runner = HandlerRunner(async_handler(Progress(len(messages) + 1)), in_thread=False)
+    failures = FailurePath(settings, state, runner, None, None)
+    handover = RecordHandover(settings, state, runner, failures, lambda _tracker: False)
+    best = math.inf
+    for chunk in range(0, len(messages), BATCH):  # first pass warms up, then best of the rest
+        tracker = PartitionOffsets()
+        batch = messages[chunk : chunk + BATCH]
+        tracker.track([message.offset for message in batch])
+        started = time.process_time()
+        await handover.hand_over(tracker, batch)
+        best = min(best, (time.process_time() - started) / len(batch) * 1e9)
+    return best
+
+
+async def per_record_costs() -> None:
+    """What one record costs on the actor's fast path, piece by piece, without a broker."""
+    messages = fetched(20 * BATCH)
+    message, calls = messages[0], 100_000
+    record = record_of(message)
+    breaker, budget = CircuitBreaker("costs"), RetryBudget()
+    window, reader = DedupWindow(100_000), TraceIdReader("header", "trace_id")
+    fresh_ids = iter([f"costs-{index}" for index in range(6 * calls)])
+    handle = async_handler(Progress(10 * calls))
+
+    def log_context() -> None:
+        with KafkaLogContext(record.topic, record.partition, record.offset, "costs"):
+            pass
+
+    def read_trace_id() -> None:
+        reader.read(record.value, record.headers)
+
+    def dedup_new_id() -> None:
+        trace_id = next(fresh_ids)
+        window.contains(trace_id)
+        window.remember(trace_id)
+
+    bare = await ns_per_await(lambda: handle(record), calls)
+    guarded = await ns_per_await(lambda: breaker.call_async(handle, record), calls)
+    rows = {
+        "Record of a ConsumerRecord (frozen dataclass)": ns_per_call(
+            lambda: record_of(message), calls
+        ),
+        "KafkaLogContext: build, enter, exit": ns_per_call(log_context, calls),
+        "breaker.call_async, beyond awaiting the handler": guarded - bare,
+        "retry_budget.record_call()": ns_per_call(budget.record_call, calls),
+        "trace id header read": ns_per_call(read_trace_id, calls),
+        "dedup: contains + remember a new id": ns_per_call(dedup_new_id, calls),
+        "awaiting the no-op handler itself": bare,
+        "whole fast path per record, dedup on (CPU)": await hand_over_ns(messages, dedup=True),
+        "whole fast path per record, dedup off (CPU)": await hand_over_ns(messages, dedup=False),
+    }
+    print(f"{'per record':<52}{'ns':>8}")
+    for what, cost in rows.items():
+        print(f"{what:<52}{cost:>8,.0f}")
+
+
 async def main(records: int, rounds: int, names: list[str], profiled: str | None) -> None:
     """Produce once, measure the cases, then profile one if asked."""
     with broker() as bootstrap:
@@ -252,12 +367,18 @@ def parse_args() -> argparse.Namespace:
         "--case", action="append", choices=actor_cases, help="measure only these (and the loop)"
     )
     parser.add_argument("--profile", choices=list(CASES), help="run this case under pyinstrument")
+    parser.add_argument(
+        "--costs", action="store_true", help="only the per-record costs of the fast path"
+    )
     return parser.parse_args()
 
 
 if __name__ == "__main__":
     arguments = parse_args()
     chosen = arguments.case or [name for name in CASES if name != LOOP]
+    if arguments.costs:
+        anyio.run(per_record_costs, backend="asyncio")
+        raise SystemExit
     anyio.run(
         main, arguments.records, arguments.rounds, chosen, arguments.profile, backend="asyncio"
     )
