@@ -144,6 +144,15 @@ async def test_a_broker_outage_on_s3_storage_loses_nothing_and_needs_no_help(
     )
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "known bug (issue 6, scenario 2b): after a memory-storage Tansu loses everything, "
+        "records produced below the consumer's old offsets are skipped; Apache Kafka would "
+        "reset by auto_offset_reset (OffsetOutOfRange), Tansu answers nothing. Strict: this "
+        "test reports as soon as a fix makes it pass."
+    ),
+)
 async def test_a_memory_broker_that_comes_back_empty_is_consumed_again(
     own_broker: EmbeddedBroker,
     tmp_path: Path,
