@@ -11,8 +11,9 @@ finished: the revocation waits for it), and when the consumer exits for any reas
 delivered again, to this consumer after a restart or to the partition's next owner.
 
 Before every record, the hand-over asks this loop whether to stop there: on a stop, a
-pause, a revocation waiting for the record in hand, or a partition no longer owned. The
-loop then acts between records, and resumes the run when it may.
+pause, a revocation waiting for the record in hand, a cancellation (which a handler
+thread would not see otherwise), or a partition no longer owned. The loop then acts
+between records, and resumes the run when it may.
 
 Pausing. Fetching stops while any pause reason is held (see actors.consumer.pauses):
 a PausePartitions command, or a breaker refusing a record (the handler's, or one the

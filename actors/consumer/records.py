@@ -110,14 +110,14 @@ class RecordHandover:
         index = start
         while True:
             if self._handler.in_thread:
-                failure = await anyio.to_thread.run_sync(
+                ended = await anyio.to_thread.run_sync(
                     self._run_in_thread, tracker, messages, index
                 )
             else:
-                failure = await self._run_on_loop(tracker, messages, index)
-            if not isinstance(failure, _Failure):
-                return RunEnd(failure)
-            index = failure.index
+                ended = await self._run_on_loop(tracker, messages, index)
+            if not isinstance(ended, _Failure):
+                return RunEnd(ended)
+            failure, index = ended, ended.index
             record = failure.record
             with KafkaLogContext(record.topic, record.partition, record.offset, self._group):
                 outcome = await self._failures.after_failure(record, failure.error)
@@ -168,7 +168,8 @@ class RecordHandover:
     def _run_in_thread(
         self, tracker: PartitionOffsets, messages: Sequence[Any], start: int
     ) -> int | _Failure:
-        """`_run_on_loop` for a synchronous handler, run in a worker thread."""
+        """`_run_on_loop` for a synchronous handler, run in a worker thread: the same steps
+        but for the plain call (keep the two in step; the hand-over's properties test both)."""
         interrupted, stats, group = self._interrupted, self._stats, self._group
         dedup = self._state.dedup
         record_call = self._state.retry_budget.record_call
