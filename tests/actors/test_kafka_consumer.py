@@ -5,19 +5,17 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
 import anyio
 import orjson
 import pytest
+from consumer_testing import consumer_settings, running, wait_until
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from actors.kafka_consumer import (
-    ConsumerSettings,
     ConsumerState,
     DedupSettings,
     KafkaConsumerActor,
@@ -27,47 +25,9 @@ from actors.kafka_consumer import (
 from actors.messages import RefreshRequest
 from core.errors import AuthError, PermanentError
 from core.logging import get_log_context
-from core.resilience.backoff import RetryConfig
 from supervisor.testing import committed_offsets, create_topics, produce, read_topic, unique_name
 
 pytestmark = pytest.mark.anyio
-
-POLL_INTERVAL = 0.02
-FAST_RETRY = RetryConfig(max_attempts=3, base_delay=0.001, max_delay=0.01)
-
-
-def consumer_settings(bootstrap: str, topic: str, **overrides: Any) -> ConsumerSettings:
-    """Settings for tests: quick group joins and commits, fast retries, a fresh group."""
-    values: dict[str, Any] = {
-        "bootstrap_servers": bootstrap,
-        "topics": (topic,),
-        "group_id": unique_name("group"),
-        "session_timeout_ms": 2000,
-        "heartbeat_interval_ms": 200,
-        "commit_interval_s": 0.1,
-        "retry": FAST_RETRY,
-    }
-    return ConsumerSettings(**(values | overrides))
-
-
-async def wait_until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
-    """Poll `condition` (state another task changes) until it holds; fail after `seconds`."""
-    for _ in range(int(seconds / POLL_INTERVAL)):
-        if condition():
-            return
-        await anyio.sleep(POLL_INTERVAL)
-    pytest.fail(f"condition still false after {seconds}s")
-
-
-@asynccontextmanager
-async def running(actor: KafkaConsumerActor) -> AsyncIterator[None]:
-    """Run `actor` in the background for the block, then stop it gracefully."""
-    async with anyio.create_task_group() as tasks:
-        await tasks.start(actor.run)
-        try:
-            yield
-        finally:
-            actor.stop()
 
 
 async def test_every_record_is_handled_once_in_order_and_committed(bootstrap_servers: str) -> None:
