@@ -8,11 +8,12 @@
     forward:TOPIC      produce the record to TOPIC (acks=all) and wait for the acknowledgement
     package.module:fn  your own callable, sync or async, given an `actors.messages.Record`
 
-Each handler returns only once the record is safely where it goes, because the consumer
-commits a record's offset as soon as its handler returned (at-least-once). For `jsonl`
-that means an fsync per record: the consumer offers no hook before its commits to which
-the handler could defer a per-batch fsync, so a per-record fsync is the only way a
-committed record is never missing from the file after a machine crash.
+A record's offset may be committed once its handler returned (at-least-once), so each
+handler makes the record durable before the commit that covers it: `forward` waits for
+the acknowledgement; `jsonl` writes the line to the file at once (readers see it) and
+fsyncs in its `before_commit()`, which the consumer awaits before every commit, so a
+committed record is never missing from the file after a machine crash and the disk is
+synced once per commit rather than once per record.
 
 A target that cannot be loaded raises `ConfigurationError` naming the target and what is
 wrong, before anything starts (the CLI exits 2 on it). Handlers that hold resources
@@ -96,40 +97,56 @@ class PrintHandler:
 
 
 class JsonLinesHandler:
-    """Appends `record_to_json(record)` as one line to `path`, fsynced before returning."""
+    """Appends `record_to_json(record)` as one line to `path`; fsyncs in `before_commit`.
+
+    A plain function of the record, so the consumer calls it in a worker thread, one
+    trip per run of records: the disk never stalls the event loop.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
         self._file: IO[bytes] | None = None
+        self._unsynced = False
 
     def __repr__(self) -> str:
         return f"JsonLinesHandler({str(self.path)!r})"
 
-    async def __call__(self, record: Record) -> None:
-        """Append the line in a worker thread (the disk must not stall the event loop)."""
+    def __call__(self, record: Record) -> None:
+        """Append the record's line and hand it to the OS (visible to readers, not yet synced)."""
         line = orjson.dumps(record_to_json(record)) + b"\n"
-        await anyio.to_thread.run_sync(self._append, line)
-
-    def close(self) -> None:
-        """Close the file; a later record opens it again."""
         with self._lock:
-            file, self._file = self._file, None
-        if file is not None:
-            file.close()
-
-    def _append(self, line: bytes) -> None:
-        with self._lock:
-            if self._file is None:
-                self._file = self.path.open("ab")
+            file = self._open()
             try:
-                self._file.write(line)
-                self._file.flush()
-                os.fsync(self._file.fileno())
+                file.write(line)
+                file.flush()
             except BaseException:
-                file, self._file = self._file, None
+                self._file = None
                 file.close()  # the retry starts from a freshly opened file
                 raise
+            self._unsynced = True
+
+    def before_commit(self) -> None:
+        """Fsync what was appended since the last call (the consumer commits after this)."""
+        with self._lock:
+            if not self._unsynced:
+                return
+            os.fsync(self._open().fileno())  # syncs the file, whichever descriptor wrote
+            self._unsynced = False
+
+    def close(self) -> None:
+        """Sync and close the file; a later record opens it again."""
+        with self._lock:
+            file, self._file = self._file, None
+            self._unsynced = False
+        if file is not None:
+            with file:
+                os.fsync(file.fileno())
+
+    def _open(self) -> IO[bytes]:
+        if self._file is None:
+            self._file = self.path.open("ab")
+        return self._file
 
 
 class ForwardHandler:

@@ -12,6 +12,14 @@ handlers that never block.
 A handler may return anything; the return value is ignored. A synchronous callable
 that returns an awaitable (a lambda around a coroutine function, say) is awaited on the
 loop; from a worker thread, the thread waits for that.
+
+A handler may also have a `before_commit()` method, sync (run in a worker thread) or
+async: the consumer awaits it before every commit. If it raises, that commit is skipped
+and the error is judged like a failed commit: a TRANSIENT one is tried again at the next
+commit interval, any other ends the consumer for the supervisor to decide (the records
+not committed are delivered again). That is where a handler that buffers
+makes what it was given durable once per commit instead of once per record (the
+`jsonl:` handler fsyncs there).
 """
 
 from __future__ import annotations
@@ -25,10 +33,13 @@ import anyio.to_thread
 
 from actors.messages import Record
 
-__all__ = ["Handler", "HandlerRunner"]
+__all__ = ["BeforeCommit", "Handler", "HandlerRunner"]
 
 Handler: TypeAlias = Callable[[Record], Awaitable[object] | object]
 """`handler(record)`, a coroutine function or a plain function."""
+
+BeforeCommit: TypeAlias = Callable[[], Awaitable[None]]
+"""Awaited before every commit; raising skips that commit."""
 
 
 def _is_coroutine_function(handler: Handler) -> bool:
@@ -56,6 +67,8 @@ class HandlerRunner:
             cast(Callable[[Record], Awaitable[object]], handler) if is_async else self._sync_on_loop
         )
         """Awaitable call of the handler on the event loop (the handler itself if async)."""
+        self.before_commit = _before_commit_of(handler)
+        """The handler's `before_commit()` as an awaitable call, None if it has none."""
 
     async def __call__(self, record: Record) -> None:
         """One call of the handler on `record`, where the settings say; errors propagate."""
@@ -74,3 +87,19 @@ class HandlerRunner:
         result = self.handler(record)
         if result is not None and inspect.isawaitable(result):
             await result
+
+
+def _before_commit_of(handler: Handler) -> BeforeCommit | None:
+    hook = getattr(handler, "before_commit", None)
+    if hook is None:
+        return None
+    if not callable(hook):
+        raise TypeError(f"the handler's before_commit must be callable, got {hook!r}")
+    if inspect.iscoroutinefunction(hook):
+        return cast(BeforeCommit, hook)
+    sync_hook = hook
+
+    async def in_worker_thread() -> None:
+        await anyio.to_thread.run_sync(sync_hook)
+
+    return in_worker_thread

@@ -111,7 +111,9 @@ class ConsumerLoop:
             if settings.dead_letter_topic is not None
             else None
         )
-        self._partitions = OwnedPartitions(self._consumer, self._stats, state.pauses)
+        self._partitions = OwnedPartitions(
+            self._consumer, self._stats, state.pauses, before_commit=handler.before_commit
+        )
         self._pauses = state.pauses
         failures = FailurePath(settings, state, handler, self._dead_letters, refresh_requests)
         self._records = RecordHandover(settings, state, handler, failures, self._interrupted)

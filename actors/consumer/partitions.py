@@ -3,7 +3,9 @@
 Commits name explicit offsets (`{tp: OffsetAndMetadata(next_offset, "")}`) and only for
 partitions still assigned, so a commit never speaks for a partition another member
 took over. A commit is bounded by a deadline: aiokafka retries a missing coordinator
-for ever, and a consumer that cannot commit must not hang silently.
+for ever, and a consumer that cannot commit must not hang silently. The handler's
+`before_commit` hook, when it has one, is awaited first, under the same deadline: if it
+raises, nothing is committed (the records stay uncommitted until the next attempt).
 
 aiokafka rebalances eagerly (every partition is revoked, then the new set assigned), and
 forgets pauses when it does, so `assign` re-applies the pause the reasons still hold.
@@ -23,6 +25,7 @@ import anyio
 from aiokafka import TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
+from actors.consumer.handler import BeforeCommit
 from actors.consumer.offsets import PartitionOffsets
 from actors.consumer.pauses import PauseReasons
 from actors.consumer.stats import ConsumerStats
@@ -35,8 +38,16 @@ _log = logging.getLogger(__name__)
 class OwnedPartitions:
     """Bookkeeping for the partitions assigned to one aiokafka consumer."""
 
-    def __init__(self, consumer: Any, stats: ConsumerStats, pauses: PauseReasons) -> None:
+    def __init__(
+        self,
+        consumer: Any,
+        stats: ConsumerStats,
+        pauses: PauseReasons,
+        *,
+        before_commit: BeforeCommit | None = None,
+    ) -> None:
         self._consumer = consumer
+        self._before_commit = before_commit
         self._stats = stats
         self._pauses = pauses
         self._trackers: dict[TopicPartition, PartitionOffsets] = {}
@@ -108,6 +119,8 @@ class OwnedPartitions:
         if not marks:
             return 0
         with anyio.fail_after(time_limit):
+            if self._before_commit is not None:
+                await self._before_commit()
             await self._consumer.commit(
                 {tp: OffsetAndMetadata(mark, "") for tp, (_, mark) in marks.items()}
             )

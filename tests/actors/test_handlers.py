@@ -84,9 +84,9 @@ async def test_jsonl_appends_one_line_per_record_across_reopen(tmp_path: Path) -
     path.write_bytes(b'{"earlier": true}\n')
     handler = JsonLinesHandler(path)
     first, second = Record("t", 0, 1, b"k", b"v1"), Record("t", 1, 7, None, b"\xff")
-    await handler(first)
+    handler(first)
     handler.close()
-    await handler(second)
+    handler(second)
     await close_handler(handler)
     lines = path.read_bytes().splitlines()
     assert orjson.loads(lines[0]) == {"earlier": True}
@@ -94,6 +94,31 @@ async def test_jsonl_appends_one_line_per_record_across_reopen(tmp_path: Path) -
         record_to_json(first),
         record_to_json(second),
     ]
+
+
+def test_a_jsonl_line_is_readable_before_the_sync(tmp_path: Path) -> None:
+    """Each line reaches the file when its record is handled; `before_commit` adds nothing."""
+    path = tmp_path / "out.jsonl"
+    handler = JsonLinesHandler(path)
+    record = Record("t", 0, 3, None, b'{"id": 1}')
+    handler(record)
+    written = path.read_bytes()
+    handler.before_commit()
+    assert orjson.loads(written) == record_to_json(record)
+    assert path.read_bytes() == written
+    handler.close()
+
+
+def test_a_jsonl_sync_with_nothing_appended_touches_nothing(tmp_path: Path) -> None:
+    """`before_commit` before any record neither creates the file nor fails, also after close."""
+    path = tmp_path / "out.jsonl"
+    handler = JsonLinesHandler(path)
+    handler.before_commit()
+    assert not path.exists()
+    handler(Record("t", 0, 0, None, b"v"))
+    handler.close()
+    handler.before_commit()
+    assert len(path.read_bytes().splitlines()) == 1
 
 
 def test_jsonl_relative_paths_are_relative_to_the_base_dir(tmp_path: Path) -> None:
