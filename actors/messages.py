@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
+from typing import Final
 
 import anyio
+
+from core.read_only import read_only_field
 
 __all__ = [
     "BreakerStateChanged",
@@ -67,22 +70,72 @@ class ResumePartitions:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
 class Record:
     """One consumed Kafka record as the handler receives it: the bytes, undecoded.
 
     The handler decides how to decode; `timestamp` is the record's time in milliseconds
     since the epoch (CreateTime or LogAppendTime, as the topic is configured).
+
+    Immutable like the other messages (equality, hash, repr and FrozenInstanceError as
+    on a frozen dataclass), but built from plain slots: the consumer builds one per
+    record, and a frozen dataclass's `__init__` cost more than the rest of the hand-over.
     """
 
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: tuple[tuple[str, bytes], ...] = ()
-    timestamp: int | None = None
+    __slots__ = ("_headers", "_key", "_offset", "_partition", "_timestamp", "_topic", "_value")
+    __match_args__ = ("topic", "partition", "offset", "key", "value", "headers", "timestamp")
+
+    topic: Final[str] = read_only_field("topic")
+    partition: Final[int] = read_only_field("partition")
+    offset: Final[int] = read_only_field("offset")
+    key: Final[bytes | None] = read_only_field("key")
+    value: Final[bytes | None] = read_only_field("value")
+    headers: Final[tuple[tuple[str, bytes], ...]] = read_only_field("headers")
+    timestamp: Final[int | None] = read_only_field("timestamp")
+
+    def __init__(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: tuple[tuple[str, bytes], ...] = (),
+        timestamp: int | None = None,
+    ) -> None:
+        self._topic = topic
+        self._partition = partition
+        self._offset = offset
+        self._key = key
+        self._value = value
+        self._headers = headers
+        self._timestamp = timestamp
+
+    def _fields(self) -> tuple[object, ...]:
+        return (
+            self._topic,
+            self._partition,
+            self._offset,
+            self._key,
+            self._value,
+            self._headers,
+            self._timestamp,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Record) or other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{name}={value!r}"
+            for name, value in zip(self.__match_args__, self._fields(), strict=True)
+        )
+        return f"Record({shown})"
 
     def header(self, name: str) -> bytes | None:
         """The value of the first header called `name`, or None."""
-        return next((value for key, value in self.headers if key == name), None)
+        return next((value for key, value in self._headers if key == name), None)

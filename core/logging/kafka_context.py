@@ -9,7 +9,7 @@ is built).
 It behaves as a frozen dataclass would (equality, hash, repr, FrozenInstanceError on
 assignment) without being one: a frozen dataclass's `__init__` goes through
 `object.__setattr__` per field, which cost more than the whole context switch. Its
-fields are read-only properties over private slots instead.
+fields are read-only properties over private slots instead (core.read_only).
 
 There is deliberately no record-key field: keys often carry personal data, and every
 field whose name contains "key" is masked anyway (see core.logging.masking).
@@ -18,12 +18,11 @@ field whose name contains "key" is masked anyway (see core.logging.masking).
 from __future__ import annotations
 
 from contextvars import Token
-from dataclasses import FrozenInstanceError
-from operator import attrgetter
 from types import TracebackType
-from typing import Any, Final, NoReturn
+from typing import Any, Final
 
 from core.logging.context import ContextState, state_var
+from core.read_only import read_only_field
 
 __all__ = ["KAFKA_FIELD_NAMES", "KafkaLogContext"]
 
@@ -37,16 +36,6 @@ _set_state: Final = state_var.set
 _reset_state: Final = state_var.reset
 
 
-def _read_only(name: str) -> Any:
-    """A property reading the slot `_<name>`; assigning or deleting it raises
-    FrozenInstanceError, as on a frozen dataclass. The getter is C code (attrgetter)."""
-
-    def refuse(self: object, *_: object) -> NoReturn:
-        raise FrozenInstanceError(f"cannot assign to field {name!r}")
-
-    return property(attrgetter(f"_{name}"), refuse, refuse)
-
-
 class KafkaLogContext:
     """The coordinates of one consumed record; a context manager adding them to every log.
 
@@ -57,10 +46,10 @@ class KafkaLogContext:
     __slots__ = ("_consumer_group", "_offset", "_partition", "_token", "_topic")
     __match_args__ = ("topic", "partition", "offset", "consumer_group")
 
-    topic: Final[str] = _read_only("topic")
-    partition: Final[int] = _read_only("partition")
-    offset: Final[int] = _read_only("offset")
-    consumer_group: Final[str | None] = _read_only("consumer_group")
+    topic: Final[str] = read_only_field("topic")
+    partition: Final[int] = read_only_field("partition")
+    offset: Final[int] = read_only_field("offset")
+    consumer_group: Final[str | None] = read_only_field("consumer_group")
 
     def __init__(
         self, topic: str, partition: int, offset: int, consumer_group: str | None = None
