@@ -15,7 +15,7 @@ by the handler, `commit()` per batch), and the actor with an async no-op handler
 on and off), a sync no-op handler in a worker thread (the default) and on the loop.
 `--profile CASE` runs that case once more under pyinstrument and prints where the time
 went. `--costs` needs no broker: it prints what one record costs on the actor's fast
-path, piece by piece (the Record, the log context, the breaker, the retry budget,
+path, piece by piece (the Record, the log context, the breaker, the trace id and
 dedup) and in total. This is a developer's tool; scripts/bench/ holds the benchmark
 of record.
 """
@@ -49,7 +49,6 @@ from actors.kafka_consumer import (
 )
 from core.logging.kafka_context import KafkaLogContext
 from core.resilience.circuit_breaker import CircuitBreaker
-from core.resilience.retry_budget import RetryBudget
 from supervisor.testing import (
     EmbeddedBroker,
     create_topics,
@@ -307,7 +306,7 @@ async def per_record_costs() -> None:
     messages = fetched(20 * BATCH)
     message, calls = messages[0], 100_000
     record = record_of(message)
-    breaker, budget = CircuitBreaker("costs"), RetryBudget()
+    breaker = CircuitBreaker("costs")
     window, reader = DedupWindow(100_000), TraceIdReader("header", "trace_id")
     fresh_ids = iter([f"costs-{index}" for index in range(6 * calls)])
     handle = async_handler(Progress(10 * calls))
@@ -327,12 +326,9 @@ async def per_record_costs() -> None:
     bare = await ns_per_await(lambda: handle(record), calls)
     guarded = await ns_per_await(lambda: breaker.call_async(handle, record), calls)
     rows = {
-        "Record of a ConsumerRecord (frozen dataclass)": ns_per_call(
-            lambda: record_of(message), calls
-        ),
+        "Record of a ConsumerRecord": ns_per_call(lambda: record_of(message), calls),
         "KafkaLogContext: build, enter, exit": ns_per_call(log_context, calls),
         "breaker.call_async, beyond awaiting the handler": guarded - bare,
-        "retry_budget.record_call()": ns_per_call(budget.record_call, calls),
         "trace id header read": ns_per_call(read_trace_id, calls),
         "dedup: contains + remember a new id": ns_per_call(dedup_new_id, calls),
         "awaiting the no-op handler itself": bare,

@@ -8,13 +8,13 @@ the partition's share of a fetched batch:
 - build the `Record` and read its trace id; a recently handled id skips the record;
 - call the handler inside the record's KafkaLogContext, through the handler's circuit
   breaker (`call_async`, or `call` in a worker thread), and time the call;
-- on success: count the call in the retry budget, remember the trace id, count the
-  record handled and mark it finished in the partition's offset tracker.
+- on success: remember the trace id, count the record handled and mark it finished in
+  the partition's offset tracker.
 
-Counters that nobody reads per record (handler time, the poison guard's window) are
-added up once per run. A call that raises leaves the fast path: the record goes to
-actors.consumer.failures (retries, token refresh, dead letter, refusal) with the error,
-and the fast path resumes after it.
+Counters that nobody reads per record (handler time, the poison guard's window, the
+calls that fund the retry budget) are added up once per run. A call that raises leaves
+the fast path: the record goes to actors.consumer.failures (retries, token refresh,
+dead letter, refusal) with the error, and the fast path resumes after it.
 
 A synchronous handler that must run in a worker thread gets the same loop, run in the
 thread: one trip to the thread per run of records, not one per record. The loop asks
@@ -132,7 +132,6 @@ class RecordHandover:
         """The fast path on the event loop; the index where it stopped, or the failure."""
         interrupted, stats, group = self._interrupted, self._stats, self._group
         dedup = self._state.dedup
-        record_call = self._state.retry_budget.record_call
         call, handler = self._state.breaker.call_async, self._handler.on_loop
         calls = handled = 0
         spent = 0.0
@@ -155,7 +154,6 @@ class RecordHandover:
                         return _Failure(index, record, trace_id, exc)
                     finally:
                         spent += time.perf_counter() - started
-                record_call()
                 if trace_id is not None and dedup is not None:
                     dedup.remember(trace_id)
                 handled += 1
@@ -172,7 +170,6 @@ class RecordHandover:
         but for the plain call (keep the two in step; the hand-over's properties test both)."""
         interrupted, stats, group = self._interrupted, self._stats, self._group
         dedup = self._state.dedup
-        record_call = self._state.retry_budget.record_call
         call, handler = self._state.breaker.call, self._handler.in_worker_thread
         calls = handled = 0
         spent = 0.0
@@ -195,7 +192,6 @@ class RecordHandover:
                         return _Failure(index, record, trace_id, exc)
                     finally:
                         spent += time.perf_counter() - started
-                record_call()
                 if trace_id is not None and dedup is not None:
                     dedup.remember(trace_id)
                 handled += 1
@@ -206,9 +202,11 @@ class RecordHandover:
             self._add_up(calls, spent, handled)
 
     def _add_up(self, calls: int, spent: float, handled: int) -> None:
-        """Add a run's handler calls to the stats and its handled records to the poison window."""
+        """Add a run's handler calls to the stats, and its handled records to the poison
+        window and the retry budget (a run's end comes before its failure is taken over)."""
         self._stats.observe_handler(calls, spent)
         self._state.poison.observe_handled(handled)
+        self._state.retry_budget.record_calls(handled)
 
     def _finish_after_failure(
         self, tracker: PartitionOffsets, outcome: Outcome, trace_id: str | None

@@ -6,7 +6,8 @@ path together. `next()` on an `itertools.count` is one C call that holds the GIL
 throughout, so concurrent bumps never lose an update (the standard library's
 `threading` numbers its threads the same way). Reading is rarer and goes through
 a lock: a read takes a tick itself, and subtracting the reads taken so far gives
-the exact number of bumps. Free-threaded CPython builds would need a different
+the exact number of bumps; `add(n)`, for counting many at once, lowers the reads
+subtracted instead. Free-threaded CPython builds would need a different
 primitive here.
 """
 
@@ -32,6 +33,14 @@ class AtomicCounter:
         self.increment = self._ticks.__next__
         self._reads = 0
         self._read_lock = threading.Lock()
+
+    def add(self, count: int) -> None:
+        """Count `count` events at once (under the read lock: it lowers the reads that
+        `value()` subtracts, so it never races an increment or a read)."""
+        if count < 0:
+            raise ValueError(f"a counter only counts up, got {count}")
+        with self._read_lock:
+            self._reads -= count
 
     def value(self) -> int:
         """The number of `increment()` calls made so far."""

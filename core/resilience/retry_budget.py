@@ -77,6 +77,12 @@ class RetryBudget:
                 bucket = self._current_bucket(now)
         bucket.count_call()
 
+    def record_calls(self, count: int) -> None:
+        """Count `count` calls at once (a consumer counts a run of records in one step)."""
+        if count:
+            with self._lock:
+                self._current_bucket(self._clock()).calls.add(count)
+
     def can_retry(self) -> bool:
         """True if a retry now would stay within the budget (it is not spent)."""
         with self._lock:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 import threading
 
+import pytest
+
 from core.resilience.atomic_counter import AtomicCounter
 
 
@@ -54,3 +56,22 @@ def test_no_increment_is_lost_between_threads_while_others_read() -> None:
         sys.setswitchinterval(previous)
     assert counter.value() == 8 * 20_000
     assert readings == sorted(readings)
+
+
+def test_adding_many_counts_them_all_between_increments_and_reads() -> None:
+    """`add(n)` counts n events; increments and reads around it stay exact."""
+    counter = AtomicCounter()
+    counter.increment()
+    counter.add(41)
+    assert counter.value() == 42
+    counter.increment()
+    counter.add(0)
+    assert [counter.value() for _ in range(3)] == [43] * 3
+
+
+def test_a_counter_refuses_to_count_down() -> None:
+    """A negative `add` is a caller's bug, refused rather than silently lowering the count."""
+    counter = AtomicCounter()
+    with pytest.raises(ValueError, match="only counts up"):
+        counter.add(-1)
+    assert counter.value() == 0

@@ -59,6 +59,22 @@ def test_retries_granted_in_a_window_are_the_larger_of_floor_and_ratio(
     assert spend_all(budget) == math.ceil(max(floor, ratio * calls))
 
 
+@given(
+    ratio=st.floats(0.0, 1.0),
+    runs=st.lists(st.integers(0, 100), max_size=8),
+)
+def test_calls_counted_in_runs_fund_what_single_calls_would(ratio: float, runs: list[int]) -> None:
+    """Counting calls with `record_calls(n)` grants exactly the retries one `record_call`
+    per call would."""
+    in_runs = RetryBudget(ratio=ratio, min_retries_per_window=0, clock=FakeClock())
+    one_by_one = RetryBudget(ratio=ratio, min_retries_per_window=0, clock=FakeClock())
+    for run in runs:
+        in_runs.record_calls(run)
+        for _ in range(run):
+            one_by_one.record_call()
+    assert spend_all(in_runs) == spend_all(one_by_one)
+
+
 def test_can_retry_only_looks(clock: FakeClock) -> None:
     """can_retry() answers without spending; try_acquire_retry() spends."""
     budget = RetryBudget(min_retries_per_window=1, clock=clock)
