@@ -125,9 +125,13 @@ class CircuitOpenError(PipelineError):
     """A circuit breaker refused the call; `retry_after` says when it will try again.
 
     A negative wait (the recovery time already passed while computing it) is
-    clamped to 0. Built on every rejection of an open breaker, so construction
-    skips the base class's validation and formats its message only when asked.
+    clamped to 0. Built on every rejection of an open breaker, so construction is
+    kept to three slot stores: no instance dict, no base-class validation (`args`
+    is what BaseException.__new__ stored: the arguments as given), and the message
+    is formatted only when asked.
     """
+
+    __slots__ = ("_extra_context", "breaker_name", "retry_after")
 
     default_category = ErrorCategory.CIRCUIT_OPEN
 
@@ -141,7 +145,6 @@ class CircuitOpenError(PipelineError):
         context: Mapping[str, Any] | None = None,
     ) -> None:
         wait = retry_after if retry_after > 0.0 else 0.0
-        Exception.__init__(self, breaker_name, wait)
         self.breaker_name = breaker_name
         self.retry_after = wait
         self._extra_context = context
