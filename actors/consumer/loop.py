@@ -8,7 +8,9 @@ share of the batch at a time (actors.consumer.records). Finished offsets are com
 every `commit_interval_s`, when partitions are revoked (after the record in hand is
 finished: the revocation waits for it), and when the consumer exits for any reason
 (bounded by `shutdown_timeout_s`, shielded from cancellation). What was not finished is
-delivered again, to this consumer after a restart or to the partition's next owner.
+delivered again, to this consumer after a restart or to the partition's next owner. Only a
+member of the group commits: partitions revoked after the membership was lost are not
+committed (actors.consumer.membership).
 
 Before every record, the hand-over asks this loop whether to stop there: on a stop, a
 pause, a revocation waiting for the record in hand, a cancellation (which a handler
@@ -26,7 +28,9 @@ whichever comes first; the commands are idempotent.
 Stall watchdog: a task beside the loop refreshes the lag gauges and, while no records
 are being handed over, asks actors.consumer.stall whether the consumer is stalled; if
 so it raises TransientError. It runs beside the loop because a stalled loop (a fetch
-waiting for a coordinator that is gone) cannot judge itself.
+waiting for a coordinator that is gone) cannot judge itself. On the same tick it resets
+a partition whose position stayed above its log end, which a broker that lost records
+may not report as out of range (actors.consumer.out_of_range).
 
 Graceful stop: once the stop event is set, the record in hand is finished, the loop
 returns, and the exit path commits and leaves the group (consumer.stop()).
@@ -50,7 +54,9 @@ from actors.consumer.client_config import consumer_kwargs, producer_kwargs
 from actors.consumer.dead_letter import DeadLetterWriter
 from actors.consumer.failures import FailurePath
 from actors.consumer.handler import HandlerRunner
+from actors.consumer.membership import is_group_member
 from actors.consumer.offsets import PartitionOffsets
+from actors.consumer.out_of_range import BeyondLogEnd, reset_position
 from actors.consumer.partitions import OwnedPartitions
 from actors.consumer.records import RecordHandover, RunEnd
 from actors.consumer.settings import ConsumerSettings
@@ -115,6 +121,7 @@ class ConsumerLoop:
             self._consumer, self._stats, state.pauses, before_commit=handler.before_commit
         )
         self._pauses = state.pauses
+        self._beyond_log_end = BeyondLogEnd()
         failures = FailurePath(settings, state, handler, self._dead_letters, refresh_requests)
         self._records = RecordHandover(settings, state, handler, failures, self._interrupted)
         self._in_flight = anyio.Lock()
@@ -258,6 +265,8 @@ class ConsumerLoop:
         holds up the records, and a failed one is tried again at the next interval."""
         while True:
             await anyio.sleep(self._settings.commit_interval_s)
+            if not is_group_member(self._consumer):
+                continue  # rejoining: what it would commit is revoked on the join
             try:
                 if await self._partitions.commit(self._commit_timeout()):
                     self._progress()
@@ -282,20 +291,21 @@ class ConsumerLoop:
         while True:
             await anyio.sleep(interval)
             known = await self._refresh_lag()
+            await self._reset_beyond_log_end(known)
             if timeout is None or self._handling:
                 continue
             idle_for = self._clock() - self._last_progress
             if stalled(known.values(), idle_for=idle_for, timeout=timeout):
-                lags = {name: lag(progress) for name, progress in known.items()}
+                lags = {f"{tp.topic}[{tp.partition}]": lag(p) for tp, p in known.items()}
                 raise TransientError(
                     f"consumer stalled: nothing fetched or committed for {idle_for:.1f}s "
                     f"while partitions lag {lags}",
                     context={"group_id": self._settings.group_id},
                 )
 
-    async def _refresh_lag(self) -> dict[str, PartitionProgress]:
+    async def _refresh_lag(self) -> dict[TopicPartition, PartitionProgress]:
         paused = self._consumer.paused()
-        known: dict[str, PartitionProgress] = {}
+        known: dict[TopicPartition, PartitionProgress] = {}
         for tp in self._partitions.owned():
             highwater = self._consumer.highwater(tp)
             position = await self._position(tp) if highwater is not None else None
@@ -303,8 +313,51 @@ class ConsumerLoop:
             behind = lag(progress)
             if behind is not None:
                 self._stats.lag[(tp.topic, tp.partition)] = behind
-            known[f"{tp.topic}[{tp.partition}]"] = progress
+            known[tp] = progress
         return known
+
+    async def _reset_beyond_log_end(self, known: dict[TopicPartition, PartitionProgress]) -> None:
+        """Reset each partition whose position stayed above its log end (see
+        actors.consumer.out_of_range); one with records in hand is judged once they finish."""
+        for tp, progress in known.items():
+            tracker = self._partitions.tracker(tp)
+            if tracker is None or tracker.in_flight:
+                continue
+            position, highwater = progress.position, progress.highwater
+            if position is None or highwater is None:  # unknown: this check tells nothing
+                continue
+            if not self._beyond_log_end.confirmed(tp, position, highwater):
+                continue
+            policy = self._settings.auto_offset_reset
+            try:
+                with anyio.fail_after(self._commit_timeout()):
+                    offset = await reset_position(self._consumer, tp, policy, highwater)
+            except IllegalStateError:  # revoked meanwhile
+                continue
+            except Exception as exc:
+                if classify_exception(exc) is not ErrorCategory.TRANSIENT:
+                    raise
+                _log.warning(
+                    "could not reset %s[%d], above its log end; will try again: %s: %s",
+                    tp.topic,
+                    tp.partition,
+                    type(exc).__name__,
+                    exc,
+                )
+                continue
+            # A fresh tracker: its committed offset spoke of a log the broker no longer has.
+            self._partitions.assign([tp])
+            self._progress()  # repositioned, like an assignment: the stall clock starts again
+            _log.warning(
+                "%s[%d]: position %d is above the log end %d (the broker lost records); "
+                "reset to %d by auto_offset_reset=%s",
+                tp.topic,
+                tp.partition,
+                position,
+                highwater,
+                offset,
+                policy,
+            )
 
     async def _position(self, tp: TopicPartition) -> int | None:
         with anyio.move_on_after(_POSITION_TIMEOUT_S):
@@ -349,7 +402,8 @@ class ConsumerLoop:
     # -- rebalance -----------------------------------------------------------------
 
     async def on_revoked(self, revoked: Sequence[TopicPartition]) -> None:
-        """Finish the record in hand, commit what is finished of `revoked`, let them go."""
+        """Finish the record in hand, commit what is finished of `revoked` (only while still
+        a member: see actors.consumer.membership), let them go."""
         self._revocations_waiting += 1
         try:
             await self._in_flight.acquire()
@@ -357,7 +411,14 @@ class ConsumerLoop:
             self._revocations_waiting -= 1
         try:
             try:
-                await self._partitions.commit(self._commit_timeout(), only=revoked)
+                if is_group_member(self._consumer):
+                    await self._partitions.commit(self._commit_timeout(), only=revoked)
+                elif revoked:
+                    _log.warning(
+                        "not committing revoked partitions: the group no longer knew this "
+                        "member, so they were lost rather than handed over; they are "
+                        "delivered again from the last commit"
+                    )
             except Exception as exc:
                 _log.warning(
                     "could not commit revoked partitions; their next owner starts from the "
@@ -372,15 +433,16 @@ class ConsumerLoop:
     def on_assigned(self, assigned: Sequence[TopicPartition]) -> None:
         """Track `assigned` afresh and re-apply any pause (aiokafka forgets pauses)."""
         self._partitions.assign(assigned)
+        self._beyond_log_end.forget(assigned)
         self._progress()
         _log.info("assigned %s", sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned))
 
     # -- exit ----------------------------------------------------------------------
 
     async def _shut_down(self) -> None:
-        steps: list[tuple[str, Callable[[], Any]]] = [
-            ("commit", lambda: self._partitions.commit(self._commit_timeout())),
-        ]
+        steps: list[tuple[str, Callable[[], Any]]] = []
+        if is_group_member(self._consumer):
+            steps.append(("commit", lambda: self._partitions.commit(self._commit_timeout())))
         if self._dead_letters is not None:
             steps.append(("stop the dead-letter producer", self._dead_letters.stop))
         steps.append(("leave the group", self._leave_group))
