@@ -84,7 +84,10 @@ async def handle(record):
             raise CircuitOpenError("downstream", retry_after=0.05)
     elif random.random() < RATE:
         raise _failure(where)
-    await _sink(record)
+    _sink(record)
+
+
+handle.before_commit = _sink.before_commit  # fsync once per commit
 '''
 
 

@@ -15,6 +15,7 @@ again in the next life. Hence:
 from __future__ import annotations
 
 import itertools
+import os
 import random
 import signal
 import time
@@ -43,8 +44,31 @@ RECORDS = 6_000
 PARTITIONS = 4
 KILLS = 6
 LONGEST_LIFE_S = 0.5
-"""A life is killed within this long after it handled its first record: at ~1,000
-records/s (jsonl fsyncs each line) the lives cannot finish the backlog before the last kill."""
+"""A life is killed within this long after it handled its first record: at under 1,000
+records/s (the handler below) the lives cannot finish the backlog before the last kill."""
+
+PACED_HANDLER = '''
+"""Appends each record to handled.jsonl after 1 ms of work, as a slow downstream would."""
+import time
+from pathlib import Path
+
+from actors.handlers import JsonLinesHandler
+
+_sink = JsonLinesHandler(Path("handled.jsonl"))
+
+
+def handle(record):
+    time.sleep(0.001)
+    _sink(record)
+
+
+handle.before_commit = _sink.before_commit  # fsync once per commit
+'''
+
+
+def _python_path(handler_directory: Path) -> str:
+    """PYTHONPATH with the directory holding the test's handler module in front."""
+    return os.pathsep.join(filter(None, [str(handler_directory), os.environ.get("PYTHONPATH")]))
 
 
 def _lives(entries: list[dict[str, Any]], boundaries: list[int]) -> list[list[dict[str, Any]]]:
@@ -65,11 +89,13 @@ async def test_repeated_kill_9_loses_nothing_and_duplicates_only_the_uncommitted
     topic, group = unique_name("kills"), unique_name("kills-g")
     await create_topics(bootstrap_servers, [topic, f"{topic}.dlq"], partitions=PARTITIONS)
     await produce(bootstrap_servers, topic, workload("kill", RECORDS))
-    config = write_config(
-        tmp_path / "pipeline.toml", pipeline_sections(bootstrap_servers, topic, group)
+    (tmp_path / "kp_paced_handler.py").write_text(PACED_HANDLER)
+    sections = pipeline_sections(
+        bootstrap_servers, topic, group, {"handler": {"target": "kp_paced_handler:handle"}}
     )
+    config = write_config(tmp_path / "pipeline.toml", sections)
     sink = Sink(tmp_path / "handled.jsonl")
-    process = PipelineProcess(tmp_path, config)
+    process = PipelineProcess(tmp_path, config, env={"PYTHONPATH": _python_path(tmp_path)})
     processes.append(process)
     started = time.monotonic()
 

@@ -51,7 +51,10 @@ async def handle(record):
     document = orjson.loads(value.decode("utf-8"))
     if document.get("fail"):
         raise ValueError(f"record {document['id']} is refused by the handler")
-    await _sink(record)
+    _sink(record)
+
+
+handle.before_commit = _sink.before_commit  # fsync once per commit
 '''
 
 Record = tuple[bytes, bytes, list[tuple[str, bytes]]]
