@@ -108,7 +108,8 @@ def with_retry(
 
 
 def _retrying_sync(fn: Callable[P, R], policy: _RetryPolicy) -> Callable[P, R]:
-    budget = policy.budget
+    budget, classify, sleep = policy.budget, policy.classify, policy.sleep
+    delay_before_retry, on_auth_error = policy.delay_before_retry, policy.on_auth_error
 
     @functools.wraps(fn)
     def retrying(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -117,11 +118,29 @@ def _retrying_sync(fn: Callable[P, R], policy: _RetryPolicy) -> Callable[P, R]:
         try:
             return fn(*args, **kwargs)
         except Exception as exc:
-            first_error = exc
-        try:
-            return policy.retry_sync(fn, args, kwargs, first_error)
-        finally:
-            del first_error  # see _RetryPolicy: no reference cycle through this frame
+            error = exc
+        # The failure path, in this frame rather than a helper's: one call less per retry.
+        attempts = 1
+        log_retries = _logger.isEnabledFor(logging.DEBUG)
+        while True:
+            category = classify(error)
+            delay = delay_before_retry(error, category, attempts, log_retries)
+            if delay is None:
+                try:
+                    raise error
+                finally:
+                    del error  # see _RetryPolicy: no reference cycle through this frame
+            if category is _AUTH and on_auth_error is not None:
+                on_auth_error(error)
+            sleep(delay)
+            attempts += 1
+            try:
+                result = fn(*args, **kwargs)
+            except Exception as exc:
+                error = exc
+            else:
+                del error
+                return result
 
     return retrying
 
@@ -129,7 +148,8 @@ def _retrying_sync(fn: Callable[P, R], policy: _RetryPolicy) -> Callable[P, R]:
 def _retrying_async(
     fn: Callable[..., Awaitable[Any]], policy: _RetryPolicy
 ) -> Callable[..., Awaitable[Any]]:
-    budget = policy.budget
+    budget, classify, sleep = policy.budget, policy.classify, policy.sleep
+    delay_before_retry, on_auth_error = policy.delay_before_retry, policy.on_auth_error
 
     @functools.wraps(fn)
     async def retrying(*args: Any, **kwargs: Any) -> Any:
@@ -138,18 +158,38 @@ def _retrying_async(
         try:
             return await fn(*args, **kwargs)
         except Exception as exc:
-            first_error = exc
-        try:
-            return await policy.retry_async(fn, args, kwargs, first_error)
-        finally:
-            del first_error  # see _RetryPolicy: no reference cycle through this frame
+            error = exc
+        # As in _retrying_sync; awaiting a helper coroutine would cost one more per retry.
+        attempts = 1
+        log_retries = _logger.isEnabledFor(logging.DEBUG)
+        while True:
+            category = classify(error)
+            delay = delay_before_retry(error, category, attempts, log_retries)
+            if delay is None:
+                try:
+                    raise error
+                finally:
+                    del error  # see _RetryPolicy: no reference cycle through this frame
+            if category is _AUTH and on_auth_error is not None:
+                await _maybe_await(on_auth_error(error))
+            slept = sleep(delay)
+            if slept is not None:
+                await _maybe_await(slept)
+            attempts += 1
+            try:
+                result = await fn(*args, **kwargs)
+            except Exception as exc:
+                error = exc
+            else:
+                del error
+                return result
 
     return retrying
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class _RetryPolicy:
-    """Everything the failure path needs; built once per decorated function.
+    """What the failure path needs; built once per decorated function.
 
     A caught error's traceback holds the frame that caught it, so a local still naming
     the error when that frame finishes makes a reference cycle, freed only by the garbage
@@ -169,64 +209,6 @@ class _RetryPolicy:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ceilings", backoff_ceilings(self.config))
-
-    def retry_sync(
-        self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any], error: Exception
-    ) -> R:
-        """Keep retrying after `error` until a call succeeds or the policy gives up."""
-        attempts = 1
-        log_retries = _logger.isEnabledFor(logging.DEBUG)
-        while True:
-            category = self.classify(error)
-            delay = self.delay_before_retry(error, category, attempts, log_retries)
-            if delay is None:
-                try:
-                    raise error
-                finally:
-                    del error
-            if category is _AUTH and self.on_auth_error is not None:
-                self.on_auth_error(error)
-            self.sleep(delay)
-            attempts += 1
-            try:
-                result = fn(*args, **kwargs)
-            except Exception as exc:
-                error = exc
-            else:
-                del error
-                return result
-
-    async def retry_async(
-        self,
-        fn: Callable[..., Awaitable[R]],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        error: Exception,
-    ) -> R:
-        """`retry_sync` for coroutine functions; helpers are awaited when they return awaitables."""
-        attempts = 1
-        log_retries = _logger.isEnabledFor(logging.DEBUG)
-        while True:
-            category = self.classify(error)
-            delay = self.delay_before_retry(error, category, attempts, log_retries)
-            if delay is None:
-                try:
-                    raise error
-                finally:
-                    del error
-            if category is _AUTH and self.on_auth_error is not None:
-                await _maybe_await(self.on_auth_error(error))
-            slept = self.sleep(delay)
-            if slept is not None:
-                await _maybe_await(slept)
-            attempts += 1
-            try:
-                result = await fn(*args, **kwargs)
-            except Exception as exc:
-                error = exc
-            else:
-                del error
-                return result
 
     def delay_before_retry(
         self, error: Exception, category: ErrorCategory, attempts: int, log_retries: bool
