@@ -5,15 +5,15 @@
     print              one line per record on stdout: where it came from, key and value
     jsonl:PATH         append one JSON object per record to PATH (created if missing; its
                        directory must exist and be writable)
-    forward:TOPIC      produce the record to TOPIC (acks=all) and wait for the acknowledgement
+    forward:TOPIC      produce the record to TOPIC (acks=all); acknowledged before each commit
     package.module:fn  your own callable, sync or async, given an `actors.messages.Record`
 
 A record's offset may be committed once its handler returned (at-least-once), so each
-handler makes the record durable before the commit that covers it: `forward` waits for
-the acknowledgement; `jsonl` writes the line to the file at once (readers see it) and
-fsyncs in its `before_commit()`, which the consumer awaits before every commit, so a
-committed record is never missing from the file after a machine crash and the disk is
-synced once per commit rather than once per record.
+handler makes the record durable in its `before_commit()`, which the consumer awaits
+before every commit: `jsonl` writes the line to the file at once (readers see it) and
+fsyncs there; `forward` hands the record to a batching producer and waits there for
+the acknowledgements. So a committed record is never missing from the file or the
+target topic, and the cost is paid once per commit rather than once per record.
 
 A target that cannot be loaded raises `ConfigurationError` naming the target and what is
 wrong, before anything starts (the CLI exits 2 on it). Handlers that hold resources
@@ -23,15 +23,17 @@ wiring calls after the consumer stopped for good.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import importlib
 import inspect
 import os
 import sys
 import threading
+from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any, TextIO
+from typing import IO, Any, NamedTuple, TextIO
 
 import anyio
 import anyio.to_thread
@@ -40,7 +42,7 @@ from aiokafka import AIOKafkaProducer
 
 from actors.consumer.handler import Handler
 from actors.messages import Record
-from core.errors import ConfigurationError
+from core.errors import ConfigurationError, TransientError
 
 __all__ = [
     "ForwardHandler",
@@ -150,11 +152,20 @@ class JsonLinesHandler:
 
 
 class ForwardHandler:
-    """Produces each record (key, value, headers) to `topic` and waits for acks=all.
+    """Produces each record (key, value, headers) to `topic`; acknowledged before each commit.
+
+    A call hands the record to the producer, which batches, and returns; `before_commit`
+    waits until the broker acknowledged (acks=all) every record handed over before it
+    was called, so the consumer commits only what the target topic holds, at the
+    producer's pace rather than one round trip per record. A record whose delivery
+    failed is sent again by the next `before_commit`, which meanwhile raises the
+    delivery's error (aiokafka's, classified by `core.errors`: a broker away is
+    TRANSIENT, and the consumer tries the commit again later). Sent again, such a record
+    may land after records that followed it. A record is held only until it was
+    acknowledged, so memory is bounded by what the producer has in flight.
 
     The producer starts on the first record, so building the handler never touches the
-    network; a failed start is tried again with the next call. Its failures are
-    aiokafka's errors, which `core.errors` classifies (a broker away is TRANSIENT).
+    network; a failed start is tried again with the next call.
     """
 
     def __init__(self, topic: str, producer_settings: Mapping[str, Any]) -> None:
@@ -162,22 +173,67 @@ class ForwardHandler:
         self._settings = {**producer_settings, "acks": "all"}
         self._producer: AIOKafkaProducer | None = None
         self._starting = anyio.Lock()
+        self._sent = 0
+        self._in_flight: deque[_Delivery] = deque()
+        """Records handed to the producer and not yet settled here, in the order handed over."""
+        self._failed: deque[Record] = deque()
+        """Records whose delivery failed: `before_commit` sends them again."""
 
     def __repr__(self) -> str:
         return f"ForwardHandler({self.topic!r})"
 
     async def __call__(self, record: Record) -> None:
-        """Send the record and return once the broker acknowledged it."""
-        producer = await self._started()
-        await producer.send_and_wait(
-            self.topic, record.value, key=record.key, headers=list(record.headers)
-        )
+        """Hand the record to the producer (waiting only while its buffer is full)."""
+        await self._send(await self._started(), record)
+        in_flight = self._in_flight
+        while in_flight and _acknowledged(in_flight[0].delivery):
+            in_flight.popleft()
+
+    async def before_commit(self) -> None:
+        """Return once every record handed over so far is acknowledged; raise the first
+        delivery error otherwise (those records are sent again by the next call).
+
+        Cancelled (the commit's deadline), it leaves every record tracked as it was."""
+        if self._failed:
+            producer = await self._started()
+            while self._failed:
+                await self._send(producer, self._failed[0])
+                self._failed.popleft()
+        if not self._in_flight:
+            return
+        last = self._in_flight[-1].number
+        await asyncio.wait([sent.delivery for sent in self._in_flight])
+        error: BaseException | None = None
+        while self._in_flight and self._in_flight[0].number <= last:
+            sent = self._in_flight.popleft()
+            failure = self._failure(sent.delivery)
+            if failure is not None:
+                self._failed.append(sent.record)
+                error = error or failure
+        if error is not None:
+            raise error
 
     async def aclose(self) -> None:
-        """Stop the producer (flushing nothing: every send was already acknowledged)."""
+        """Stop the producer; what it still held was never committed, so it is delivered
+        to the handler again by the next consumer of the source."""
         producer, self._producer = self._producer, None
+        self._in_flight.clear()
+        self._failed.clear()
         if producer is not None:
             await producer.stop()
+
+    def _failure(self, delivery: asyncio.Future[Any]) -> BaseException | None:
+        """Why a settled delivery failed, None if it was acknowledged."""
+        if delivery.cancelled():  # the producer was stopped under it
+            return TransientError(f"a delivery to {self.topic!r} was cancelled")
+        return delivery.exception()
+
+    async def _send(self, producer: AIOKafkaProducer, record: Record) -> None:
+        delivery = await producer.send(
+            self.topic, record.value, key=record.key, headers=list(record.headers)
+        )
+        self._sent += 1
+        self._in_flight.append(_Delivery(self._sent, record, delivery))
 
     async def _started(self) -> AIOKafkaProducer:
         async with self._starting:
@@ -190,6 +246,18 @@ class ForwardHandler:
                     raise
                 self._producer = producer
             return self._producer
+
+
+class _Delivery(NamedTuple):
+    """The `number`th record handed to the producer, and its delivery (a future)."""
+
+    number: int
+    record: Record
+    delivery: asyncio.Future[Any]
+
+
+def _acknowledged(delivery: asyncio.Future[Any]) -> bool:
+    return delivery.done() and not delivery.cancelled() and delivery.exception() is None
 
 
 def build_handler(
