@@ -54,7 +54,7 @@ from actors.consumer.client_config import consumer_kwargs, producer_kwargs
 from actors.consumer.dead_letter import DeadLetterWriter
 from actors.consumer.failures import FailurePath
 from actors.consumer.handler import HandlerRunner
-from actors.consumer.membership import is_group_member
+from actors.consumer.membership import is_group_member, refuse_commits_outside_the_group
 from actors.consumer.offsets import PartitionOffsets
 from actors.consumer.out_of_range import BeyondLogEnd, reset_position
 from actors.consumer.partitions import OwnedPartitions
@@ -136,6 +136,7 @@ class ConsumerLoop:
         """Consume until stopped; raises what the supervisor must decide on."""
         try:
             await self._consumer.start()
+            refuse_commits_outside_the_group(self._consumer)
             if self._dead_letters is not None:
                 await self._dead_letters.start()
             self._consumer.subscribe(topics=list(self._settings.topics), listener=_Rebalance(self))

@@ -6,6 +6,8 @@ took over. A commit is bounded by a deadline: aiokafka retries a missing coordin
 for ever, and a consumer that cannot commit must not hang silently. The handler's
 `before_commit` hook, when it has one, is awaited first, under the same deadline: if it
 raises, nothing is committed (the records stay uncommitted until the next attempt).
+Commits take turns (a lock), and only a member of the group commits (checked last,
+right before the request: see actors.consumer.membership).
 
 aiokafka rebalances eagerly (every partition is revoked, then the new set assigned), and
 forgets pauses when it does, so `assign` re-applies the pause the reasons still hold.
@@ -26,6 +28,7 @@ from aiokafka import TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
 from actors.consumer.handler import BeforeCommit
+from actors.consumer.membership import is_group_member
 from actors.consumer.offsets import PartitionOffsets
 from actors.consumer.pauses import PauseReasons
 from actors.consumer.stats import ConsumerStats
@@ -51,6 +54,7 @@ class OwnedPartitions:
         self._stats = stats
         self._pauses = pauses
         self._trackers: dict[TopicPartition, PartitionOffsets] = {}
+        self._committing = anyio.Lock()
 
     def tracker(self, tp: TopicPartition) -> PartitionOffsets | None:
         """The tracker of `tp` under the current assignment, None when not owned."""
@@ -107,7 +111,15 @@ class OwnedPartitions:
         self._consumer.seek(tp, offset)
 
     async def commit(self, time_limit: float, only: Iterable[TopicPartition] | None = None) -> int:
-        """Commit every owned partition's new watermark; returns how many were committed."""
+        """Commit every owned partition's new watermark; returns how many were committed.
+
+        One commit at a time (the periodic one, a revocation's, the exit's): two at once
+        would run the handler's `before_commit` concurrently, and an older watermark could
+        be committed after a newer one."""
+        async with self._committing:
+            return await self._commit(time_limit, only)
+
+    async def _commit(self, time_limit: float, only: Iterable[TopicPartition] | None) -> int:
         chosen = set(only) if only is not None else None
         assigned = self._consumer.assignment()
         marks: dict[TopicPartition, tuple[PartitionOffsets, int]] = {}
@@ -121,6 +133,13 @@ class OwnedPartitions:
         with anyio.fail_after(time_limit):
             if self._before_commit is not None:
                 await self._before_commit()
+                # It may have taken a while: commit only for what is still ours, as a member.
+                marks = {tp: m for tp, m in marks.items() if self._trackers.get(tp) is m[0]}
+                if not marks:
+                    return 0
+            if not is_group_member(self._consumer):
+                _log.info("not committing: the group no longer knows this consumer")
+                return 0
             await self._consumer.commit(
                 {tp: OffsetAndMetadata(mark, "") for tp, (_, mark) in marks.items()}
             )

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import anyio
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import CommitFailedError
+from aiokafka.structs import OffsetAndMetadata
 from consumer_testing import consumer_settings, running, wait_until
 
-from actors.consumer.membership import is_group_member
+from actors.consumer.membership import is_group_member, refuse_commits_outside_the_group
 from actors.kafka_consumer import KafkaConsumerActor, Record
 from supervisor.testing import (
     EmbeddedBroker,
@@ -79,3 +81,38 @@ async def test_a_broker_restarted_empty_gets_no_offsets_of_its_old_log(tmp_path:
             await wait_until(lambda: new <= {record.value for record in handled})
         committed = await committed_offsets(bootstrap, config.group_id, topic, 1)
     assert committed == {0: 8}
+
+
+async def test_a_commit_after_the_group_forgot_the_member_is_refused(
+    bootstrap_servers: str,
+) -> None:
+    """Once the coordinator's generation is reset (what aiokafka's heartbeat does when the
+    broker answers UnknownMemberId; called directly here), a commit request fails with
+    CommitFailedError instead of going out with generation -1, and nothing is committed."""
+    topic = unique_name("forgotten")
+    await create_topics(bootstrap_servers, [topic])
+    group = unique_name("group")
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap_servers, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        refuse_commits_outside_the_group(consumer)
+        with anyio.fail_after(10):
+            while not consumer.assignment():
+                await consumer.getmany(timeout_ms=100)
+        partition = TopicPartition(topic, 0)
+        await consumer.commit({partition: OffsetAndMetadata(1, "")})
+        consumer._coordinator.reset_generation()
+        with pytest.raises(CommitFailedError):
+            await consumer.commit({partition: OffsetAndMetadata(2, "")})
+    finally:
+        await consumer.stop()
+    assert await committed_offsets(bootstrap_servers, group, topic, 1) == {0: 1}
+
+
+async def test_refusing_commits_needs_a_started_consumer() -> None:
+    """Before `start()` there is no coordinator to guard: a clear error, not a silent no-op."""
+    consumer = AIOKafkaConsumer(bootstrap_servers="127.0.0.1:9", group_id="g")
+    with pytest.raises(RuntimeError, match="start it first"):
+        refuse_commits_outside_the_group(consumer)
