@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import anyio
 import pytest
 from consumer_testing import consumer_settings, running, wait_until
 
@@ -104,3 +105,47 @@ def test_a_before_commit_attribute_that_is_not_callable_is_refused() -> None:
 
     with pytest.raises(TypeError, match="before_commit must be callable"):
         HandlerRunner(Confused(), in_thread=True)
+
+
+class SlowSync:
+    """A handler whose `before_commit` takes a while and notes how many ran at once."""
+
+    def __init__(self) -> None:
+        self.handled = 0
+        self.running = 0
+        self.most_at_once = 0
+        self.calls = 0
+
+    async def __call__(self, record: Record) -> None:
+        await anyio.sleep(0.005)  # records keep flowing, so every commit has work to cover
+        self.handled += 1
+
+    async def before_commit(self) -> None:
+        self.running += 1
+        self.calls += 1
+        self.most_at_once = max(self.most_at_once, self.running)
+        try:
+            await anyio.sleep(0.3)
+        finally:
+            self.running -= 1
+
+
+async def test_commits_take_turns_so_before_commit_never_runs_twice_at_once(
+    bootstrap_servers: str,
+) -> None:
+    """While a periodic commit waits in a slow `before_commit`, a second member joining
+    makes the first revoke and commit: that commit waits its turn instead of overlapping."""
+    topic = unique_name("turns")
+    await create_topics(bootstrap_servers, [topic], partitions=2)
+    await produce(bootstrap_servers, topic, [(None, b"v%d" % i) for i in range(2000)])
+    first_handler, second_handler = SlowSync(), SlowSync()
+    config = consumer_settings(bootstrap_servers, topic)
+    first = KafkaConsumerActor(config, first_handler)
+    second = KafkaConsumerActor(config, second_handler)
+    async with running(first):
+        await wait_until(lambda: first_handler.calls > 0)
+        async with running(second):
+            await wait_until(lambda: len(second.stats.assigned) == 1, seconds=20)
+            await wait_until(lambda: second_handler.calls > 0)
+    assert first.stats.commits >= 2
+    assert (first_handler.most_at_once, second_handler.most_at_once) == (1, 1)
