@@ -42,7 +42,7 @@ from aiokafka import AIOKafkaProducer
 
 from actors.consumer.handler import Handler
 from actors.messages import Record
-from core.errors import ConfigurationError, TransientError
+from core.errors import ConfigurationError, PermanentError, TransientError
 
 __all__ = [
     "ForwardHandler",
@@ -110,6 +110,7 @@ class JsonLinesHandler:
         self._lock = threading.Lock()
         self._file: IO[bytes] | None = None
         self._unsynced = False
+        self._sync_failure: OSError | None = None
 
     def __repr__(self) -> str:
         return f"JsonLinesHandler({str(self.path)!r})"
@@ -129,11 +130,24 @@ class JsonLinesHandler:
             self._unsynced = True
 
     def before_commit(self) -> None:
-        """Fsync what was appended since the last call (the consumer commits after this)."""
+        """Fsync what was appended since the last call (the consumer commits after this).
+
+        A failed fsync is final for this handler: the kernel may have dropped the lines
+        and a later fsync would report success, so every later call raises PermanentError
+        (the process stops uncommitted; after a restart the records are delivered again)."""
         with self._lock:
+            if self._sync_failure is not None:
+                raise PermanentError(
+                    f"an earlier fsync of {str(self.path)!r} failed ({self._sync_failure}); "
+                    "lines since the last good sync may be lost, so nothing more is committed"
+                ) from self._sync_failure
             if not self._unsynced:
                 return
-            os.fsync(self._open().fileno())  # syncs the file, whichever descriptor wrote
+            try:
+                os.fsync(self._open().fileno())  # syncs the file, whichever descriptor wrote
+            except OSError as exc:
+                self._sync_failure = exc
+                raise
             self._unsynced = False
 
     def close(self) -> None:
@@ -186,12 +200,17 @@ class ForwardHandler:
         """Hand the record to the producer (waiting only while its buffer is full)."""
         await self._send(await self._started(), record)
         in_flight = self._in_flight
-        while in_flight and _acknowledged(in_flight[0].delivery):
-            in_flight.popleft()
+        while in_flight and in_flight[0].delivery.done():  # settled: keep only the failed
+            settled = in_flight.popleft()
+            if self._failure(settled.delivery) is not None:
+                self._failed.append(settled.record)
 
     async def before_commit(self) -> None:
         """Return once every record handed over so far is acknowledged; raise the first
-        delivery error otherwise (those records are sent again by the next call).
+        delivery error otherwise (those records are sent again by the next call). A
+        delivery the broker refuses for good (PERMANENT: not authorised, too large for
+        the broker) stops the consumer and, through the supervisor, the process: a record
+        already handed over cannot be dead-lettered by the consumer.
 
         Cancelled (the commit's deadline), it leaves every record tracked as it was."""
         if self._failed:
@@ -254,10 +273,6 @@ class _Delivery(NamedTuple):
     number: int
     record: Record
     delivery: asyncio.Future[Any]
-
-
-def _acknowledged(delivery: asyncio.Future[Any]) -> bool:
-    return delivery.done() and not delivery.cancelled() and delivery.exception() is None
 
 
 def build_handler(

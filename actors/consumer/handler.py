@@ -42,7 +42,7 @@ BeforeCommit: TypeAlias = Callable[[], Awaitable[None]]
 """Awaited before every commit; raising skips that commit."""
 
 
-def _is_coroutine_function(handler: Handler) -> bool:
+def _is_coroutine_function(handler: Callable[..., object]) -> bool:
     if inspect.iscoroutinefunction(handler):
         return True
     call = getattr(handler, "__call__", None)  # noqa: B004 (a callable object's own method)
@@ -95,11 +95,16 @@ def _before_commit_of(handler: Handler) -> BeforeCommit | None:
         return None
     if not callable(hook):
         raise TypeError(f"the handler's before_commit must be callable, got {hook!r}")
-    if inspect.iscoroutinefunction(hook):
+    if _is_coroutine_function(hook):
         return cast(BeforeCommit, hook)
     sync_hook = hook
 
+    def call_and_wait() -> None:
+        result = sync_hook()
+        if result is not None and inspect.isawaitable(result):
+            anyio.from_thread.run(_wait_for, result)
+
     async def in_worker_thread() -> None:
-        await anyio.to_thread.run_sync(sync_hook)
+        await anyio.to_thread.run_sync(call_and_wait)
 
     return in_worker_thread

@@ -80,3 +80,39 @@ def test_a_handler_must_be_callable() -> None:
     """Something that cannot be called is refused when the runner is built."""
     with pytest.raises(TypeError, match="callable"):
         HandlerRunner("not a function", in_thread=True)
+
+
+class _AsyncCallable:
+    """An object whose `__call__` is a coroutine function, used as a `before_commit`."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def __call__(self) -> None:
+        self.calls += 1
+
+
+@pytest.mark.anyio
+async def test_before_commit_hooks_that_are_async_in_disguise_are_awaited() -> None:
+    """A hook that is an object with an async `__call__`, or a plain function returning a
+    coroutine, is awaited to the end: its work is done before the commit."""
+    done: list[str] = []
+
+    async def flush() -> None:
+        await anyio.lowlevel.checkpoint()
+        done.append("coroutine returned by a plain function")
+
+    class Handler:
+        def __init__(self, hook: object) -> None:
+            self.before_commit = hook
+
+        def __call__(self, record: Record) -> None:
+            return None
+
+    async_object = _AsyncCallable()
+    for hook in (async_object, flush, lambda: flush()):
+        runner = HandlerRunner(Handler(hook), in_thread=True)
+        assert runner.before_commit is not None
+        await runner.before_commit()
+    assert async_object.calls == 1
+    assert done == ["coroutine returned by a plain function"] * 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import os
 import textwrap
@@ -23,7 +24,7 @@ from actors.handlers import (
     record_to_json,
 )
 from actors.messages import Record
-from core.errors import ConfigurationError, classify_exception
+from core.errors import ConfigurationError, PermanentError, classify_exception
 from core.types import ErrorCategory
 
 maybe_bytes = st.none() | st.binary(max_size=64) | st.text(max_size=32).map(str.encode)
@@ -284,3 +285,27 @@ async def test_close_handler_releases_what_the_handler_offers(method: str | None
         held.close = lambda: calls.append("close")
     await close_handler(held)
     assert calls == ([method] if method else [])
+
+
+def test_a_failed_jsonl_sync_stops_every_later_commit(tmp_path: Path) -> None:
+    """After an fsync failed (here a real one: fsync of a pipe is EINVAL), every later
+    `before_commit` raises PermanentError naming the file, however the next fsync would go:
+    the lines since the last good sync may be lost, so nothing more may be committed."""
+    pipe = tmp_path / "out.jsonl"
+    os.mkfifo(pipe)
+    reader = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)
+    handler = JsonLinesHandler(pipe)
+    try:
+        handler(Record("t", 0, 0, None, b"v"))
+        with pytest.raises(OSError) as first:
+            handler.before_commit()
+        with pytest.raises(
+            PermanentError, match=f"an earlier fsync of {str(pipe)!r} failed"
+        ) as later:
+            handler.before_commit()
+        assert later.value.__cause__ is first.value
+        assert classify_exception(later.value) is ErrorCategory.PERMANENT
+    finally:
+        with contextlib.suppress(OSError):
+            handler.close()
+        os.close(reader)
