@@ -126,9 +126,8 @@ class CircuitOpenError(PipelineError):
 
     A negative wait (the recovery time already passed while computing it) is
     clamped to 0. Built on every rejection of an open breaker, so construction is
-    kept to three slot stores: no instance dict, no base-class validation (`args`
-    is what BaseException.__new__ stored: the arguments as given), and the message
-    is formatted only when asked.
+    kept to slot stores (no instance-dict writes) and skips the base class's
+    validation; the message is formatted only when asked.
     """
 
     __slots__ = ("_extra_context", "breaker_name", "retry_after")
@@ -145,6 +144,7 @@ class CircuitOpenError(PipelineError):
         context: Mapping[str, Any] | None = None,
     ) -> None:
         wait = retry_after if retry_after > 0.0 else 0.0
+        self.args = (breaker_name, wait)
         self.breaker_name = breaker_name
         self.retry_after = wait
         self._extra_context = context
@@ -161,7 +161,17 @@ class CircuitOpenError(PipelineError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Rebuild from the constructor's arguments, so the error can be copied and pickled."""
-        return (type(self), (self.breaker_name, self.retry_after), self.__dict__)
+        arguments = (type(self), self.breaker_name, self.retry_after, self._extra_context)
+        return (_rebuild_circuit_open, arguments, self.__dict__)
+
+
+def _rebuild_circuit_open(
+    cls: type[CircuitOpenError],
+    breaker_name: str,
+    retry_after: float,
+    context: Mapping[str, Any] | None,
+) -> CircuitOpenError:
+    return cls(breaker_name, retry_after, context=context)
 
 
 class DomainError(PipelineError):

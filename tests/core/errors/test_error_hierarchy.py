@@ -188,3 +188,8 @@ def test_errors_survive_copy_and_pickle(
     assert type(clone) is type(error)
     assert clone.__dict__ == error.__dict__
     assert str(clone) == str(error)
+    assert (clone.args, clone.context, clone.retry_after) == (
+        error.args,
+        error.context,
+        error.retry_after,
+    )
