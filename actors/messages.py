@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Final
+from typing import Any, Final
 
 import anyio
 
@@ -135,6 +135,16 @@ class Record:
             for name, value in zip(self.__match_args__, self._fields(), strict=True)
         )
         return f"Record({shown})"
+
+    def replace(self, **changes: Any) -> Record:
+        """A copy with `changes` applied, as `dataclasses.replace` gives a dataclass."""
+        fields: dict[str, Any] = dict(zip(self.__match_args__, self._fields(), strict=True))
+        unknown = changes.keys() - fields.keys()
+        if unknown:
+            raise TypeError(f"Record has no field {sorted(unknown)[0]!r}")
+        return type(self)(**(fields | changes))
+
+    __replace__ = replace  # copy.replace (Python 3.13)
 
     def header(self, name: str) -> bytes | None:
         """The value of the first header called `name`, or None."""

@@ -14,7 +14,8 @@ that returns an awaitable (a lambda around a coroutine function, say) is awaited
 loop; from a worker thread, the thread waits for that.
 
 A handler may also have a `before_commit()` method, sync (run in a worker thread) or
-async: the consumer awaits it before every commit. If it raises, that commit is skipped
+async: the consumer awaits it before every commit, under the commit's deadline (a sync
+hook still running then is abandoned in its thread). If it raises, that commit is skipped
 and the error is judged like a failed commit: a TRANSIENT one is tried again at the next
 commit interval, any other ends the consumer for the supervisor to decide (the records
 not committed are delivered again). That is where a handler that buffers
@@ -105,6 +106,8 @@ def _before_commit_of(handler: Handler) -> BeforeCommit | None:
             anyio.from_thread.run(_wait_for, result)
 
     async def in_worker_thread() -> None:
-        await anyio.to_thread.run_sync(call_and_wait)
+        # Abandoned at the commit's deadline (a thread cannot be cancelled): a hung disk
+        # then costs that commit, not the consumer's shutdown.
+        await anyio.to_thread.run_sync(call_and_wait, abandon_on_cancel=True)
 
     return in_worker_thread

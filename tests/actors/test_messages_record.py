@@ -84,3 +84,13 @@ def test_a_record_matches_positional_patterns_and_equals_no_other_type() -> None
     assert record != matched
     assert record.header("trace_id") == b"x"
     assert record.header("absent") is None
+
+
+def test_replace_copies_a_record_with_some_fields_changed() -> None:
+    """`record.replace(value=...)` is what `dataclasses.replace` gave; unknown fields fail."""
+    record = Record("orders", 3, 42, b"k", b"v", (("trace_id", b"x"),), 7)
+    changed = record.replace(value=b"w", headers=())
+    assert changed == Record("orders", 3, 42, b"k", b"w", (), 7)
+    assert record.value == b"v"
+    with pytest.raises(TypeError, match="no field 'colour'"):
+        record.replace(colour="red")
