@@ -8,9 +8,9 @@
     forward:TOPIC      produce the record to TOPIC (acks=all); acknowledged before each commit
     package.module:fn  your own callable, sync or async, given an `actors.messages.Record`
 
-A record's offset may be committed once its handler returned (at-least-once), so each
-handler makes the record durable in its `before_commit()`, which the consumer awaits
-before every commit: `jsonl` writes the line to the file at once (readers see it) and
+A record's offset may be committed once its handler returned (at-least-once), so a
+handler that buffers makes the record durable in its `before_commit()`, which the
+consumer awaits before every commit (`print` flushes each line instead): `jsonl` writes the line to the file at once (readers see it) and
 fsyncs there; `forward` hands the record to a batching producer and waits there for
 the acknowledgements. So a committed record is never missing from the file or the
 target topic, and the cost is paid once per commit rather than once per record.
