@@ -10,10 +10,11 @@
 
 A record's offset may be committed once its handler returned (at-least-once), so a
 handler that buffers makes the record durable in its `before_commit()`, which the
-consumer awaits before every commit (`print` flushes each line instead): `jsonl` writes the line to the file at once (readers see it) and
-fsyncs there; `forward` hands the record to a batching producer and waits there for
-the acknowledgements. So a committed record is never missing from the file or the
-target topic, and the cost is paid once per commit rather than once per record.
+consumer awaits before every commit (`print` flushes each line instead): `jsonl`
+writes the line to the file at once (readers see it) and fsyncs there; `forward` hands
+the record to a batching producer and waits there for the acknowledgements. So a
+committed record is never missing from the file or the target topic, and the cost is
+paid once per commit rather than once per record.
 
 A target that cannot be loaded raises `ConfigurationError` naming the target and what is
 wrong, before anything starts (the CLI exits 2 on it). Handlers that hold resources
