@@ -86,6 +86,16 @@ def _lag(observation: Observation) -> Samples:
     return [((topic, str(partition)), float(lag)) for (topic, partition), lag in lags]
 
 
+def _committed(observation: Observation) -> Samples:
+    offsets = sorted(observation.consumer.committed.items())
+    return [((topic, str(partition)), float(offset)) for (topic, partition), offset in offsets]
+
+
+def _last_commit(observation: Observation) -> Samples:
+    at = observation.consumer.last_commit_at
+    return [] if at is None else _single(at)
+
+
 def _exits(observation: Observation) -> Samples:
     return [
         ((name, reason), float(count))
@@ -151,6 +161,27 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
         "Offset commits the consumer made.",
         (),
         lambda o: _single(o.consumer.commits),
+    ),
+    MetricSpec(
+        "kafka_pipeline_commit_failures_total",
+        Kind.COUNTER,
+        "Offset commits that failed (the handler's before_commit or the broker refused).",
+        (),
+        lambda o: _single(o.consumer.commit_failures),
+    ),
+    MetricSpec(
+        "kafka_pipeline_last_commit_timestamp_seconds",
+        Kind.GAUGE,
+        "When the consumer last committed, in seconds since the epoch (absent before).",
+        (),
+        lambda o: _last_commit(o),
+    ),
+    MetricSpec(
+        "kafka_pipeline_committed_offset",
+        Kind.GAUGE,
+        "The offset last committed per owned partition (the next record to read).",
+        ("topic", "partition"),
+        lambda o: _committed(o),
     ),
     MetricSpec(
         "kafka_pipeline_handler_seconds",

@@ -117,7 +117,11 @@ class OwnedPartitions:
         would run the handler's `before_commit` concurrently, and an older watermark could
         be committed after a newer one."""
         async with self._committing:
-            return await self._commit(time_limit, only)
+            try:
+                return await self._commit(time_limit, only)
+            except Exception:
+                self._stats.commit_failures += 1
+                raise
 
     async def _commit(self, time_limit: float, only: Iterable[TopicPartition] | None) -> int:
         chosen = set(only) if only is not None else None

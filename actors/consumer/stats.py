@@ -33,6 +33,8 @@ class ConsumerStatsSnapshot:
     dedup_undecodable: int
     """Records whose trace id could not be read, so dedup did not apply."""
     commits: int
+    commit_failures: int
+    """Commit attempts that failed: the handler's `before_commit` or the broker refused."""
     committed: Mapping[Partition, int]
     lag: Mapping[Partition, int]
     assigned: frozenset[Partition]
@@ -57,6 +59,7 @@ class ConsumerStats:
         self.deduplicated = 0
         self.dedup_undecodable = 0
         self.commits = 0
+        self.commit_failures = 0
         self.committed: dict[Partition, int] = {}
         self.lag: dict[Partition, int] = {}
         self.assigned: frozenset[Partition] = frozenset()
@@ -84,6 +87,7 @@ class ConsumerStats:
             deduplicated=self.deduplicated,
             dedup_undecodable=self.dedup_undecodable,
             commits=self.commits,
+            commit_failures=self.commit_failures,
             committed=MappingProxyType(dict(self.committed)),
             lag=MappingProxyType(dict(self.lag)),
             assigned=self.assigned,

@@ -59,8 +59,9 @@ async def test_every_commit_follows_a_before_commit_that_saw_its_records(
 async def test_a_transient_before_commit_failure_holds_the_commit_back_until_it_succeeds(
     bootstrap_servers: str,
 ) -> None:
-    """While the hook raises a TRANSIENT error nothing is committed and the consumer keeps
-    trying; the next successful call lets the commit through with everything handled."""
+    """While the hook raises a TRANSIENT error nothing is committed, each failed attempt is
+    counted, and the consumer keeps trying; the next successful call lets the commit
+    through with everything handled."""
     topic = unique_name("unsynced")
     await create_topics(bootstrap_servers, [topic], partitions=1)
     await produce(bootstrap_servers, topic, [(None, b"v%d" % i) for i in range(50)])
@@ -71,6 +72,7 @@ async def test_a_transient_before_commit_failure_holds_the_commit_back_until_it_
         await wait_until(lambda: handler.handled == 50 and handler.failures >= 3)
         assert await committed_offsets(bootstrap_servers, config.group_id, topic, 1) == {0: None}
         assert actor.stats.commits == 0
+        assert actor.stats.commit_failures >= handler.failures - 1
         handler.failing = None
         await wait_until(lambda: actor.stats.committed.get((topic, 0)) == 50)
     assert handler.synced_at[0] == 50

@@ -30,6 +30,7 @@ consumer_snapshots = st.builds(
     deduplicated=counts,
     dedup_undecodable=counts,
     commits=counts,
+    commit_failures=counts,
     committed=st.dictionaries(partitions, counts, max_size=4).map(MappingProxyType),
     lag=st.dictionaries(partitions, counts, max_size=4).map(MappingProxyType),
     assigned=st.frozensets(partitions, max_size=4),

@@ -70,6 +70,8 @@ def test_sample_values_are_the_observed_counters(observation: Observation) -> No
         ("kafka_pipeline_records_failed_total", ()): consumer.failed,
         ("kafka_pipeline_records_dead_lettered_total", ()): consumer.dead_lettered,
         ("kafka_pipeline_records_deduplicated_total", ()): consumer.deduplicated,
+        ("kafka_pipeline_commits_total", ()): consumer.commits,
+        ("kafka_pipeline_commit_failures_total", ()): consumer.commit_failures,
         ("kafka_pipeline_handler_seconds_count", ()): consumer.handler_seconds_count,
         ("kafka_pipeline_handler_seconds_sum", ()): consumer.handler_seconds_sum,
         ("kafka_pipeline_partitions_assigned", ()): len(consumer.assigned),
@@ -78,6 +80,14 @@ def test_sample_values_are_the_observed_counters(observation: Observation) -> No
     for (topic, partition), lag in consumer.lag.items():
         labels = (("partition", str(partition)), ("topic", topic))
         expected[("kafka_pipeline_consumer_lag", labels)] = lag
+    for (topic, partition), offset in consumer.committed.items():
+        labels = (("partition", str(partition)), ("topic", topic))
+        expected[("kafka_pipeline_committed_offset", labels)] = offset
+    last_commit = ("kafka_pipeline_last_commit_timestamp_seconds", ())
+    if consumer.last_commit_at is None:
+        assert last_commit not in samples
+    else:
+        expected[last_commit] = consumer.last_commit_at
     for name, child in observation.actors.items():
         expected[("kafka_pipeline_actor_restarts_total", (("actor", name),))] = child.restarts
         expected[("kafka_pipeline_actor_running", (("actor", name),))] = child.running
