@@ -34,7 +34,7 @@ import threading
 from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any, NamedTuple, TextIO
+from typing import IO, Any, NamedTuple, TextIO, cast
 
 import anyio
 import anyio.to_thread
@@ -191,8 +191,9 @@ class ForwardHandler:
         self._sent = 0
         self._in_flight: deque[_Delivery] = deque()
         """Records handed to the producer and not yet settled here, in the order handed over."""
-        self._failed: deque[Record] = deque()
-        """Records whose delivery failed: `before_commit` sends them again."""
+        self._failed: deque[_Delivery] = deque()
+        """Deliveries that failed, in the order handed over: `before_commit` sends their
+        records again."""
 
     def __repr__(self) -> str:
         return f"ForwardHandler({self.topic!r})"
@@ -204,7 +205,7 @@ class ForwardHandler:
         while in_flight and in_flight[0].delivery.done():  # settled: keep only the failed
             settled = in_flight.popleft()
             if self._failure(settled.delivery) is not None:
-                self._failed.append(settled.record)
+                self._failed.append(settled)
 
     async def before_commit(self) -> None:
         """Return once every record handed over so far is acknowledged; raise the first
@@ -217,21 +218,20 @@ class ForwardHandler:
         if self._failed:
             producer = await self._started()
             while self._failed:
-                await self._send(producer, self._failed[0])
+                await self._send(producer, self._failed[0].record)
                 self._failed.popleft()
         if not self._in_flight:
             return
         last = self._in_flight[-1].number
         await asyncio.wait([sent.delivery for sent in self._in_flight])
-        error: BaseException | None = None
         while self._in_flight and self._in_flight[0].number <= last:
             sent = self._in_flight.popleft()
-            failure = self._failure(sent.delivery)
-            if failure is not None:
-                self._failed.append(sent.record)
-                error = error or failure
-        if error is not None:
-            raise error
+            if self._failure(sent.delivery) is not None:
+                self._failed.append(sent)
+        # Including those a call moved to `_failed` while this one waited.
+        failed = [sent for sent in self._failed if sent.number <= last]
+        if failed:
+            raise cast(BaseException, self._failure(failed[0].delivery))
 
     async def aclose(self) -> None:
         """Stop the producer; what it still held was never committed, so it is delivered

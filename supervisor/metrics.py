@@ -165,14 +165,14 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
     MetricSpec(
         "kafka_pipeline_commit_failures_total",
         Kind.COUNTER,
-        "Offset commits that failed (the handler's before_commit or the broker refused).",
+        "Offset commits that failed or timed out (the handler's before_commit, the broker).",
         (),
         lambda o: _single(o.consumer.commit_failures),
     ),
     MetricSpec(
         "kafka_pipeline_last_commit_timestamp_seconds",
         Kind.GAUGE,
-        "When the consumer last committed, in seconds since the epoch (absent before).",
+        "When the consumer last committed an offset that moved (epoch seconds; absent before).",
         (),
         lambda o: _last_commit(o),
     ),

@@ -15,7 +15,9 @@ loop; from a worker thread, the thread waits for that.
 
 A handler may also have a `before_commit()` method, sync (run in a worker thread) or
 async: the consumer awaits it before every commit, under the commit's deadline (a sync
-hook still running then is abandoned in its thread). If it raises, that commit is skipped
+hook cannot be interrupted in its thread: one that hangs holds the commits, and the
+stop, until it returns; a second signal stops the process at once, uncommitted).
+If it raises, that commit is skipped
 and the error is judged like a failed commit: a TRANSIENT one is tried again at the next
 commit interval, any other ends the consumer for the supervisor to decide (the records
 not committed are delivered again). That is where a handler that buffers
@@ -106,8 +108,6 @@ def _before_commit_of(handler: Handler) -> BeforeCommit | None:
             anyio.from_thread.run(_wait_for, result)
 
     async def in_worker_thread() -> None:
-        # Abandoned at the commit's deadline (a thread cannot be cancelled): a hung disk
-        # then costs that commit, not the consumer's shutdown.
-        await anyio.to_thread.run_sync(call_and_wait, abandon_on_cancel=True)
+        await anyio.to_thread.run_sync(call_and_wait)
 
     return in_worker_thread

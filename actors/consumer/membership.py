@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka.errors import UnknownMemberIdError
+from aiokafka.protocol.commit import OffsetCommitRequest
 from aiokafka.protocol.group import JoinGroupRequest
 
 __all__ = ["is_group_member", "refuse_commits_outside_the_group"]
@@ -38,7 +39,8 @@ def is_group_member(consumer: Any) -> bool:
 
 
 def refuse_commits_outside_the_group(consumer: Any) -> None:
-    """Make every offset-commit request of `consumer` (started) fail unless it is a member.
+    """Make every offset-commit request of `consumer` (started) fail unless it is a member
+    of a generation (a member id alone is set mid-join, with the generation still -1).
 
     Wraps the coordinator's `_do_commit_offsets`, which builds and sends one request: it
     raises UnknownMemberIdError instead, which aiokafka turns into CommitFailedError,
@@ -49,7 +51,10 @@ def refuse_commits_outside_the_group(consumer: Any) -> None:
     send_commit: Callable[..., Awaitable[None]] = coordinator._do_commit_offsets
 
     async def only_as_a_member(*args: Any, **kwargs: Any) -> None:
-        if coordinator.member_id == JoinGroupRequest.UNKNOWN_MEMBER_ID:
+        if (
+            coordinator.member_id == JoinGroupRequest.UNKNOWN_MEMBER_ID
+            or coordinator.generation == OffsetCommitRequest.DEFAULT_GENERATION_ID
+        ):
             raise UnknownMemberIdError("not committing: the group no longer knows this member")
         await send_commit(*args, **kwargs)
 

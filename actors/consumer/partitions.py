@@ -71,6 +71,7 @@ class OwnedPartitions:
             replaced = self._trackers.get(tp)
             if replaced is not None:
                 replaced.released = True
+                self._stats.committed.pop((tp.topic, tp.partition), None)
             self._trackers[tp] = PartitionOffsets()
         if self._pauses.paused and tps:
             self._consumer.pause(*tps)

@@ -116,3 +116,26 @@ async def test_refusing_commits_needs_a_started_consumer() -> None:
     consumer = AIOKafkaConsumer(bootstrap_servers="127.0.0.1:9", group_id="g")
     with pytest.raises(RuntimeError, match="start it first"):
         refuse_commits_outside_the_group(consumer)
+
+
+async def test_a_member_id_without_a_generation_commits_nothing(bootstrap_servers: str) -> None:
+    """Mid-join aiokafka holds a member id while the generation is still -1 (set directly
+    here, as its join does on MemberIdRequired): a commit then is refused as well."""
+    topic = unique_name("mid-join")
+    await create_topics(bootstrap_servers, [topic])
+    group = unique_name("group")
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap_servers, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        refuse_commits_outside_the_group(consumer)
+        with anyio.fail_after(10):
+            while not consumer.assignment():
+                await consumer.getmany(timeout_ms=100)
+        consumer._coordinator.generation = -1
+        with pytest.raises(CommitFailedError):
+            await consumer.commit({TopicPartition(topic, 0): OffsetAndMetadata(1, "")})
+    finally:
+        await consumer.stop()
+    assert await committed_offsets(bootstrap_servers, group, topic, 1) == {0: None}
