@@ -16,7 +16,8 @@ loop; from a worker thread, the thread waits for that.
 A handler may also have a `before_commit()` method, sync (run in a worker thread) or
 async: the consumer awaits it before every commit, under the commit's deadline (a sync
 hook cannot be interrupted in its thread: one that hangs holds the commits, and the
-stop, until it returns; a second signal stops the process at once, uncommitted).
+stop, until it returns, or until the graceful-stop deadline or a second signal ends
+the process at once, uncommitted).
 If it raises, that commit is skipped
 and the error is judged like a failed commit: a TRANSIENT one is tried again at the next
 commit interval, any other ends the consumer for the supervisor to decide (the records
