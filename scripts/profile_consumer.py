@@ -17,61 +17,58 @@ on and off), a sync no-op handler in a worker thread (the default) and on the lo
 went. `--costs` needs no broker: it prints what one record costs on the actor's fast
 path, piece by piece (the Record, the log context, the breaker, the trace id and
 dedup) and in total. This is a developer's tool; scripts/bench/ holds the benchmark
-of record.
+of record, whose broker, topic filling, hand-written loop and actor run it reuses.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import statistics
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import anyio
 import anyio.from_thread
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
 from actors.consumer.dedup import DedupWindow, TraceIdReader
 from actors.consumer.failures import FailurePath
-from actors.consumer.handler import HandlerRunner
+from actors.consumer.handler import Handler, HandlerRunner
 from actors.consumer.offsets import PartitionOffsets
 from actors.consumer.records import RecordHandover, record_of
 from actors.kafka_consumer import (
     ConsumerSettings,
     ConsumerState,
     DedupSettings,
-    KafkaConsumerActor,
 )
 from core.logging.kafka_context import KafkaLogContext
 from core.resilience.circuit_breaker import CircuitBreaker
-from supervisor.testing import (
-    EmbeddedBroker,
-    create_topics,
-    external_bootstrap,
-    unique_name,
+from scripts.bench import pipeline_bench
+from scripts.bench.pipeline_bench import (
+    BATCH,
+    RECORD_BYTES,
+    actor_settings,
+    broker,
+    consume_with_actor,
+    consume_with_loop,
+    fill_topic,
 )
-
-RECORD_BYTES: Final = 1024
-PARTITIONS: Final = 4
-BATCH: Final = 1000
-RUN_TIMEOUT_S: Final = 300.0
+from supervisor.testing import unique_name
 
 
-class Progress:
-    """Counts handled records and notes when the first and the last arrived."""
+class Progress(pipeline_bench.Progress):
+    """The benchmark's counter, which sync handlers also note from a worker thread."""
 
     def __init__(self, expected: int) -> None:
-        self.expected = expected
-        self.count = 0
-        self.first_at = self.last_at = 0.0
-        self.first_cpu = self.last_cpu = 0.0
-        self.done = anyio.Event()
+        super().__init__(expected)
         self._loop_thread = threading.get_ident()
+
+    async def __call__(self, _record: object) -> None:
+        """Note the record (the hand-written loop's handler)."""
+        self.note()
 
     def note(self) -> None:
         """Count one record (from the loop or a worker thread: one call at a time)."""
@@ -84,15 +81,6 @@ class Progress:
                 self.done.set()
             else:  # an anyio worker thread: the event belongs to the loop
                 anyio.from_thread.run_sync(self.done.set)
-
-    def records_per_second(self) -> float:
-        """Records handled per second between the first and the last."""
-        return self.count / (self.last_at - self.first_at)
-
-    def cpu_us_per_record(self) -> float:
-        """This process's CPU time per record (every thread), steadier than wall time on a
-        shared machine: the loop's figure is aiokafka's cost, the rest is ours."""
-        return (self.last_cpu - self.first_cpu) / self.count * 1e6
 
 
 def async_handler(progress: Progress) -> Callable[[object], Awaitable[None]]:
@@ -113,84 +101,19 @@ def sync_handler(progress: Progress) -> Callable[[object], None]:
     return handle
 
 
-@contextlib.contextmanager
-def broker() -> Iterator[str]:
-    """KAFKA_BOOTSTRAP_SERVERS, or an embedded broker started for this run."""
-    external = external_bootstrap()
-    if external:
-        yield external
-        return
-    with EmbeddedBroker() as embedded:
-        yield embedded.bootstrap_servers
-
-
-async def fill_topic(bootstrap: str, topic: str, records: int) -> None:
-    """Create `topic` and append `records` 1 KB records, batched (linger) for speed."""
-    await create_topics(bootstrap, [topic], partitions=PARTITIONS)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=256 * 1024
-    )
-    value = bytes(range(256)) * (RECORD_BYTES // 256)
-    await producer.start()
-    try:
-        deliveries = [
-            await producer.send(topic, value, headers=[("trace_id", b"profile-%012d" % index)])
-            for index in range(records)
-        ]
-        for delivery in deliveries:
-            await delivery
-    finally:
-        await producer.stop()
-
-
-async def run_loop(bootstrap: str, topic: str, progress: Progress) -> None:
-    """The hand-written loop: fetch a batch, await the handler per record, commit."""
-    handle = async_handler(progress)
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=unique_name("profile-loop"),
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    try:
-        with anyio.fail_after(RUN_TIMEOUT_S):
-            while progress.count < progress.expected:
-                batch = await consumer.getmany(timeout_ms=200, max_records=BATCH)
-                for messages in batch.values():
-                    for message in messages:
-                        await handle(message)
-                if batch:
-                    await consumer.commit()
-    finally:
-        await consumer.stop()
-
-
 async def run_actor(
-    bootstrap: str, topic: str, progress: Progress, handler: Any, **overrides: Any
+    bootstrap: str, topic: str, progress: Progress, handler: Handler, **overrides: Any
 ) -> None:
-    """The actor with its defaults, a fresh group and the loop's batch size, until done."""
-    settings = ConsumerSettings(
-        bootstrap_servers=bootstrap,
-        topics=(topic,),
-        group_id=unique_name("profile-actor"),
-        max_poll_records=BATCH,
-        **overrides,
-    )
-    actor = KafkaConsumerActor(settings, handler)
-    async with anyio.create_task_group() as tasks:
-        await tasks.start(actor.run)
-        with anyio.fail_after(RUN_TIMEOUT_S):
-            await progress.done.wait()
-        actor.stop()
+    """The benchmark's actor run (defaults, fresh group, the loop's batch size)."""
+    settings = actor_settings(bootstrap, topic, **overrides)
+    await consume_with_actor(settings, progress, handler)
 
 
 Case = Callable[[str, str, Progress], Awaitable[None]]
 
 LOOP: Final = "hand-written loop"
 CASES: Final[dict[str, Case]] = {
-    LOOP: run_loop,
+    LOOP: consume_with_loop,
     "actor, async, dedup on": lambda b, t, p: run_actor(b, t, p, async_handler(p)),
     "actor, async, dedup off": lambda b, t, p: run_actor(
         b, t, p, async_handler(p), dedup=DedupSettings(enabled=False)

@@ -27,7 +27,7 @@ from typing import Any, Final
 import anyio
 from aiokafka import AIOKafkaConsumer
 
-from actors.kafka_consumer import ConsumerSettings, KafkaConsumerActor
+from actors.kafka_consumer import ConsumerSettings, Handler, KafkaConsumerActor
 from scripts.bench.report import Section, TargetCheck, ratio
 from scripts.bench.timing import rounds_in_rotation
 from supervisor.testing import (
@@ -115,9 +115,12 @@ def actor_settings(bootstrap: str, topic: str, **overrides: Any) -> ConsumerSett
     )
 
 
-async def consume_with_actor(settings: ConsumerSettings, progress: Progress) -> None:
-    """Run the actor until `progress` saw every record, then stop it (commit, leave)."""
-    actor = KafkaConsumerActor(settings, progress)
+async def consume_with_actor(
+    settings: ConsumerSettings, progress: Progress, handler: Handler | None = None
+) -> None:
+    """Run the actor until `progress` saw every record, then stop it (commit, leave);
+    the handler is `progress` itself unless another one (that notes it) is given."""
+    actor = KafkaConsumerActor(settings, handler or progress)
     async with anyio.create_task_group() as group:
         await group.start(actor.run)
         with anyio.fail_after(RUN_TIMEOUT_S):
