@@ -34,16 +34,16 @@ import anyio
 import anyio.from_thread
 from aiokafka.structs import ConsumerRecord
 
-from actors.consumer.dedup import DedupWindow, TraceIdReader
-from actors.consumer.failures import FailurePath
-from actors.consumer.handler import Handler, HandlerRunner
-from actors.consumer.offsets import PartitionOffsets
-from actors.consumer.records import RecordHandover, record_of
-from actors.kafka_consumer import (
+from actors.consumer import (
     ConsumerSettings,
     ConsumerState,
     DedupSettings,
 )
+from actors.consumer.dedup import DedupWindow, TraceIdReader
+from actors.consumer.failures import FailurePath
+from actors.consumer.handler_calls import Handler, HandlerRunner
+from actors.consumer.offsets import PartitionOffsets
+from actors.consumer.records import RecordHandover, record_of
 from core.logging.kafka_context import KafkaLogContext
 from core.resilience.circuit_breaker import CircuitBreaker
 from scripts.bench import pipeline_bench

@@ -35,8 +35,8 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
-from supervisor.embedded_broker import EmbeddedBroker, free_port, wait_for_port
 from supervisor.testing import committed_offsets, create_topics
+from supervisor.testing.embedded_broker import EmbeddedBroker, free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "docs" / "RELIABILITY.md"

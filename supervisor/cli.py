@@ -7,7 +7,7 @@
 Exit codes: 0 after a graceful stop, 1 after an escalation (one line on stderr naming
 the actor, the category and the cause), 2 for a usage or configuration error (one line
 on stderr, no traceback), 128 + N when a second signal N stopped the process at once
-(see `supervisor.app_process`). A broker that cannot be reached is not a configuration
+(see `supervisor.pipeline.process`). A broker that cannot be reached is not a configuration
 error: it is TRANSIENT, so the consumer is restarted with backoff until the restart
 intensity is spent, then the process escalates (exit 1).
 
@@ -29,11 +29,11 @@ from typing import TYPE_CHECKING
 import anyio
 
 from core.errors import ConfigurationError
-from supervisor.app_process import EXIT_OK, EXIT_USAGE, PROGRAM, serve
-from supervisor.config import Config, load_config, render_config
+from supervisor.pipeline.config import Config, load_config, render_config
+from supervisor.pipeline.process import EXIT_OK, EXIT_USAGE, PROGRAM, serve
 
 if TYPE_CHECKING:
-    from supervisor.app import Pipeline
+    from supervisor.pipeline.wiring import Pipeline
 
 __all__ = ["main"]
 
@@ -120,13 +120,13 @@ def _check_config(args: argparse.Namespace) -> int:
 
 def _pipeline(config: Config, base_dir: Path) -> Pipeline:
     """The wired tree; imported here so that a bad file is reported without loading it."""
-    from supervisor.app import Pipeline
+    from supervisor.pipeline.wiring import Pipeline
 
     return Pipeline(config, base_dir=base_dir)
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from supervisor.demo import run_demo  # the demo's imports stay out of `run`
+    from supervisor.demo.runner import run_demo  # the demo's imports stay out of `run`
 
     duration: float | None = args.duration
     return anyio.run(run_demo, duration, backend="asyncio")

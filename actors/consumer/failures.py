@@ -36,7 +36,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
 from actors.consumer.dead_letter import DeadLetterWriter
-from actors.consumer.handler import HandlerRunner
+from actors.consumer.handler_calls import HandlerRunner
 from actors.consumer.settings import ConsumerSettings
 from actors.consumer.state import ConsumerState
 from actors.messages import Record, RefreshRequest

@@ -53,7 +53,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from actors.consumer.client_config import consumer_kwargs, producer_kwargs
 from actors.consumer.dead_letter import DeadLetterWriter
 from actors.consumer.failures import FailurePath
-from actors.consumer.handler import HandlerRunner
+from actors.consumer.handler_calls import HandlerRunner
 from actors.consumer.membership import is_group_member, refuse_commits_outside_the_group
 from actors.consumer.offsets import PartitionOffsets
 from actors.consumer.out_of_range import BeyondLogEnd, reset_position

@@ -27,7 +27,7 @@ import anyio
 from aiokafka import TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
-from actors.consumer.handler import BeforeCommit
+from actors.consumer.handler_calls import BeforeCommit
 from actors.consumer.membership import is_group_member
 from actors.consumer.offsets import PartitionOffsets
 from actors.consumer.pauses import PauseReasons

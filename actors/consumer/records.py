@@ -34,7 +34,7 @@ import anyio.to_thread
 
 from actors.consumer.dedup import UnreadableTraceIdError
 from actors.consumer.failures import FailurePath, Outcome, Refusal, where
-from actors.consumer.handler import HandlerRunner
+from actors.consumer.handler_calls import HandlerRunner
 from actors.consumer.offsets import PartitionOffsets
 from actors.consumer.settings import ConsumerSettings
 from actors.consumer.state import ConsumerState

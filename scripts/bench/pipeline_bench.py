@@ -27,7 +27,7 @@ from typing import Any, Final
 import anyio
 from aiokafka import AIOKafkaConsumer
 
-from actors.kafka_consumer import ConsumerSettings, Handler, KafkaConsumerActor
+from actors.consumer import ConsumerSettings, Handler, KafkaConsumerActor
 from scripts.bench.report import Section, TargetCheck, ratio
 from scripts.bench.timing import rounds_in_rotation
 from supervisor.testing import (

@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 import pytest
 
-from actors.kafka_consumer import ConsumerSettings, KafkaConsumerActor
+from actors.consumer import ConsumerSettings, KafkaConsumerActor
 from core.resilience.backoff import RetryConfig
 from supervisor.testing import unique_name
 

@@ -8,8 +8,8 @@ import anyio
 import pytest
 from consumer_testing import consumer_settings, running, wait_until
 
-from actors.consumer.handler import HandlerRunner
-from actors.kafka_consumer import KafkaConsumerActor, Record
+from actors.consumer import KafkaConsumerActor, Record
+from actors.consumer.handler_calls import HandlerRunner
 from supervisor.testing import committed_offsets, create_topics, produce, unique_name
 
 pytestmark = pytest.mark.anyio

@@ -10,7 +10,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from actors.consumer.handler import HandlerRunner
+from actors.consumer.handler_calls import HandlerRunner
 from actors.messages import Record
 
 pytestmark = pytest.mark.anyio

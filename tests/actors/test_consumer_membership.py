@@ -12,8 +12,8 @@ from aiokafka.errors import CommitFailedError
 from aiokafka.structs import OffsetAndMetadata
 from consumer_testing import consumer_settings, running, wait_until
 
+from actors.consumer import KafkaConsumerActor, Record
 from actors.consumer.membership import is_group_member, refuse_commits_outside_the_group
-from actors.kafka_consumer import KafkaConsumerActor, Record
 from supervisor.testing import (
     EmbeddedBroker,
     committed_offsets,

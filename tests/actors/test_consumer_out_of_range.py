@@ -14,8 +14,8 @@ from consumer_testing import consumer_settings, running, wait_until
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from actors.consumer import KafkaConsumerActor, Record
 from actors.consumer.out_of_range import BeyondLogEnd, reset_position
-from actors.kafka_consumer import KafkaConsumerActor, Record
 from supervisor.testing import EmbeddedBroker, create_topics, produce, unique_name
 
 PARTITIONS = [TopicPartition("orders", 0), TopicPartition("orders", 1)]

@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actors.consumer.failures import FailurePath
-from actors.consumer.handler import HandlerRunner
+from actors.consumer.handler_calls import HandlerRunner
 from actors.consumer.offsets import PartitionOffsets
 from actors.consumer.records import RecordHandover, RunEnd
 from actors.consumer.settings import ConsumerSettings

@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.handlers import (
+from actors.messages import Record
+from actors.sinks import (
     ForwardHandler,
     JsonLinesHandler,
     PrintHandler,
@@ -23,7 +24,6 @@ from actors.handlers import (
     load_handler,
     record_to_json,
 )
-from actors.messages import Record
 from core.errors import ConfigurationError, PermanentError, classify_exception
 from core.types import ErrorCategory
 

@@ -8,13 +8,13 @@ import anyio
 import pytest
 from consumer_testing import consumer_settings, running, wait_until
 
-from actors.handlers import ForwardHandler, build_handler
-from actors.kafka_consumer import KafkaConsumerActor
+from actors.consumer import KafkaConsumerActor
 from actors.messages import Record
+from actors.sinks import ForwardHandler, build_handler
 from core.errors import classify_exception
 from core.types import ErrorCategory
-from supervisor.embedded_broker import EmbeddedBroker, free_port
 from supervisor.testing import create_topics, produce, read_topic, unique_name
+from supervisor.testing.embedded_broker import EmbeddedBroker, free_port
 
 pytestmark = pytest.mark.anyio
 

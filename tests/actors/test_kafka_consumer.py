@@ -15,7 +15,7 @@ from consumer_testing import consumer_settings, running, wait_until
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from actors.kafka_consumer import (
+from actors.consumer import (
     ConsumerState,
     DedupSettings,
     KafkaConsumerActor,

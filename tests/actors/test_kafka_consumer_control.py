@@ -10,7 +10,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from consumer_testing import POLL_INTERVAL, consumer_settings, running, wait_until
 
-from actors.kafka_consumer import (
+from actors.consumer import (
     ConsumerState,
     KafkaConsumerActor,
     PartitionCommand,

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors._thread_bridge import ThreadBridge
+from actors.breaker_monitor._thread_bridge import ThreadBridge
 
 pytestmark = pytest.mark.anyio
 

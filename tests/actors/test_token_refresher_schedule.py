@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors._refresh_schedule import next_refresh_at
+from actors.token_refresher.schedule import next_refresh_at
 from core.auth.token_cache import CachedToken
 
 FETCHED_AT = datetime(2030, 1, 1, tzinfo=UTC)

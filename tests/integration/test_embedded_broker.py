@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from supervisor.embedded_broker import EmbeddedBroker, free_port, wait_for_port
 from supervisor.testing import committed_offsets, create_topics, produce, read_topic, unique_name
+from supervisor.testing.embedded_broker import EmbeddedBroker, free_port, wait_for_port
 
 pytestmark = pytest.mark.anyio
 

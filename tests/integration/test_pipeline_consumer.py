@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import pytest
 
-from actors.kafka_consumer import (
+from actors.consumer import (
     ConsumerSettings,
     ConsumerState,
     KafkaConsumerActor,

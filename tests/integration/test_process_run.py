@@ -16,8 +16,8 @@ import anyio
 import orjson
 import pytest
 
-from supervisor.embedded_broker import free_port
 from supervisor.testing import committed_offsets, create_topics, produce, read_topic, unique_name
+from supervisor.testing.embedded_broker import free_port
 
 pytestmark = pytest.mark.anyio
 

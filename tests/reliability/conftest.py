@@ -15,7 +15,7 @@ import pytest
 from reliability_harness import PipelineProcess
 from reliability_report import ReliabilityReport
 
-from supervisor.embedded_broker import EmbeddedBroker, LocalS3
+from supervisor.testing.embedded_broker import EmbeddedBroker, LocalS3
 
 DOCS_REPORT = Path(__file__).resolve().parents[2] / "docs" / "RELIABILITY.md"
 

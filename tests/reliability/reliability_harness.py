@@ -25,7 +25,7 @@ import anyio
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from supervisor.embedded_broker import free_port
+from supervisor.testing.embedded_broker import free_port
 
 __all__ = [
     "CLEAN_ENV",

@@ -32,8 +32,8 @@ from reliability_harness import (
 )
 from reliability_report import ReliabilityReport
 
-from supervisor.embedded_broker import EmbeddedBroker
 from supervisor.testing import create_topics, produce, unique_name
+from supervisor.testing.embedded_broker import EmbeddedBroker
 
 pytestmark = pytest.mark.anyio
 

@@ -12,7 +12,7 @@ its failures reach the supervisor through the consumer, as the error taxonomy sa
   resumes by itself, nothing restarts, every record is handled, SIGTERM exits 0.
 - AUTH: a token refresh comes before the restart. The OAUTHBEARER handshake cannot run
   on Tansu (it rejects every token), so this one runs the process's own wiring
-  (`supervisor.app.Pipeline`, real supervisor, real token refresher reading a real
+  (`supervisor.pipeline.wiring.Pipeline`, real supervisor, real token refresher reading a real
   token file) in process, with only the consumer's connection switched to PLAINTEXT.
 """
 
@@ -44,8 +44,8 @@ from reliability_report import ReliabilityReport
 from actors.log_shipper import FileSink
 from actors.messages import Record
 from core.errors import AuthError
-from supervisor.app import KAFKA_CONSUMER, Pipeline
-from supervisor.config import parse_config
+from supervisor.pipeline.config import parse_config
+from supervisor.pipeline.wiring import KAFKA_CONSUMER, Pipeline
 from supervisor.testing import create_topics, produce, unique_name
 
 pytestmark = pytest.mark.anyio
@@ -59,7 +59,7 @@ import os
 import random
 from pathlib import Path
 
-from actors.handlers import JsonLinesHandler
+from actors.sinks import JsonLinesHandler
 from core.errors import CircuitOpenError, PermanentError, TransientError
 
 CATEGORY = os.environ["KP_STORM_CATEGORY"]

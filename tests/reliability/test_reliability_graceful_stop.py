@@ -42,7 +42,7 @@ from pathlib import Path
 
 import anyio
 
-from actors.handlers import JsonLinesHandler
+from actors.sinks import JsonLinesHandler
 
 _sink = JsonLinesHandler(Path("handled.jsonl"))
 _log = logging.getLogger("kp_logging_handler")

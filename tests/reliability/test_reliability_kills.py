@@ -52,7 +52,7 @@ PACED_HANDLER = '''
 import time
 from pathlib import Path
 
-from actors.handlers import JsonLinesHandler
+from actors.sinks import JsonLinesHandler
 
 _sink = JsonLinesHandler(Path("handled.jsonl"))
 

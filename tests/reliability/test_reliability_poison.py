@@ -36,7 +36,7 @@ from pathlib import Path
 
 import orjson
 
-from actors.handlers import JsonLinesHandler
+from actors.sinks import JsonLinesHandler
 
 MAX_BYTES = 512 * 1024
 _sink = JsonLinesHandler(Path("handled.jsonl"))

@@ -42,8 +42,8 @@ from reliability_harness import (
 )
 from reliability_report import ReliabilityReport
 
-from supervisor.embedded_broker import free_port
 from supervisor.testing import create_topics, produce, read_topic, unique_name
+from supervisor.testing.embedded_broker import free_port
 
 pytestmark = pytest.mark.anyio
 

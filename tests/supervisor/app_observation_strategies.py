@@ -1,4 +1,4 @@
-"""Hypothesis strategies for `supervisor.app_observation.Observation`, built from real types."""
+"""Hypothesis strategies for `supervisor.pipeline.observation.Observation`, from real types."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ from types import MappingProxyType
 
 from hypothesis import strategies as st
 
-from actors.kafka_consumer import ConsumerStatsSnapshot
+from actors.consumer import ConsumerStatsSnapshot
 from actors.log_shipper import LogShipperStatistics
 from actors.token_refresher import ScopeRefreshStats
 from core.resilience import CircuitState
 from supervisor import ChildStats
-from supervisor.app_observation import Observation
+from supervisor.pipeline.observation import Observation
 
 counts = st.integers(0, 10**9)
 partitions = st.tuples(st.sampled_from(["events", "orders"]), st.integers(0, 7))

@@ -12,10 +12,10 @@ from app_observation_strategies import observations
 from hypothesis import given, settings
 
 from core.resilience import CircuitState
-from supervisor.app_health import HealthEndpoint, liveness, readiness
-from supervisor.app_observation import Observation
-from supervisor.config import ConfigError
-from supervisor.health_server import Check, HealthServer
+from supervisor.pipeline.config import ConfigError
+from supervisor.pipeline.health import HealthEndpoint, liveness, readiness
+from supervisor.pipeline.health_server import Check, HealthServer
+from supervisor.pipeline.observation import Observation
 
 CONSUMER = "kafka_consumer"
 

@@ -17,12 +17,12 @@ import pytest
 
 from actors.log_shipper import FileSink
 from supervisor import Restart
-from supervisor.app import Pipeline
-from supervisor.app_settings import StopBudget
-from supervisor.config import Config, ConfigError, parse_config
-from supervisor.embedded_broker import free_port
-from supervisor.metrics import METRICS
+from supervisor.pipeline.config import Config, ConfigError, parse_config
+from supervisor.pipeline.metrics import METRICS
+from supervisor.pipeline.settings import StopBudget
+from supervisor.pipeline.wiring import Pipeline
 from supervisor.testing import committed_offsets, create_topics, produce, unique_name
+from supervisor.testing.embedded_broker import free_port
 
 pytestmark = pytest.mark.anyio
 

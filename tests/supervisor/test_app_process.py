@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from core.errors import PermanentError, TransientError
 from core.types import ErrorCategory
 from supervisor import EscalationError
-from supervisor.app_process import escalation_line
+from supervisor.pipeline.process import escalation_line
 
 
 def test_a_permanent_failure_shows_the_cause_as_the_actor_said_it() -> None:

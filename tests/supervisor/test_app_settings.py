@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from actors.log_shipper import FileSink, KafkaSink, StdoutSink
-from supervisor.app_settings import (
+from supervisor.pipeline.config import Config, ConfigError, DeadLetterConfig, parse_config
+from supervisor.pipeline.settings import (
     StopBudget,
     build_auth,
     consumer_settings,
@@ -19,7 +20,6 @@ from supervisor.app_settings import (
     log_sinks,
     restart_backoff,
 )
-from supervisor.config import Config, ConfigError, DeadLetterConfig, parse_config
 
 NO_ENV: dict[str, str] = {}
 EVENT_HUBS = """

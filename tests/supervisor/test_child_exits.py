@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from core.errors import CircuitOpenError, PermanentError, TransientError, classify_exception
 from core.types import ErrorCategory
-from supervisor._exits import exit_of, retry_after_of
-from supervisor._planner import Exit
+from supervisor.runtime._exits import exit_of, retry_after_of
+from supervisor.runtime._planner import Exit
 
 
 def test_a_return_is_an_exit_without_category() -> None:

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from core.errors import ConfigurationError, classify_exception
 from core.types import ErrorCategory
-from supervisor.config import Config, ConfigError, load_config, parse_config, render_config
-from supervisor.config_loader import Secret
+from supervisor.pipeline.config import Config, ConfigError, load_config, parse_config, render_config
+from supervisor.pipeline.config_loader import Secret
 
 NO_ENV: dict[str, str] = {}
 SERVICE_PRINCIPAL = (

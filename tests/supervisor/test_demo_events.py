@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from actors.messages import Record
 from core.errors import classify_exception
 from core.types import ErrorCategory
-from supervisor.demo_events import (
+from supervisor.demo.events import (
     CHAOS_AT,
     POISON_EVERY,
     REPLAY_EVERY,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from app_observation_strategies import observations
 from hypothesis import given, settings
 
-from supervisor.app_observation import Observation
-from supervisor.demo_events import DemoLedger
-from supervisor.demo_status import Notes, restarts_by_actor, status_line
+from supervisor.demo.events import DemoLedger
+from supervisor.demo.status import Notes, restarts_by_actor, status_line
+from supervisor.pipeline.observation import Observation
 
 
 @settings(max_examples=30)

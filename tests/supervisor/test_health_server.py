@@ -9,7 +9,7 @@ import urllib.request
 import anyio
 import pytest
 
-from supervisor.health_server import Check, HealthServer
+from supervisor.pipeline.health_server import Check, HealthServer
 
 pytestmark = pytest.mark.anyio
 

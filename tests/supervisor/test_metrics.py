@@ -8,8 +8,8 @@ from app_observation_strategies import observations
 from hypothesis import given, settings
 from prometheus_client.parser import text_string_to_metric_families
 
-from supervisor.app_observation import Observation
-from supervisor.metrics import BREAKER_STATE_VALUES, METRICS, Kind, MetricsExporter
+from supervisor.pipeline.metrics import BREAKER_STATE_VALUES, METRICS, Kind, MetricsExporter
+from supervisor.pipeline.observation import Observation
 
 NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from supervisor._intensity import RestartIntensity
+from supervisor.runtime._intensity import RestartIntensity
 
 
 def test_the_restart_beyond_the_limit_is_refused_and_old_ones_expire() -> None:

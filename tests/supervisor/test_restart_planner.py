@@ -15,8 +15,8 @@ from hypothesis.stateful import (
 
 from core.types import ErrorCategory
 from supervisor import Backoff, Restart, Strategy
-from supervisor._intensity import RestartIntensity
-from supervisor._planner import Action, Exit, Plan, RestartPlanner
+from supervisor.runtime._intensity import RestartIntensity
+from supervisor.runtime._planner import Action, Exit, Plan, RestartPlanner
 
 ORDER = ("a", "b", "c", "d")
 _LADDER = Backoff(base=0.5, max=4.0, factor=2.0, jitter=False)

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from supervisor import Strategy
-from supervisor._strategy import group_restart
+from supervisor.runtime._strategy import group_restart
 
 ORDER = ("a", "b", "c", "d")
 

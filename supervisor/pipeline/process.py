@@ -27,7 +27,7 @@ from core.types import ErrorCategory
 from supervisor import EscalationError
 
 if TYPE_CHECKING:
-    from supervisor.app import Pipeline
+    from supervisor.pipeline.wiring import Pipeline
 
 __all__ = [
     "EXIT_ESCALATED",

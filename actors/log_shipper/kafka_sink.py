@@ -21,8 +21,8 @@ import anyio
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError
 
-from actors._log_buffer import FormattedRecord
-from actors._log_diagnostics import report
+from actors.log_shipper.buffer import FormattedRecord
+from actors.log_shipper.diagnostics import report
 
 __all__ = ["KafkaSink"]
 

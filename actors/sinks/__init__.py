@@ -41,7 +41,7 @@ import anyio.to_thread
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from actors.consumer.handler import Handler
+from actors.consumer.handler_calls import Handler
 from actors.messages import Record
 from core.errors import ConfigurationError, PermanentError, TransientError
 

@@ -1,7 +1,7 @@
 """`kafka-pipeline demo`: the whole supervised pipeline on an embedded broker, live.
 
 It starts an embedded Tansu broker, creates the topics, produces the sample stream of
-`supervisor.demo_events` (poison, replays and one chaos event among ordinary events),
+`supervisor.demo.events` (poison, replays and one chaos event among ordinary events),
 and runs the same `Pipeline` as `kafka-pipeline run`, with the demo's handler, until
 Ctrl-C or `--duration`. A status line on stdout is refreshed twice a second (on a
 terminal; every two seconds as plain lines otherwise), with a note above it when an
@@ -33,17 +33,7 @@ import anyio.to_thread
 from aiokafka import AIOKafkaProducer
 
 from actors.log_shipper import FileSink
-from supervisor.app import Pipeline
-from supervisor.app_process import EXIT_ESCALATED, EXIT_OK, serve
-from supervisor.config import (
-    Config,
-    DeadLetterConfig,
-    HealthConfig,
-    KafkaConfig,
-    LoggingConfig,
-    SupervisionConfig,
-)
-from supervisor.demo_events import (
+from supervisor.demo.events import (
     CHAOS_AT,
     POISON_EVERY,
     REPLAY_EVERY,
@@ -51,9 +41,19 @@ from supervisor.demo_events import (
     DemoLedger,
     event_stream,
 )
-from supervisor.demo_status import Notes, status_line, summary_lines
-from supervisor.embedded_broker import EmbeddedBroker, free_port
+from supervisor.demo.status import Notes, status_line, summary_lines
+from supervisor.pipeline.config import (
+    Config,
+    DeadLetterConfig,
+    HealthConfig,
+    KafkaConfig,
+    LoggingConfig,
+    SupervisionConfig,
+)
+from supervisor.pipeline.process import EXIT_ESCALATED, EXIT_OK, serve
+from supervisor.pipeline.wiring import Pipeline
 from supervisor.testing import create_topics, read_topic
+from supervisor.testing.embedded_broker import EmbeddedBroker, free_port
 
 __all__ = ["DEAD_LETTER_TOPIC", "TOPIC", "run_demo"]
 

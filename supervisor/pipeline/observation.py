@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from actors.kafka_consumer import ConsumerStatsSnapshot
+from actors.consumer import ConsumerStatsSnapshot
 from actors.log_shipper import LogShipperStatistics
 from actors.token_refresher import ScopeRefreshStats
 from core.resilience import CircuitState

@@ -37,8 +37,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 from actors.breaker_monitor import BreakerMonitorActor
-from actors.handlers import build_handler, close_handler
-from actors.kafka_consumer import (
+from actors.consumer import (
     HANDLER_BREAKER,
     ConsumerState,
     Handler,
@@ -47,22 +46,23 @@ from actors.kafka_consumer import (
 )
 from actors.log_shipper import ChannelHandler, LogBuffer, LogShipperActor, LogSink
 from actors.messages import RefreshRequest
+from actors.sinks import build_handler, close_handler
 from actors.token_refresher import TokenRefresherActor, ask_for_fresh_token
 from core.logging import ConsoleFormatter, JSONFormatter
 from supervisor import ChildSpec, Restart, Strategy, Supervisor
-from supervisor.app_health import HealthEndpoint, liveness, readiness
-from supervisor.app_observation import Observation
-from supervisor.app_settings import (
+from supervisor.pipeline.config import Config
+from supervisor.pipeline.health import HealthEndpoint, liveness, readiness
+from supervisor.pipeline.health_server import Check, HealthServer
+from supervisor.pipeline.metrics import MetricsExporter
+from supervisor.pipeline.observation import Observation
+from supervisor.pipeline.settings import (
     StopBudget,
     build_auth,
     consumer_settings,
     forward_producer_settings,
     restart_backoff,
 )
-from supervisor.app_settings import log_sinks as configured_sinks
-from supervisor.config import Config
-from supervisor.health_server import Check, HealthServer
-from supervisor.metrics import MetricsExporter
+from supervisor.pipeline.settings import log_sinks as configured_sinks
 
 __all__ = [
     "BREAKER_MONITOR",

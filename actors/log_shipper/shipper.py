@@ -17,7 +17,7 @@ Failure, decided by `core.errors.classify_exception` on the sink's exception:
 - a PERMANENT failure is given up at once, then raised: a person must fix the sink.
 A failing sink delays the sinks after it by at most its retry bound per batch.
 
-Stop, as the supervisor does it (supervisor._child): `stop()` ends the wait for the next
+Stop, as the supervisor does it (supervisor.runtime._child): `stop()` ends the wait for the next
 batch, `run` delivers everything queued and returns; if the supervisor's shutdown timeout
 runs out first, it cancels `run`, which then stops at once. Plain cancellation without
 `stop()` (a task group's, say) delivers what is queued too, within `drain_timeout`
@@ -29,14 +29,14 @@ Start the shipper first among the supervisor's children: children stop in revers
 order, so it is stopped last and ships the others' final records.
 
 The shipper never logs: what it has to say about itself goes to stderr
-(actors._log_diagnostics), so a broken sink cannot feed the buffer it drains. Libraries
+(actors.log_shipper.diagnostics), so a broken sink cannot feed the buffer it drains. Libraries
 a sink uses may still log (aiokafka reports connection failures): those records are
 shipped like any other, paced by the retry backoff and bounded by the buffer.
 
 Sinks receive `FormattedRecord`s (logger name and line), not bare strings, because the
 Kafka sink keys each message by its logger's name.
 
-Why not `actors._thread_bridge.ThreadBridge`: the shipper needs to sleep until a whole
+Why not the breaker monitor's `ThreadBridge`: the shipper needs to sleep until a whole
 batch is waiting (one wake-up per batch, not per record), to take a batch at once, and to
 keep the batch in flight in the wiring's hands across restarts; `LogBuffer` does those.
 """
@@ -49,11 +49,11 @@ from dataclasses import dataclass
 import anyio
 import anyio.abc
 
-from actors._log_buffer import FormattedRecord, LogBuffer, LogShipperStatistics, PendingBatch
-from actors._log_diagnostics import report
-from actors._log_handler import ChannelHandler
-from actors._log_kafka_sink import KafkaSink
-from actors._log_sinks import FileSink, LogSink, StdoutSink
+from actors.log_shipper.buffer import FormattedRecord, LogBuffer, LogShipperStatistics, PendingBatch
+from actors.log_shipper.channel_handler import ChannelHandler
+from actors.log_shipper.diagnostics import report
+from actors.log_shipper.kafka_sink import KafkaSink
+from actors.log_shipper.sinks import FileSink, LogSink, StdoutSink
 from core.errors import PipelineError, classify_exception
 from core.types import ErrorCategory
 

@@ -28,8 +28,8 @@ from collections.abc import Callable
 
 import anyio
 
-from supervisor._clock import Sleep, run_with_timeout
-from supervisor._spec import ChildSpec, StopHook
+from supervisor.runtime._clock import Sleep, run_with_timeout
+from supervisor.runtime._spec import ChildSpec, StopHook
 
 __all__ = ["Incarnation"]
 

@@ -21,9 +21,9 @@ import anyio
 from anyio.abc import TaskStatus
 
 from core.resilience import CircuitState
-from supervisor.app_observation import Observation
-from supervisor.config import ConfigError
-from supervisor.health_server import Check, HealthServer
+from supervisor.pipeline.config import ConfigError
+from supervisor.pipeline.health_server import Check, HealthServer
+from supervisor.pipeline.observation import Observation
 
 __all__ = ["HealthEndpoint", "liveness", "readiness"]
 

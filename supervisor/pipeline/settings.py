@@ -30,7 +30,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
-from actors.kafka_consumer import (
+from actors.consumer import (
     ConsumerSettings,
     DedupSettings,
     PoisonGuardSettings,
@@ -48,7 +48,13 @@ from core.auth import (
 )
 from core.resilience import CircuitBreakerConfig, RetryConfig
 from supervisor import Backoff
-from supervisor.config import AuthConfig, Config, ConfigError, KafkaConfig, SupervisionConfig
+from supervisor.pipeline.config import (
+    AuthConfig,
+    Config,
+    ConfigError,
+    KafkaConfig,
+    SupervisionConfig,
+)
 
 __all__ = [
     "AuthWiring",

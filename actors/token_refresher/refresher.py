@@ -47,9 +47,9 @@ import anyio
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from actors._refresh_schedule import next_refresh_at
-from actors._refresh_scope import ScopeRefreshStats, ScopeState
 from actors.messages import RefreshRequest, TokenRefreshed
+from actors.token_refresher.schedule import next_refresh_at
+from actors.token_refresher.scope import ScopeRefreshStats, ScopeState
 from core.auth.token_cache import CachedToken, Clock, TokenCache
 from core.errors import PipelineError, classify_exception, most_severe
 from core.resilience.backoff import RetryConfig, compute_delay

@@ -17,7 +17,7 @@ from typing import IO, Protocol, TextIO, runtime_checkable
 
 import anyio.to_thread
 
-from actors._log_buffer import FormattedRecord
+from actors.log_shipper.buffer import FormattedRecord
 
 __all__ = ["FileSink", "LogSink", "StdoutSink"]
 

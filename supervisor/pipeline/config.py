@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from supervisor.config_loader import ConfigError, EnvValue, Secret, bind, env_overrides
+from supervisor.pipeline.config_loader import ConfigError, EnvValue, Secret, bind, env_overrides
 
 __all__ = [
     "AuthConfig",

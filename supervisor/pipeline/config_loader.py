@@ -1,6 +1,6 @@
 """Bind TOML tables and environment overrides to frozen, typed dataclasses.
 
-Generic on purpose: the schema (`supervisor.config`) only declares dataclasses with
+Generic on purpose: the schema (`supervisor.pipeline.config`) only declares dataclasses with
 types and defaults, and this module turns any mismatch into one `ConfigError` that
 names the field, the value it got and what is allowed. Secret fields (typed `Secret`)
 are never read from the file itself: only from an environment variable or from a file

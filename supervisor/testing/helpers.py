@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from supervisor.embedded_broker import EmbeddedBroker
+from supervisor.testing.embedded_broker import EmbeddedBroker
 
 __all__ = [
     "ConsumedRecord",

@@ -52,17 +52,17 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from core.errors import classify_exception
 from core.types import ErrorCategory, ErrorClassifier
-from supervisor._backoff import Backoff
-from supervisor._child import Incarnation
-from supervisor._clock import Clock, Sleep
-from supervisor._errors import EscalationError
-from supervisor._events import EventKind, SupervisorEvent
-from supervisor._exits import exit_of
-from supervisor._intensity import RestartIntensity
-from supervisor._planner import Action, Plan, RestartPlanner
-from supervisor._spec import ChildSpec
-from supervisor._stats import StatsRecorder, SupervisorStats
-from supervisor._strategy import Strategy
+from supervisor.runtime._backoff import Backoff
+from supervisor.runtime._child import Incarnation
+from supervisor.runtime._clock import Clock, Sleep
+from supervisor.runtime._errors import EscalationError
+from supervisor.runtime._events import EventKind, SupervisorEvent
+from supervisor.runtime._exits import exit_of
+from supervisor.runtime._intensity import RestartIntensity
+from supervisor.runtime._planner import Action, Plan, RestartPlanner
+from supervisor.runtime._spec import ChildSpec
+from supervisor.runtime._stats import StatsRecorder, SupervisorStats
+from supervisor.runtime._strategy import Strategy
 
 __all__ = ["AuthFailureHook", "EventHook", "Supervisor"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from actors._log_buffer import FormattedRecord, LogBuffer
+from actors.log_shipper.buffer import FormattedRecord, LogBuffer
 from core.logging import JSONFormatter
 
 __all__ = ["ChannelHandler"]

@@ -27,7 +27,7 @@ from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from actors.consumer.client_config import consumer_kwargs, producer_kwargs
-from actors.consumer.handler import Handler, HandlerRunner
+from actors.consumer.handler_calls import Handler, HandlerRunner
 from actors.consumer.loop import ConsumerLoop, PartitionCommand
 from actors.consumer.settings import (
     ConsumerSettings,

@@ -39,10 +39,10 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from core.types import ErrorCategory
-from supervisor._backoff import Backoff, Uniform
-from supervisor._intensity import RestartIntensity
-from supervisor._spec import Restart
-from supervisor._strategy import Strategy, group_restart
+from supervisor.runtime._backoff import Backoff, Uniform
+from supervisor.runtime._intensity import RestartIntensity
+from supervisor.runtime._spec import Restart
+from supervisor.runtime._strategy import Strategy, group_restart
 
 __all__ = ["Action", "Exit", "Plan", "RestartPlanner"]
 

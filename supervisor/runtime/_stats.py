@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from supervisor._events import EventKind, SupervisorEvent
+from supervisor.runtime._events import EventKind, SupervisorEvent
 
 __all__ = ["ChildStats", "StatsRecorder", "SupervisorStats"]
 

@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
 
 from core.resilience import CircuitState
-from supervisor.app_observation import Observation
+from supervisor.pipeline.observation import Observation
 
 __all__ = [
     "BREAKER_STATE_VALUES",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from core.types import ErrorCategory
-from supervisor._planner import Exit
+from supervisor.runtime._planner import Exit
 
 __all__ = ["Classify", "exit_of", "retry_after_of"]
 

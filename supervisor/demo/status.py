@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from supervisor.app_observation import Observation
-from supervisor.demo_events import DemoLedger
+from supervisor.demo.events import DemoLedger
+from supervisor.pipeline.observation import Observation
 
 __all__ = ["Notes", "restarts_by_actor", "status_line", "summary_lines"]
 

@@ -28,7 +28,7 @@ import anyio
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectSendStream
 
-from actors._thread_bridge import ThreadBridge
+from actors.breaker_monitor._thread_bridge import ThreadBridge
 from actors.messages import BreakerStateChanged, PausePartitions, ResumePartitions
 from core.resilience.circuit_breaker import CircuitBreaker
 from core.resilience.circuit_state import CircuitState, CircuitStats
