@@ -11,8 +11,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from supervisor.testing import EmbeddedBroker, external_bootstrap
+
+# Speed is measured by benchmarks, never by timed assertions: Hypothesis' per-example
+# deadline only turned a loaded machine into failures.
+settings.register_profile("kafka-pipeline", deadline=None)
+settings.load_profile("kafka-pipeline")
+
+# Fixtures shared by tests in several folders, defined once in tests/support/.
+pytest_plugins = ["fake_az", "ports"]
 
 
 @pytest.fixture

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import Any
 
 import anyio
 import pytest
+from consumer_testing import consumer_settings, wait_until
 
 from actors.consumer import (
     ConsumerSettings,
@@ -19,7 +19,6 @@ from actors.consumer import (
     RetryBudgetSettings,
 )
 from core.errors import PermanentError, TransientError
-from core.resilience.backoff import RetryConfig
 from core.resilience.circuit_breaker import CircuitBreakerConfig
 from core.types import ErrorCategory
 from supervisor import Backoff, ChildSpec, EscalationError, Supervisor
@@ -27,23 +26,9 @@ from supervisor.testing import committed_offsets, create_topics, produce, unique
 
 pytestmark = pytest.mark.anyio
 
-POLL_INTERVAL = 0.02
 CHILD = "kafka_consumer"
-
-
-def consumer_settings(bootstrap: str, topic: str, **overrides: Any) -> ConsumerSettings:
-    """Quick group joins and commits, fast in-place retries, a breaker that stays closed."""
-    values: dict[str, Any] = {
-        "bootstrap_servers": bootstrap,
-        "topics": (topic,),
-        "group_id": unique_name("group"),
-        "session_timeout_ms": 2000,
-        "heartbeat_interval_ms": 200,
-        "commit_interval_s": 0.1,
-        "retry": RetryConfig(max_attempts=3, base_delay=0.001, max_delay=0.01),
-        "breaker": CircuitBreakerConfig(failure_threshold=1000),
-    }
-    return ConsumerSettings(**(values | overrides))
+STAYS_CLOSED = CircuitBreakerConfig(failure_threshold=1000)
+"""A handler breaker that never opens: these tests count restarts, not breaker pauses."""
 
 
 def supervise(
@@ -58,15 +43,6 @@ def supervise(
     return Supervisor(
         [spec], max_restarts=5, period=60.0, backoff=Backoff(base=0.05, max=0.2, jitter=False)
     )
-
-
-async def wait_until(condition: Callable[[], bool], seconds: float = 15.0) -> None:
-    """Poll `condition` (state another task changes) until it holds; fail after `seconds`."""
-    for _ in range(int(seconds / POLL_INTERVAL)):
-        if condition():
-            return
-        await anyio.sleep(POLL_INTERVAL)
-    pytest.fail(f"condition still false after {seconds}s")
 
 
 async def test_random_transient_failures_lose_nothing(bootstrap_servers: str) -> None:
@@ -93,11 +69,13 @@ async def test_random_transient_failures_lose_nothing(bootstrap_servers: str) ->
         ends[record.partition] = max(ends.get(record.partition, 0), record.offset + 1)
 
     generous_budget = RetryBudgetSettings(ratio=1.0, min_retries_per_window=1000)
-    config = consumer_settings(bootstrap_servers, topic, retry_budget=generous_budget)
+    config = consumer_settings(
+        bootstrap_servers, topic, breaker=STAYS_CLOSED, retry_budget=generous_budget
+    )
     root = supervise(config, handler, ConsumerState.for_settings(config))
     async with anyio.create_task_group() as tasks:
         await tasks.start(root.run)
-        await wait_until(lambda: len(succeeded) == count)
+        await wait_until(lambda: len(succeeded) == count, seconds=15.0)
         root.stop()
     assert succeeded == {b"v%d" % i for i in range(count)}
     assert root.stats().children[CHILD].restarts == 2
@@ -115,7 +93,7 @@ async def test_crash_mid_batch_restarts_from_the_last_commit(bootstrap_servers: 
     handled: list[tuple[int, int]] = []
     first_deliveries: set[int] = set()
 
-    config = consumer_settings(bootstrap_servers, topic, max_poll_records=50)
+    config = consumer_settings(bootstrap_servers, topic, breaker=STAYS_CLOSED, max_poll_records=50)
     state = ConsumerState.for_settings(config)
 
     def handler(record: Record) -> None:
@@ -127,7 +105,7 @@ async def test_crash_mid_batch_restarts_from_the_last_commit(bootstrap_servers: 
     root = supervise(config, handler, state)
     async with anyio.create_task_group() as tasks:
         await tasks.start(root.run)
-        await wait_until(lambda: len(handled) == 50)
+        await wait_until(lambda: len(handled) == 50, seconds=15.0)
         root.stop()
     assert first_deliveries == {20}
     assert [offset for _, offset in handled] == list(range(50))
@@ -148,7 +126,10 @@ async def test_poison_storm_escalates_at_once(bootstrap_servers: str) -> None:
         raise PermanentError("every record is rejected")
 
     config = consumer_settings(
-        bootstrap_servers, topic, poison=PoisonGuardSettings(window=20, min_sample=10)
+        bootstrap_servers,
+        topic,
+        breaker=STAYS_CLOSED,
+        poison=PoisonGuardSettings(window=20, min_sample=10),
     )
     root = supervise(config, handler, ConsumerState.for_settings(config))
     with anyio.fail_after(15), pytest.raises(EscalationError) as raised:

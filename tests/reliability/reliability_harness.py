@@ -9,6 +9,7 @@ handled record, with its topic, partition, offset and headers.
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -152,6 +153,28 @@ class Sink:
     def ids(self) -> list[str]:
         """The trace ids of the handled records, in the order handled (repeats kept)."""
         return [str(trace_id_of(entry)) for entry in self.entries()]
+
+
+async def produce_until(
+    stop: anyio.Event,
+    producer: RetryingProducer,
+    topic: str,
+    produced: list[str],
+    *,
+    prefix: str,
+    pause_s: float,
+) -> None:
+    """Send `PREFIX-N` records one by one, each acknowledged, `pause_s` apart, until `stop`.
+
+    `produced` collects their ids in order, for the caller's nothing-lost check.
+    """
+    for n in itertools.count():
+        if stop.is_set():
+            return
+        record = numbered_record(prefix, n)
+        await producer.send(topic, record)
+        produced.append(record[0].decode())
+        await anyio.sleep(pause_s)
 
 
 class RetryingProducer:

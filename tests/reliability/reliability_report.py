@@ -26,8 +26,8 @@ _NO_SOAK: Final = "Not run yet: `.venv/bin/python scripts/soak.py --write`."
 
 _HEADER = """# Reliability figures
 
-Measured by the reliability suite (`tests/reliability/`, one test per scenario of
-issue 6) against the real process (`python -m supervisor run`) and a real broker
+Measured by the reliability suite (`tests/reliability/`, one test per failure
+scenario) against the real process (`python -m supervisor run`) and a real broker
 (embedded Tansu), and by the soak benchmark (`scripts/soak.py`, not part of CI).
 
 Regenerate the suite's section (the whole suite must run, so that every scenario

@@ -14,8 +14,6 @@ committed nothing.
 from __future__ import annotations
 
 import os
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -90,15 +88,6 @@ CASES: dict[str, tuple[dict[str, dict[str, object]], dict[str, str], str]] = {
     ),
     "health port taken": ({}, {}, "health.port"),
 }
-
-
-@pytest.fixture
-def taken_port() -> Iterator[int]:
-    """A loopback port something else listens on."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        yield sock.getsockname()[1]
 
 
 @pytest.mark.anyio

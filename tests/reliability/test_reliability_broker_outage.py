@@ -12,9 +12,9 @@ can spend, so an escalation would be a bug).
 from __future__ import annotations
 
 import contextlib
-import itertools
 import signal
 import time
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -24,8 +24,8 @@ from reliability_harness import (
     RetryingProducer,
     Sink,
     log_events,
-    numbered_record,
     pipeline_sections,
+    produce_until,
     until,
     workload,
     write_config,
@@ -70,19 +70,6 @@ def _assignments(process: PipelineProcess) -> int:
     return sum(1 for event in events if str(event["message"]).startswith("assigned "))
 
 
-async def _produce_until(
-    stop: anyio.Event, producer: RetryingProducer, topic: str, produced: list[str]
-) -> None:
-    """Send `during-N` records, ~20 per second, each retried until acknowledged."""
-    for n in itertools.count():
-        if stop.is_set():
-            return
-        record = numbered_record("during", n)
-        await producer.send(topic, record)
-        produced.append(record[0].decode())
-        await anyio.sleep(0.05)
-
-
 async def test_a_broker_outage_on_s3_storage_loses_nothing_and_needs_no_help(
     s3_broker: EmbeddedBroker,
     tmp_path: Path,
@@ -106,7 +93,13 @@ async def test_a_broker_outage_on_s3_storage_loses_nothing_and_needs_no_help(
     stop_producing = anyio.Event()
     producer = RetryingProducer(bootstrap)
     async with anyio.create_task_group() as tasks:
-        tasks.start_soon(_produce_until, stop_producing, producer, topic, produced)
+        tasks.start_soon(
+            partial(produce_until, prefix="during", pause_s=0.05),
+            stop_producing,
+            producer,
+            topic,
+            produced,
+        )
         await anyio.sleep(1)
         await anyio.to_thread.run_sync(s3_broker.stop)
         down_at = time.monotonic()

@@ -8,9 +8,9 @@ and every record produced all along is handled by one process or the other.
 
 from __future__ import annotations
 
-import itertools
 import signal
 import time
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -19,8 +19,8 @@ from reliability_harness import (
     PipelineProcess,
     RetryingProducer,
     Sink,
-    numbered_record,
     pipeline_sections,
+    produce_until,
     ready_partitions,
     until,
     write_config,
@@ -33,23 +33,6 @@ pytestmark = pytest.mark.anyio
 
 PARTITIONS = 6
 ALL = set(range(PARTITIONS))
-
-
-async def _produce_until(
-    stop: anyio.Event, bootstrap: str, topic: str, produced: list[str]
-) -> None:
-    """Send `group-N` records, a few hundred per second, each acknowledged, until `stop`."""
-    producer = RetryingProducer(bootstrap)
-    try:
-        for n in itertools.count():
-            if stop.is_set():
-                return
-            record = numbered_record("group", n)
-            await producer.send(topic, record)
-            produced.append(record[0].decode())
-            await anyio.sleep(0.002)
-    finally:
-        await producer.aclose()
 
 
 async def test_the_survivor_takes_over_a_killed_members_partitions_and_nothing_is_lost(
@@ -75,8 +58,11 @@ async def test_the_survivor_takes_over_a_killed_members_partitions_and_nothing_i
 
     produced: list[str] = []
     stop = anyio.Event()
+    producer = RetryingProducer(bootstrap_servers)
     async with anyio.create_task_group() as tasks:
-        tasks.start_soon(_produce_until, stop, bootstrap_servers, topic, produced)
+        tasks.start_soon(
+            partial(produce_until, prefix="group", pause_s=0.002), stop, producer, topic, produced
+        )
         a.start()
         await until(lambda: a_sink.count() > 0, 30, "the first member consumes")
         b.start()
@@ -103,6 +89,7 @@ async def test_the_survivor_takes_over_a_killed_members_partitions_and_nothing_i
         b_handled = b_sink.count()
         await anyio.sleep(1)
         stop.set()
+    await producer.aclose()
 
     expected = set(produced)
     await until(

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -60,15 +58,6 @@ BROKEN_CONFIGS = {
     ),
 }
 """name: (the file, the start of its one stderr line); `{taken_port}` is a port in use."""
-
-
-@pytest.fixture
-def taken_port() -> Iterator[int]:
-    """A loopback port another socket listens on."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        yield sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -1,44 +1,12 @@
-"""Test doubles for what cannot run here: a clock to move by hand, an `az` executable.
+"""Test doubles for core.auth: unsigned JWTs whose claims a test chooses.
 
-`FakeAz` is a real executable on PATH that azure-identity's AzureCliCredential
-runs as a subprocess, exactly as it runs the Azure CLI; only the CLI's answer is
-scripted (logging in to Azure is not possible here).
+(The fake `az` and the hand-moved clocks are shared: tests/support/fake_az.py, clocks.py.)
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import os
-import stat
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
-import pytest
-
-_AZ_SCRIPT = """#!/bin/sh
-dir="$(dirname "$0")"
-printf '%s\\n' "$*" >> "$dir/calls.log"
-if [ -f "$dir/delay" ]; then sleep "$(cat "$dir/delay")"; fi
-n=$(wc -l < "$dir/calls.log" | tr -d ' ')
-sed "s/{CALL}/$n/g" "$dir/stdout"
-cat "$dir/stderr" >&2
-exit "$(cat "$dir/exit_code")"
-"""
-
-
-class ManualClock:
-    """An aware UTC clock that moves only when told to."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self.now = start or datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        """Move the clock forward by `seconds`."""
-        self.now += timedelta(seconds=seconds)
 
 
 def make_jwt(claims: dict[str, object]) -> str:
@@ -48,59 +16,3 @@ def make_jwt(claims: dict[str, object]) -> str:
         return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
 
     return f"{segment({'alg': 'RS256', 'typ': 'JWT'})}.{segment(claims)}.c2lnbmF0dXJl"
-
-
-class FakeAz:
-    """An `az` on PATH answering `az account get-access-token` as the real CLI does.
-
-    Tokens it prints are `<prefix>-<n>` where n counts the calls, so a test can
-    tell a cached token from a fetched one.
-    """
-
-    def __init__(self, directory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
-        executable = directory / "az"
-        executable.write_text(_AZ_SCRIPT)
-        executable.chmod(executable.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-        (directory / "calls.log").write_text("")
-        monkeypatch.setenv("PATH", f"{directory}{os.pathsep}{os.environ.get('PATH', '')}")
-        self.returns_token("az-token", expires_in=3600)
-
-    def returns_token(self, prefix: str, *, expires_in: float) -> None:
-        """Answer like a logged-in CLI, with a token valid for `expires_in` seconds."""
-        expires_on = datetime.now(UTC) + timedelta(seconds=expires_in)
-        document = {
-            "accessToken": f"{prefix}-{{CALL}}",
-            "expiresOn": expires_on.astimezone().strftime("%Y-%m-%d %H:%M:%S.%f"),
-            "expires_on": int(expires_on.timestamp()),
-            "subscription": "22222222-2222-2222-2222-222222222222",
-            "tenant": "00000000-0000-0000-0000-0000000000aa",
-            "tokenType": "Bearer",
-        }
-        self._answer(json.dumps(document, indent=2), "", 0)
-
-    def is_not_logged_in(self) -> None:
-        """Answer like a CLI nobody has logged in to."""
-        self._answer("", "ERROR: Please run 'az login' to setup account.\n", 1)
-
-    def fails_with(self, stderr: str, *, stdout: str = "") -> None:
-        """Exit 1 with `stderr`, as the CLI does on a service error."""
-        self._answer(stdout, stderr, 1)
-
-    def prints(self, stdout: str) -> None:
-        """Exit 0 printing `stdout` (e.g. something that is not a token)."""
-        self._answer(stdout, "", 0)
-
-    def hangs_for(self, seconds: float) -> None:
-        """Sleep `seconds` before answering."""
-        (self.directory / "delay").write_text(str(seconds))
-
-    def calls(self) -> list[str]:
-        """The argument lines of every invocation so far."""
-        return (self.directory / "calls.log").read_text().splitlines()
-
-    def _answer(self, stdout: str, stderr: str, exit_code: int) -> None:
-        (self.directory / "stdout").write_text(stdout)
-        (self.directory / "stderr").write_text(stderr)
-        (self.directory / "exit_code").write_text(str(exit_code))

@@ -1,4 +1,4 @@
-"""Fixtures for core.auth tests: a fake `az` on PATH, a local Entra endpoint, a clean env."""
+"""Fixtures for core.auth tests: no `az` on PATH, a local Entra endpoint, a clean env."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from auth_fake_entra import FakeAppServiceIdentity, FakeEntra, running_fake_entra
-from auth_fakes import FakeAz, ManualClock
+from clocks import ManualUtcClock
 
 _AZURE_VARIABLES = (
     "AZURE_AUTH_METHOD",
@@ -47,12 +47,6 @@ def clean_azure_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
 
 
 @pytest.fixture
-def fake_az(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeAz:
-    """A scripted `az` first on PATH, answering with a valid token until told otherwise."""
-    return FakeAz(tmp_path / "az-bin", monkeypatch)
-
-
-@pytest.fixture
 def no_az(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """PATH holds no `az` at all."""
     empty = tmp_path / "empty-bin"
@@ -74,9 +68,9 @@ def fake_entra(_entra_server: FakeEntra) -> FakeEntra:
 
 
 @pytest.fixture
-def clock() -> ManualClock:
+def clock() -> ManualUtcClock:
     """A clock the test moves by hand."""
-    return ManualClock()
+    return ManualUtcClock()
 
 
 @pytest.fixture

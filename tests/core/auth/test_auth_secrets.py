@@ -22,7 +22,8 @@ from auth_fake_entra import (
     FakeAppServiceIdentity,
     FakeEntra,
 )
-from auth_fakes import FakeAz, make_jwt
+from auth_fakes import make_jwt
+from fake_az import FakeAz
 
 from core.auth.credentials import AzureCredentialProvider
 from core.auth.errors import CredentialError, KafkaOAuthError

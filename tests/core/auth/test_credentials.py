@@ -23,8 +23,10 @@ from auth_fake_entra import (
     FakeAppServiceIdentity,
     FakeEntra,
 )
-from auth_fakes import FakeAz, ManualClock, make_jwt
+from auth_fakes import make_jwt
 from azure.core.exceptions import ClientAuthenticationError
+from clocks import ManualUtcClock
+from fake_az import FakeAz
 
 from core.auth.credentials import (
     STORAGE_SCOPE,
@@ -41,9 +43,9 @@ from core.types import ErrorCategory, TokenProvider
 SCOPE = "https://eventhubs.azure.net/.default"
 
 
-def real_time_clock() -> ManualClock:
+def real_time_clock() -> ManualUtcClock:
     """A hand-moved clock starting now, since `az` and Entra stamp expiries in real time."""
-    return ManualClock(datetime.now(UTC))
+    return ManualUtcClock(datetime.now(UTC))
 
 
 def spn_secret(entra: FakeEntra, secret: str = CLIENT_SECRET) -> AzureCredentialProvider:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from auth_fake_entra import CERTIFICATE_PASSWORD, CLIENT_ID, CLIENT_SECRET, TENANT_ID, FakeEntra
-from auth_fakes import FakeAz
+from fake_az import FakeAz
 
 from core.auth.credentials import AUTH_METHODS, AzureCredentialProvider
 from core.auth.errors import CredentialConfigurationError

@@ -16,7 +16,8 @@ import anyio
 import pytest
 from aiokafka.abc import AbstractTokenProvider
 from aiokafka.conn import AIOKafkaConnection, OAuthAuthenticator
-from auth_fakes import FakeAz, ManualClock
+from clocks import ManualUtcClock
+from fake_az import FakeAz
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -115,7 +116,7 @@ async def test_fresh_token_is_returned_without_a_thread_hop(fake_az: FakeAz) -> 
 @pytest.mark.anyio
 async def test_token_inside_the_margin_is_fetched_again(fake_az: FakeAz) -> None:
     """Once the cached token is inside the refresh margin, token() fetches a new one."""
-    clock = ManualClock(datetime.now(UTC))
+    clock = ManualUtcClock(datetime.now(UTC))
     fake_az.returns_token("az-token", expires_in=15 * 60)
     provider = AzureCredentialProvider.azure_cli(cache=TokenCache(clock=clock))
     callback = create_kafka_oauth_callback(provider, "myns")

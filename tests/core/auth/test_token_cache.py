@@ -8,7 +8,7 @@ import threading
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from auth_fakes import ManualClock
+from clocks import ManualUtcClock
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,7 +17,7 @@ from core.auth.token_cache import DEFAULT_REFRESH_MARGIN, CachedToken, TokenCach
 SCOPE = "https://storage.azure.com/.default"
 
 
-def test_default_margin_serves_a_60_minute_token_for_50_minutes(clock: ManualClock) -> None:
+def test_default_margin_serves_a_60_minute_token_for_50_minutes(clock: ManualUtcClock) -> None:
     """With the default margin a 60-minute token is served before minute 50 and not from it."""
     cache = TokenCache(clock=clock)
     cache.set(SCOPE, "tok", clock.now + timedelta(minutes=60))
@@ -28,7 +28,7 @@ def test_default_margin_serves_a_60_minute_token_for_50_minutes(clock: ManualClo
     assert timedelta(minutes=10) == DEFAULT_REFRESH_MARGIN
 
 
-def test_unknown_scope_has_no_token(clock: ManualClock) -> None:
+def test_unknown_scope_has_no_token(clock: ManualUtcClock) -> None:
     """A scope never set yields None from get, get_entry and fresh_entry."""
     cache = TokenCache(clock=clock)
     assert cache.get(SCOPE) is None
@@ -36,7 +36,7 @@ def test_unknown_scope_has_no_token(clock: ManualClock) -> None:
     assert cache.fresh_entry(SCOPE) is None
 
 
-def test_margin_boundary_is_exclusive(clock: ManualClock) -> None:
+def test_margin_boundary_is_exclusive(clock: ManualUtcClock) -> None:
     """At exactly expiry minus margin the token is no longer served."""
     cache = TokenCache(refresh_margin=timedelta(seconds=30), clock=clock)
     cache.set(SCOPE, "tok", clock.now + timedelta(seconds=100))
@@ -44,7 +44,7 @@ def test_margin_boundary_is_exclusive(clock: ManualClock) -> None:
     assert cache.get(SCOPE) is None
 
 
-def test_zero_margin_serves_until_expiry(clock: ManualClock) -> None:
+def test_zero_margin_serves_until_expiry(clock: ManualUtcClock) -> None:
     """A zero margin serves the token up to, but not at, its expiry."""
     cache = TokenCache(refresh_margin=timedelta(0), clock=clock)
     cache.set(SCOPE, "tok", clock.now + timedelta(seconds=5))
@@ -60,7 +60,7 @@ def test_negative_margin_is_rejected() -> None:
         TokenCache(refresh_margin=timedelta(seconds=-1))
 
 
-def test_epoch_seconds_and_datetime_give_the_same_expiry(clock: ManualClock) -> None:
+def test_epoch_seconds_and_datetime_give_the_same_expiry(clock: ManualUtcClock) -> None:
     """Epoch seconds (int or float) are read as UTC instants equal to the datetime form."""
     cache = TokenCache(clock=clock)
     moment = clock.now + timedelta(hours=1)
@@ -71,7 +71,7 @@ def test_epoch_seconds_and_datetime_give_the_same_expiry(clock: ManualClock) -> 
     assert from_int.expires_on.tzinfo is UTC
 
 
-def test_aware_non_utc_datetime_is_stored_in_utc(clock: ManualClock) -> None:
+def test_aware_non_utc_datetime_is_stored_in_utc(clock: ManualUtcClock) -> None:
     """An expiry in another zone is converted to the same instant in UTC."""
     cache = TokenCache(clock=clock)
     tokyo = timezone(timedelta(hours=9))
@@ -80,7 +80,7 @@ def test_aware_non_utc_datetime_is_stored_in_utc(clock: ManualClock) -> None:
     assert entry.expires_on.utcoffset() == timedelta(0)
 
 
-def test_naive_datetime_is_rejected_with_a_clear_message(clock: ManualClock) -> None:
+def test_naive_datetime_is_rejected_with_a_clear_message(clock: ManualUtcClock) -> None:
     """A naive datetime's zone would be a guess, so set refuses it and says what to pass."""
     cache = TokenCache(clock=clock)
     with pytest.raises(ValueError, match=r"naive datetime.*aware datetime"):
@@ -89,28 +89,28 @@ def test_naive_datetime_is_rejected_with_a_clear_message(clock: ManualClock) -> 
 
 
 @pytest.mark.parametrize("bad", [True, math.nan, math.inf, -math.inf, "1700000000", None])
-def test_non_numeric_or_non_finite_expiry_is_rejected(clock: ManualClock, bad: object) -> None:
+def test_non_numeric_or_non_finite_expiry_is_rejected(clock: ManualUtcClock, bad: object) -> None:
     """Booleans, NaN, infinities, strings and None are not expiries."""
     cache = TokenCache(clock=clock)
     with pytest.raises(ValueError, match="expires_on"):
         cache.set(SCOPE, "tok", bad)  # type: ignore[arg-type]
 
 
-def test_out_of_range_epoch_is_a_value_error(clock: ManualClock) -> None:
+def test_out_of_range_epoch_is_a_value_error(clock: ManualUtcClock) -> None:
     """An epoch beyond what datetime can hold is a ValueError, not an OverflowError."""
     cache = TokenCache(clock=clock)
     with pytest.raises(ValueError, match="out of range"):
         cache.set(SCOPE, "tok", 1e20)
 
 
-def test_empty_token_is_rejected(clock: ManualClock) -> None:
+def test_empty_token_is_rejected(clock: ManualUtcClock) -> None:
     """Caching an empty token would hand brokers an empty credential; set refuses."""
     cache = TokenCache(clock=clock)
     with pytest.raises(ValueError, match="empty token"):
         cache.set(SCOPE, "", clock.now + timedelta(hours=1))
 
 
-def test_get_entry_returns_stale_entries_for_bookkeeping(clock: ManualClock) -> None:
+def test_get_entry_returns_stale_entries_for_bookkeeping(clock: ManualUtcClock) -> None:
     """get_entry still returns an entry inside the margin, while get and fresh_entry do not."""
     cache = TokenCache(clock=clock)
     stored = cache.set(SCOPE, "tok", clock.now + timedelta(minutes=5))
@@ -119,7 +119,7 @@ def test_get_entry_returns_stale_entries_for_bookkeeping(clock: ManualClock) -> 
     assert cache.get(SCOPE) is None
 
 
-def test_set_replaces_the_previous_token(clock: ManualClock) -> None:
+def test_set_replaces_the_previous_token(clock: ManualUtcClock) -> None:
     """A second set for a scope replaces token and expiry."""
     cache = TokenCache(clock=clock)
     cache.set(SCOPE, "old", clock.now + timedelta(minutes=5))
@@ -127,7 +127,7 @@ def test_set_replaces_the_previous_token(clock: ManualClock) -> None:
     assert cache.get(SCOPE) == "new"
 
 
-def test_scopes_are_independent(clock: ManualClock) -> None:
+def test_scopes_are_independent(clock: ManualUtcClock) -> None:
     """Each scope has its own expiry: one going stale leaves the other served."""
     cache = TokenCache(clock=clock)
     cache.set("short", "s", clock.now + timedelta(minutes=15))
@@ -137,7 +137,7 @@ def test_scopes_are_independent(clock: ManualClock) -> None:
     assert cache.get("long") == "l"
 
 
-def test_clear_one_scope_or_all(clock: ManualClock) -> None:
+def test_clear_one_scope_or_all(clock: ManualUtcClock) -> None:
     """clear(scope) forgets that scope only; clear() forgets all; unknown scopes are fine."""
     cache = TokenCache(clock=clock)
     for scope in ("a", "b", "c"):
@@ -149,7 +149,7 @@ def test_clear_one_scope_or_all(clock: ManualClock) -> None:
     assert cache.scopes() == []
 
 
-def test_entries_is_a_snapshot_of_all_entries(clock: ManualClock) -> None:
+def test_entries_is_a_snapshot_of_all_entries(clock: ManualUtcClock) -> None:
     """entries() returns every entry, fresh or not, as a copy unaffected by later changes."""
     cache = TokenCache(clock=clock)
     fresh = cache.set("fresh", "f", clock.now + timedelta(hours=1))
@@ -159,7 +159,7 @@ def test_entries_is_a_snapshot_of_all_entries(clock: ManualClock) -> None:
     assert snapshot == {"fresh": fresh, "stale": stale}
 
 
-def test_scopes_lists_every_entry_sorted_fresh_or_not(clock: ManualClock) -> None:
+def test_scopes_lists_every_entry_sorted_fresh_or_not(clock: ManualUtcClock) -> None:
     """scopes() is sorted and includes entries inside the margin."""
     cache = TokenCache(clock=clock)
     cache.set("z", "tok", clock.now + timedelta(hours=1))
@@ -167,7 +167,7 @@ def test_scopes_lists_every_entry_sorted_fresh_or_not(clock: ManualClock) -> Non
     assert cache.scopes() == ["a", "z"]
 
 
-def test_reprs_never_show_tokens(clock: ManualClock) -> None:
+def test_reprs_never_show_tokens(clock: ManualUtcClock) -> None:
     """Neither CachedToken's nor TokenCache's repr or str contains the token."""
     cache = TokenCache(clock=clock)
     entry = cache.set(SCOPE, "super-secret-token-value", clock.now + timedelta(hours=1))
@@ -177,21 +177,21 @@ def test_reprs_never_show_tokens(clock: ManualClock) -> None:
     assert "expires_on" in repr(entry)
 
 
-def test_cached_token_is_frozen(clock: ManualClock) -> None:
+def test_cached_token_is_frozen(clock: ManualUtcClock) -> None:
     """A CachedToken cannot be altered after creation."""
     entry = CachedToken(token="tok", expires_on=clock.now)
     with pytest.raises(dataclasses.FrozenInstanceError):
         entry.token = "other"  # type: ignore[misc]
 
 
-def test_seconds_to_expiry_counts_down_and_goes_negative(clock: ManualClock) -> None:
+def test_seconds_to_expiry_counts_down_and_goes_negative(clock: ManualUtcClock) -> None:
     """seconds_to_expiry is positive before expiry and negative after."""
     entry = CachedToken(token="tok", expires_on=clock.now + timedelta(seconds=90))
     assert entry.seconds_to_expiry(clock.now) == 90
     assert entry.seconds_to_expiry(clock.now + timedelta(seconds=100)) == -10
 
 
-def test_is_fresh_compares_against_expiry_minus_margin(clock: ManualClock) -> None:
+def test_is_fresh_compares_against_expiry_minus_margin(clock: ManualUtcClock) -> None:
     """is_fresh is true strictly before expiry minus the margin."""
     entry = CachedToken(token="tok", expires_on=clock.now + timedelta(seconds=60))
     assert entry.is_fresh(clock.now, timedelta(seconds=59))
@@ -260,7 +260,7 @@ def test_never_serves_a_token_inside_its_margin(
     lifetime: float, margin: float, query_after: float
 ) -> None:
     """For any (set time, expiry, query time) schedule, get serves iff now < expiry - margin."""
-    clock = ManualClock()
+    clock = ManualUtcClock()
     cache = TokenCache(refresh_margin=timedelta(seconds=margin), clock=clock)
     entry = cache.set(SCOPE, "tok", clock.now + timedelta(seconds=lifetime))
     clock.advance(query_after)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from resilience_fakes import FakeClock
+from clocks import ManualClock
 
 
 @pytest.fixture
@@ -13,6 +13,6 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
+def clock() -> ManualClock:
     """A clock that only moves when the test says so."""
-    return FakeClock()
+    return ManualClock()

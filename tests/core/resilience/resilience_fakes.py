@@ -1,4 +1,4 @@
-"""Test doubles for core.resilience: a hand-moved clock, and calls held in flight by hand.
+"""Test doubles for core.resilience: calls held in flight by hand.
 
 `PendingCall` drives `CircuitBreaker.call_async` without an event loop: the
 coroutine is advanced with `send`, so a test can admit several calls, keep them
@@ -11,20 +11,6 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 from core.resilience import CircuitBreaker, CircuitState
-
-
-class FakeClock:
-    """A monotonic clock that moves only through `advance`."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        """Move time forward."""
-        self.now += seconds
 
 
 class Cancelled(BaseException):

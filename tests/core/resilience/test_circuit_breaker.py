@@ -13,7 +13,8 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
-from resilience_fakes import Cancelled, FakeClock, PendingCall, TransitionLog, failing
+from clocks import ManualClock
+from resilience_fakes import Cancelled, PendingCall, TransitionLog, failing
 
 from core.errors import (
     AuthError,
@@ -37,7 +38,7 @@ transient = failing(lambda: TransientError("dependency down"))
 unknown = failing(lambda: RuntimeError("no idea"))
 
 
-def make_breaker(clock: FakeClock, **config: Any) -> CircuitBreaker:
+def make_breaker(clock: ManualClock, **config: Any) -> CircuitBreaker:
     """A breaker named 'dep' on the fake clock with the given config fields."""
     return CircuitBreaker("dep", CircuitBreakerConfig(**config), clock=clock)
 
@@ -54,7 +55,7 @@ def fail_times(
             breaker.call(fn)
 
 
-def opened(clock: FakeClock, **config: Any) -> CircuitBreaker:
+def opened(clock: ManualClock, **config: Any) -> CircuitBreaker:
     """A breaker that has just opened after its threshold of failures."""
     breaker = make_breaker(clock, **config)
     fail_times(breaker, breaker.config.failure_threshold)
@@ -62,7 +63,7 @@ def opened(clock: FakeClock, **config: Any) -> CircuitBreaker:
     return breaker
 
 
-def half_open(clock: FakeClock, **config: Any) -> CircuitBreaker:
+def half_open(clock: ManualClock, **config: Any) -> CircuitBreaker:
     """A breaker opened and then left alone for its recovery timeout."""
     breaker = opened(clock, **config)
     clock.advance(breaker.config.recovery_timeout)
@@ -107,7 +108,7 @@ def test_config_is_immutable() -> None:
     "preset", [KAFKA_CIRCUIT_CONFIG, ONELAKE_CIRCUIT_CONFIG, KUSTO_CIRCUIT_CONFIG]
 )
 def test_preset_opens_at_its_threshold_and_probes_after_its_timeout(
-    preset: CircuitBreakerConfig, clock: FakeClock
+    preset: CircuitBreakerConfig, clock: ManualClock
 ) -> None:
     """Each preset opens after exactly its failure threshold and half-opens after its timeout."""
     breaker = CircuitBreaker("dep", preset, clock=clock)
@@ -123,14 +124,14 @@ def test_preset_opens_at_its_threshold_and_probes_after_its_timeout(
 # -- closed --------------------------------------------------------------------
 
 
-def test_closed_call_passes_arguments_and_returns_the_result(clock: FakeClock) -> None:
+def test_closed_call_passes_arguments_and_returns_the_result(clock: ManualClock) -> None:
     """A closed breaker runs the function with the given arguments and returns its value."""
     breaker = make_breaker(clock)
     assert breaker.call(lambda a, *, b: (a, b), 1, b=2) == (1, 2)
     assert breaker.stats.successes == 1
 
 
-def test_failure_propagates_unchanged(clock: FakeClock) -> None:
+def test_failure_propagates_unchanged(clock: ManualClock) -> None:
     """The exception the function raised is the one the caller receives."""
     breaker = make_breaker(clock)
     error = TransientError("down")
@@ -139,7 +140,7 @@ def test_failure_propagates_unchanged(clock: FakeClock) -> None:
     assert raised.value is error
 
 
-def test_stays_closed_below_the_threshold(clock: FakeClock) -> None:
+def test_stays_closed_below_the_threshold(clock: ManualClock) -> None:
     """Fewer consecutive failures than the threshold keep the circuit closed."""
     breaker = make_breaker(clock, failure_threshold=3)
     fail_times(breaker, 2)
@@ -147,7 +148,7 @@ def test_stays_closed_below_the_threshold(clock: FakeClock) -> None:
     assert breaker.stats.consecutive_failures == 2
 
 
-def test_opens_at_the_threshold_of_consecutive_failures(clock: FakeClock) -> None:
+def test_opens_at_the_threshold_of_consecutive_failures(clock: ManualClock) -> None:
     """The failure that reaches the threshold opens the circuit and records when."""
     breaker = make_breaker(clock, failure_threshold=3)
     fail_times(breaker, 3)
@@ -158,14 +159,14 @@ def test_opens_at_the_threshold_of_consecutive_failures(clock: FakeClock) -> Non
     assert stats.failures == 3
 
 
-def test_unknown_errors_count_like_transient_ones(clock: FakeClock) -> None:
+def test_unknown_errors_count_like_transient_ones(clock: ManualClock) -> None:
     """An unclassified error is held against the dependency, as TRANSIENT is."""
     breaker = make_breaker(clock, failure_threshold=2)
     fail_times(breaker, 2, unknown)
     assert breaker.state is OPEN
 
 
-def test_a_success_resets_the_failure_streak(clock: FakeClock) -> None:
+def test_a_success_resets_the_failure_streak(clock: ManualClock) -> None:
     """Failures separated by a success do not add up to the threshold."""
     breaker = make_breaker(clock, failure_threshold=3)
     fail_times(breaker, 2)
@@ -186,7 +187,7 @@ def test_a_success_resets_the_failure_streak(clock: FakeClock) -> None:
     ids=["PermanentError", "ValueError", "AuthError", "CircuitOpenError"],
 )
 def test_errors_that_say_nothing_about_health_are_not_counted(
-    make_error: Callable[[], Exception], clock: FakeClock
+    make_error: Callable[[], Exception], clock: ManualClock
 ) -> None:
     """PERMANENT, AUTH and CIRCUIT_OPEN errors pass through without opening the circuit."""
     breaker = make_breaker(clock, failure_threshold=1)
@@ -196,7 +197,7 @@ def test_errors_that_say_nothing_about_health_are_not_counted(
     assert (stats.failures, stats.ignored_failures) == (0, 5)
 
 
-def test_ignored_errors_do_not_break_a_failure_streak(clock: FakeClock) -> None:
+def test_ignored_errors_do_not_break_a_failure_streak(clock: ManualClock) -> None:
     """A permanent error between transient ones is neither a success nor a failure."""
     breaker = make_breaker(clock, failure_threshold=2)
     fail_times(breaker, 1)
@@ -205,7 +206,7 @@ def test_ignored_errors_do_not_break_a_failure_streak(clock: FakeClock) -> None:
     assert breaker.state is OPEN
 
 
-def test_consecutive_successes_count_since_the_last_failure(clock: FakeClock) -> None:
+def test_consecutive_successes_count_since_the_last_failure(clock: ManualClock) -> None:
     """The success streak restarts at each counted failure."""
     breaker = make_breaker(clock, failure_threshold=5)
     for _ in range(3):
@@ -219,7 +220,7 @@ def test_consecutive_successes_count_since_the_last_failure(clock: FakeClock) ->
 # -- open ------------------------------------------------------------------------
 
 
-def test_open_rejects_without_calling_and_says_when_to_retry(clock: FakeClock) -> None:
+def test_open_rejects_without_calling_and_says_when_to_retry(clock: ManualClock) -> None:
     """An open circuit raises CircuitOpenError with the time left, and never runs the call."""
     breaker = opened(clock, failure_threshold=1, recovery_timeout=30.0)
     clock.advance(10.0)
@@ -232,7 +233,7 @@ def test_open_rejects_without_calling_and_says_when_to_retry(clock: FakeClock) -
     assert breaker.stats.rejections == 1
 
 
-def test_retry_after_counts_down_and_is_zero_unless_open(clock: FakeClock) -> None:
+def test_retry_after_counts_down_and_is_zero_unless_open(clock: ManualClock) -> None:
     """retry_after() is the time left while open, and 0 when closed or due."""
     breaker = make_breaker(clock, failure_threshold=1, recovery_timeout=30.0)
     assert breaker.retry_after() == 0.0
@@ -243,7 +244,7 @@ def test_retry_after_counts_down_and_is_zero_unless_open(clock: FakeClock) -> No
     assert breaker.retry_after() == 0.0
 
 
-def test_reading_state_after_the_timeout_half_opens(clock: FakeClock) -> None:
+def test_reading_state_after_the_timeout_half_opens(clock: ManualClock) -> None:
     """OPEN becomes HALF_OPEN when someone looks after the recovery timeout, with an event."""
     breaker = opened(clock, failure_threshold=1, recovery_timeout=5.0)
     log = TransitionLog()
@@ -255,7 +256,7 @@ def test_reading_state_after_the_timeout_half_opens(clock: FakeClock) -> None:
     assert log.transitions == [(OPEN, HALF_OPEN)]
 
 
-def test_a_call_after_the_timeout_is_admitted_as_a_trial(clock: FakeClock) -> None:
+def test_a_call_after_the_timeout_is_admitted_as_a_trial(clock: ManualClock) -> None:
     """Without anyone reading the state, the first call after the timeout is the trial."""
     breaker = opened(clock, failure_threshold=1, recovery_timeout=5.0)
     clock.advance(5.0)
@@ -266,7 +267,7 @@ def test_a_call_after_the_timeout_is_admitted_as_a_trial(clock: FakeClock) -> No
 # -- half-open ---------------------------------------------------------------------
 
 
-def test_trial_success_closes(clock: FakeClock) -> None:
+def test_trial_success_closes(clock: ManualClock) -> None:
     """One success closes a half-open circuit with the default success threshold."""
     breaker = half_open(clock, failure_threshold=1)
     breaker.call(lambda: None)
@@ -275,7 +276,7 @@ def test_trial_success_closes(clock: FakeClock) -> None:
     assert stats.consecutive_failures == 0
 
 
-def test_success_threshold_needs_that_many_trial_successes(clock: FakeClock) -> None:
+def test_success_threshold_needs_that_many_trial_successes(clock: ManualClock) -> None:
     """With success_threshold=3 the circuit stays half-open until the third success."""
     breaker = half_open(clock, failure_threshold=1, success_threshold=3)
     for _ in range(2):
@@ -285,7 +286,7 @@ def test_success_threshold_needs_that_many_trial_successes(clock: FakeClock) -> 
     assert breaker.state is CLOSED
 
 
-def test_trial_failure_reopens_for_a_fresh_timeout(clock: FakeClock) -> None:
+def test_trial_failure_reopens_for_a_fresh_timeout(clock: ManualClock) -> None:
     """A counted failure while half-open reopens, timed from the reopening."""
     breaker = half_open(clock, failure_threshold=1, recovery_timeout=5.0)
     clock.advance(1.0)
@@ -295,7 +296,7 @@ def test_trial_failure_reopens_for_a_fresh_timeout(clock: FakeClock) -> None:
     assert breaker.retry_after() == 5.0
 
 
-def test_half_open_admits_at_most_max_calls_at_once(clock: FakeClock) -> None:
+def test_half_open_admits_at_most_max_calls_at_once(clock: ManualClock) -> None:
     """Trial calls beyond half_open_max_calls are rejected while the trials run."""
     breaker = half_open(clock, failure_threshold=1, half_open_max_calls=2, success_threshold=2)
     trials = [PendingCall(breaker), PendingCall(breaker)]
@@ -306,7 +307,7 @@ def test_half_open_admits_at_most_max_calls_at_once(clock: FakeClock) -> None:
     assert breaker.state is CLOSED
 
 
-def test_a_finished_trial_frees_its_slot(clock: FakeClock) -> None:
+def test_a_finished_trial_frees_its_slot(clock: ManualClock) -> None:
     """After a trial succeeds without closing, the next call is admitted as a trial."""
     breaker = half_open(clock, failure_threshold=1, success_threshold=2)
     first = PendingCall(breaker)
@@ -318,7 +319,7 @@ def test_a_finished_trial_frees_its_slot(clock: FakeClock) -> None:
 
 
 def test_trial_ending_in_an_ignored_error_frees_the_slot_without_verdict(
-    clock: FakeClock,
+    clock: ManualClock,
 ) -> None:
     """A permanent error during a trial leaves the circuit half-open with its slot free."""
     breaker = half_open(clock, failure_threshold=1)
@@ -329,7 +330,7 @@ def test_trial_ending_in_an_ignored_error_frees_the_slot_without_verdict(
     assert breaker.state is CLOSED
 
 
-def test_cancelled_trial_frees_the_slot_without_counting(clock: FakeClock) -> None:
+def test_cancelled_trial_frees_the_slot_without_counting(clock: ManualClock) -> None:
     """A trial cancelled mid-call is no outcome: the slot frees and nothing is counted."""
     breaker = half_open(clock, failure_threshold=1)
     before = breaker.stats
@@ -342,7 +343,7 @@ def test_cancelled_trial_frees_the_slot_without_counting(clock: FakeClock) -> No
     assert breaker.state is CLOSED
 
 
-def test_synchronous_call_interrupted_frees_the_trial_slot(clock: FakeClock) -> None:
+def test_synchronous_call_interrupted_frees_the_trial_slot(clock: ManualClock) -> None:
     """A BaseException such as KeyboardInterrupt in a sync trial propagates and frees the slot."""
     breaker = half_open(clock, failure_threshold=1)
     fail_times(breaker, 1, failing(Cancelled), expected=Cancelled)
@@ -351,7 +352,7 @@ def test_synchronous_call_interrupted_frees_the_trial_slot(clock: FakeClock) -> 
     assert breaker.state is CLOSED
 
 
-def test_a_call_admitted_while_closed_cannot_decide_a_later_half_open(clock: FakeClock) -> None:
+def test_a_call_admitted_while_closed_cannot_decide_a_later_half_open(clock: ManualClock) -> None:
     """A slow call from before the opening neither closes, reopens nor frees a trial slot."""
     breaker = make_breaker(clock, failure_threshold=1, recovery_timeout=5.0)
     slow_success, slow_failure = PendingCall(breaker), PendingCall(breaker)
@@ -372,7 +373,7 @@ def test_a_call_admitted_while_closed_cannot_decide_a_later_half_open(clock: Fak
 # -- listeners -------------------------------------------------------------------
 
 
-def test_listeners_see_every_transition_in_order(clock: FakeClock) -> None:
+def test_listeners_see_every_transition_in_order(clock: ManualClock) -> None:
     """A full cycle is reported as CLOSED->OPEN->HALF_OPEN->OPEN->HALF_OPEN->CLOSED."""
     breaker = make_breaker(clock, failure_threshold=1, recovery_timeout=1.0)
     log = TransitionLog()
@@ -394,7 +395,7 @@ def test_listeners_see_every_transition_in_order(clock: FakeClock) -> None:
 
 
 def test_a_failing_listener_is_logged_and_does_not_stop_the_others(
-    clock: FakeClock, caplog: pytest.LogCaptureFixture
+    clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A listener that raises is logged; later listeners and the call itself are unaffected."""
     breaker = make_breaker(clock, failure_threshold=1)
@@ -412,7 +413,7 @@ def test_a_failing_listener_is_logged_and_does_not_stop_the_others(
     assert breaker.state is OPEN
 
 
-def test_removed_listener_is_not_called(clock: FakeClock) -> None:
+def test_removed_listener_is_not_called(clock: ManualClock) -> None:
     """After remove_listener the listener hears of no further transition."""
     breaker = make_breaker(clock, failure_threshold=1)
     log = TransitionLog()
@@ -422,13 +423,13 @@ def test_removed_listener_is_not_called(clock: FakeClock) -> None:
     assert log.events == []
 
 
-def test_removing_an_unknown_listener_raises(clock: FakeClock) -> None:
+def test_removing_an_unknown_listener_raises(clock: ManualClock) -> None:
     """Removing a listener that was never added is a ValueError, like list.remove."""
     with pytest.raises(ValueError):
         make_breaker(clock).remove_listener(TransitionLog())
 
 
-def test_a_listener_may_use_the_breaker_and_events_stay_in_order(clock: FakeClock) -> None:
+def test_a_listener_may_use_the_breaker_and_events_stay_in_order(clock: ManualClock) -> None:
     """A listener that resets the breaker does not deadlock, and its event comes after."""
     breaker = make_breaker(clock, failure_threshold=1)
     log = TransitionLog()
@@ -448,7 +449,7 @@ def test_a_listener_may_use_the_breaker_and_events_stay_in_order(clock: FakeCloc
 # -- reset, record_success, record_failure ---------------------------------------------
 
 
-def test_reset_closes_an_open_circuit_and_keeps_the_totals(clock: FakeClock) -> None:
+def test_reset_closes_an_open_circuit_and_keeps_the_totals(clock: ManualClock) -> None:
     """reset() forces CLOSED with an event and clears the streaks; lifetime totals remain."""
     breaker = opened(clock, failure_threshold=2)
     log = TransitionLog()
@@ -461,7 +462,7 @@ def test_reset_closes_an_open_circuit_and_keeps_the_totals(clock: FakeClock) -> 
     breaker.call(lambda: None)
 
 
-def test_reset_while_closed_clears_the_streak_silently(clock: FakeClock) -> None:
+def test_reset_while_closed_clears_the_streak_silently(clock: ManualClock) -> None:
     """reset() on a closed circuit forgets its failures without a transition event."""
     breaker = make_breaker(clock, failure_threshold=2)
     log = TransitionLog()
@@ -473,7 +474,7 @@ def test_reset_while_closed_clears_the_streak_silently(clock: FakeClock) -> None
     assert log.events == []
 
 
-def test_recorded_failures_count_like_failed_calls(clock: FakeClock) -> None:
+def test_recorded_failures_count_like_failed_calls(clock: ManualClock) -> None:
     """record_failure classifies the error: transient ones open the circuit, permanent ones not."""
     breaker = make_breaker(clock, failure_threshold=2)
     breaker.record_failure(PermanentError("bad input"))
@@ -485,14 +486,14 @@ def test_recorded_failures_count_like_failed_calls(clock: FakeClock) -> None:
     assert (stats.failures, stats.ignored_failures) == (2, 1)
 
 
-def test_recorded_success_closes_a_half_open_circuit(clock: FakeClock) -> None:
+def test_recorded_success_closes_a_half_open_circuit(clock: ManualClock) -> None:
     """record_success counts toward closing, as a trial call's success would."""
     breaker = half_open(clock, failure_threshold=1)
     breaker.record_success()
     assert breaker.state is CLOSED
 
 
-def test_recorded_success_while_open_changes_nothing_but_the_count(clock: FakeClock) -> None:
+def test_recorded_success_while_open_changes_nothing_but_the_count(clock: ManualClock) -> None:
     """A success reported while open is counted but does not close the circuit early."""
     breaker = opened(clock, failure_threshold=1)
     breaker.record_success()
@@ -500,7 +501,7 @@ def test_recorded_success_while_open_changes_nothing_but_the_count(clock: FakeCl
     assert (stats.state, stats.successes, stats.consecutive_failures) == (OPEN, 1, 1)
 
 
-def test_recorded_cancellation_is_not_a_failure(clock: FakeClock) -> None:
+def test_recorded_cancellation_is_not_a_failure(clock: ManualClock) -> None:
     """record_failure with a cancellation (a BaseException) only counts a cancellation."""
     breaker = make_breaker(clock, failure_threshold=1)
     breaker.record_failure(Cancelled())
@@ -511,7 +512,7 @@ def test_recorded_cancellation_is_not_a_failure(clock: FakeClock) -> None:
 # -- statistics --------------------------------------------------------------------------
 
 
-def test_total_calls_adds_up_every_outcome(clock: FakeClock) -> None:
+def test_total_calls_adds_up_every_outcome(clock: ManualClock) -> None:
     """total_calls is successes + failures + ignored + cancellations + rejections."""
     breaker = make_breaker(clock, failure_threshold=2)
     breaker.call(lambda: None)
@@ -525,7 +526,7 @@ def test_total_calls_adds_up_every_outcome(clock: FakeClock) -> None:
     assert stats.total_calls == 8
 
 
-def test_stats_are_a_frozen_snapshot(clock: FakeClock) -> None:
+def test_stats_are_a_frozen_snapshot(clock: ManualClock) -> None:
     """A stats snapshot does not change when the breaker does, and cannot be edited."""
     breaker = make_breaker(clock)
     snapshot = breaker.stats
@@ -535,12 +536,12 @@ def test_stats_are_a_frozen_snapshot(clock: FakeClock) -> None:
         snapshot.successes = 5  # type: ignore[misc]
 
 
-def test_repr_names_the_breaker_and_its_state(clock: FakeClock) -> None:
+def test_repr_names_the_breaker_and_its_state(clock: ManualClock) -> None:
     """repr() shows the name and state, for logs."""
     assert repr(opened(clock, failure_threshold=1)) == "CircuitBreaker('dep', state=OPEN)"
 
 
-def test_rejections_do_not_accumulate_memory_or_chain(clock: FakeClock) -> None:
+def test_rejections_do_not_accumulate_memory_or_chain(clock: ManualClock) -> None:
     """Each rejection is a fresh, unchained error, and many of them leave no residue."""
     breaker = opened(clock, failure_threshold=1, recovery_timeout=3600.0)
 
@@ -574,7 +575,7 @@ def test_rejections_do_not_accumulate_memory_or_chain(clock: FakeClock) -> None:
 
 
 @pytest.mark.anyio
-async def test_a_rejection_is_raised_by_call_itself(clock: FakeClock) -> None:
+async def test_a_rejection_is_raised_by_call_itself(clock: ManualClock) -> None:
     """While open, `call` and `call_async` raise the rejection from their own frame (no helper)."""
     breaker = opened(clock, failure_threshold=1, recovery_timeout=3600.0)
 
@@ -594,7 +595,7 @@ async def test_a_rejection_is_raised_by_call_itself(clock: FakeClock) -> None:
 
 
 @pytest.mark.anyio
-async def test_call_async_returns_and_opens_like_call(clock: FakeClock) -> None:
+async def test_call_async_returns_and_opens_like_call(clock: ManualClock) -> None:
     """call_async awaits the function, counts failures and rejects once open."""
     breaker = make_breaker(clock, failure_threshold=2)
 
@@ -615,7 +616,7 @@ async def test_call_async_returns_and_opens_like_call(clock: FakeClock) -> None:
 
 
 @pytest.mark.anyio
-async def test_real_cancellation_of_a_trial_frees_its_slot(clock: FakeClock) -> None:
+async def test_real_cancellation_of_a_trial_frees_its_slot(clock: ManualClock) -> None:
     """An anyio cancellation of a half-open trial releases the slot for the next call."""
     breaker = half_open(clock, failure_threshold=1)
     with anyio.move_on_after(0.01):

@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable
 
 import pytest
+from clocks import ManualClock
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -23,7 +24,7 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
-from resilience_fakes import Cancelled, FakeClock, PendingCall, TransitionLog
+from resilience_fakes import Cancelled, PendingCall, TransitionLog
 
 from core.errors import AuthError, CircuitOpenError, PermanentError, TransientError
 from core.resilience import CircuitBreaker, CircuitBreakerConfig, CircuitState
@@ -173,7 +174,7 @@ class BreakerMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.clock = FakeClock()
+        self.clock = ManualClock()
         self.log = TransitionLog()
         self.in_flight: list[InFlight] = []
 

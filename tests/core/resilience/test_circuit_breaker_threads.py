@@ -8,7 +8,8 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from resilience_fakes import FakeClock, TransitionLog
+from clocks import ManualClock
+from resilience_fakes import TransitionLog
 
 from core.errors import CircuitOpenError, TransientError
 from core.resilience import CircuitBreaker, CircuitBreakerConfig, CircuitState
@@ -78,7 +79,7 @@ def test_hammered_breaker_counts_every_call_and_orders_its_events() -> None:
     assert previous is stats.state
 
 
-def test_concurrent_callers_get_at_most_the_allowed_trials(clock: FakeClock) -> None:
+def test_concurrent_callers_get_at_most_the_allowed_trials(clock: ManualClock) -> None:
     """Of many threads arriving at a half-open breaker, exactly half_open_max_calls get in."""
     breaker = CircuitBreaker(
         "shared", CircuitBreakerConfig(failure_threshold=1, half_open_max_calls=3), clock=clock

@@ -15,9 +15,9 @@ from typing import Any
 
 import anyio
 import pytest
+from clocks import ManualClock
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from resilience_fakes import FakeClock
 
 from core.errors import (
     AuthError,
@@ -158,7 +158,7 @@ def test_errors_a_retry_cannot_fix_are_raised_at_once(
     assert (len(script.calls), sleeps) == (1, [])
 
 
-def test_a_breakers_rejection_is_not_retried(clock: FakeClock) -> None:
+def test_a_breakers_rejection_is_not_retried(clock: ManualClock) -> None:
     """A call through an open breaker fails once with CircuitOpenError and is left to wait."""
     breaker = CircuitBreaker("kusto", CircuitBreakerConfig(failure_threshold=1), clock=clock)
     breaker.record_failure(TransientError("down"))
@@ -375,7 +375,7 @@ def test_async_helpers_cannot_serve_a_sync_function(role: str) -> None:
 # -- the budget ------------------------------------------------------------------------------------
 
 
-def test_budget_counts_calls_not_attempts(clock: FakeClock) -> None:
+def test_budget_counts_calls_not_attempts(clock: ManualClock) -> None:
     """Four calls (five attempts, one retry) fund ratio x 4 retries, one of them spent."""
     budget = RetryBudget(ratio=0.5, min_retries_per_window=0, clock=clock)
     retrying = with_retry(budget=budget, sleep=lambda _: None)(Script(transient))
@@ -387,7 +387,7 @@ def test_budget_counts_calls_not_attempts(clock: FakeClock) -> None:
     assert remaining == 0.5 * 4 - 1
 
 
-def test_exhausted_budget_raises_at_once(clock: FakeClock) -> None:
+def test_exhausted_budget_raises_at_once(clock: ManualClock) -> None:
     """With no retry left in the budget the first error propagates after one call."""
     budget = RetryBudget(ratio=0.0, min_retries_per_window=1, clock=clock)
     budget.record_retry()
@@ -397,7 +397,7 @@ def test_exhausted_budget_raises_at_once(clock: FakeClock) -> None:
     assert len(script.calls) == 1
 
 
-def test_budget_is_shared_by_everything_using_it(clock: FakeClock) -> None:
+def test_budget_is_shared_by_everything_using_it(clock: ManualClock) -> None:
     """Two functions on one budget draw from the same allowance."""
     budget = RetryBudget(ratio=0.0, min_retries_per_window=1, clock=clock)
     first, second = Script(transient), Script(transient)
@@ -531,7 +531,7 @@ async def test_async_retries_leave_no_reference_cycles(failures: int) -> None:
 
 
 @pytest.mark.anyio
-async def test_async_budget_counts_each_call(clock: FakeClock) -> None:
+async def test_async_budget_counts_each_call(clock: ManualClock) -> None:
     """An async decorated call records itself in the budget once."""
     budget = RetryBudget(ratio=1.0, min_retries_per_window=0, clock=clock)
     script = AsyncScript()

@@ -6,9 +6,9 @@ import math
 import threading
 
 import pytest
+from clocks import ManualClock
 from hypothesis import given
 from hypothesis import strategies as st
-from resilience_fakes import FakeClock
 
 from core.resilience import RetryBudget
 
@@ -38,7 +38,7 @@ def test_invalid_budget_is_rejected_naming_the_field(field: str, value: float) -
         RetryBudget(**{field: value})  # type: ignore[arg-type]
 
 
-def test_floor_allows_retries_without_any_calls(clock: FakeClock) -> None:
+def test_floor_allows_retries_without_any_calls(clock: ManualClock) -> None:
     """A quiet service may still retry min_retries_per_window times."""
     budget = RetryBudget(ratio=0.2, min_retries_per_window=4, clock=clock)
     assert spend_all(budget) == 4
@@ -53,7 +53,7 @@ def test_retries_granted_in_a_window_are_the_larger_of_floor_and_ratio(
     ratio: float, floor: int, calls: int
 ) -> None:
     """Within one window the budget grants ceil(max(floor, ratio * calls)) retries."""
-    budget = RetryBudget(ratio=ratio, min_retries_per_window=floor, clock=FakeClock())
+    budget = RetryBudget(ratio=ratio, min_retries_per_window=floor, clock=ManualClock())
     for _ in range(calls):
         budget.record_call()
     assert spend_all(budget) == math.ceil(max(floor, ratio * calls))
@@ -66,8 +66,8 @@ def test_retries_granted_in_a_window_are_the_larger_of_floor_and_ratio(
 def test_calls_counted_in_runs_fund_what_single_calls_would(ratio: float, runs: list[int]) -> None:
     """Counting calls with `record_calls(n)` grants exactly the retries one `record_call`
     per call would."""
-    in_runs = RetryBudget(ratio=ratio, min_retries_per_window=0, clock=FakeClock())
-    one_by_one = RetryBudget(ratio=ratio, min_retries_per_window=0, clock=FakeClock())
+    in_runs = RetryBudget(ratio=ratio, min_retries_per_window=0, clock=ManualClock())
+    one_by_one = RetryBudget(ratio=ratio, min_retries_per_window=0, clock=ManualClock())
     for run in runs:
         in_runs.record_calls(run)
         for _ in range(run):
@@ -75,7 +75,7 @@ def test_calls_counted_in_runs_fund_what_single_calls_would(ratio: float, runs: 
     assert spend_all(in_runs) == spend_all(one_by_one)
 
 
-def test_can_retry_only_looks(clock: FakeClock) -> None:
+def test_can_retry_only_looks(clock: ManualClock) -> None:
     """can_retry() answers without spending; try_acquire_retry() spends."""
     budget = RetryBudget(min_retries_per_window=1, clock=clock)
     assert budget.can_retry()
@@ -84,7 +84,7 @@ def test_can_retry_only_looks(clock: FakeClock) -> None:
     assert not budget.can_retry()
 
 
-def test_record_retry_spends_even_beyond_the_budget(clock: FakeClock) -> None:
+def test_record_retry_spends_even_beyond_the_budget(clock: ManualClock) -> None:
     """record_retry() counts a retry made regardless, so later checks see it."""
     budget = RetryBudget(ratio=0.0, min_retries_per_window=2, clock=clock)
     for _ in range(3):
@@ -94,7 +94,7 @@ def test_record_retry_spends_even_beyond_the_budget(clock: FakeClock) -> None:
     assert budget.can_retry()
 
 
-def test_spent_retries_are_forgotten_once_the_window_passes(clock: FakeClock) -> None:
+def test_spent_retries_are_forgotten_once_the_window_passes(clock: ManualClock) -> None:
     """Retries older than the window (by up to one step, a tenth) no longer count."""
     budget = RetryBudget(ratio=0.0, window=10.0, min_retries_per_window=3, clock=clock)
     assert spend_all(budget) == 3
@@ -104,7 +104,7 @@ def test_spent_retries_are_forgotten_once_the_window_passes(clock: FakeClock) ->
     assert spend_all(budget) == 3
 
 
-def test_calls_older_than_the_window_stop_funding_retries(clock: FakeClock) -> None:
+def test_calls_older_than_the_window_stop_funding_retries(clock: ManualClock) -> None:
     """Calls fund retries only while inside the window (expiring at most one step late)."""
     budget = RetryBudget(ratio=0.5, window=10.0, min_retries_per_window=0, clock=clock)
     for _ in range(10):
@@ -115,7 +115,7 @@ def test_calls_older_than_the_window_stop_funding_retries(clock: FakeClock) -> N
     assert not budget.can_retry()
 
 
-def test_window_slides_in_tenths(clock: FakeClock) -> None:
+def test_window_slides_in_tenths(clock: ManualClock) -> None:
     """Calls from the older half of the window expire first while newer ones still count."""
     budget = RetryBudget(ratio=0.5, window=10.0, min_retries_per_window=0, clock=clock)
     for _ in range(4):
@@ -129,7 +129,7 @@ def test_window_slides_in_tenths(clock: FakeClock) -> None:
 
 def test_concurrent_calls_and_retries_stay_within_budget() -> None:
     """Threads recording calls and acquiring retries together never exceed the ratio."""
-    clock = FakeClock()
+    clock = ManualClock()
     budget = RetryBudget(ratio=0.1, min_retries_per_window=0, clock=clock)
     granted = [0] * 8
     start = threading.Barrier(8)

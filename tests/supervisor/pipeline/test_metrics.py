@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from app_observation_strategies import observations
 from hypothesis import given, settings
+from observation_strategies import observations
 from prometheus_client.parser import text_string_to_metric_families
 
 from supervisor.pipeline.metrics import BREAKER_STATE_VALUES, METRICS, Kind, MetricsExporter

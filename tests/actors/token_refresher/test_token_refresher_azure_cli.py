@@ -1,17 +1,15 @@
 """TokenRefresherActor over azure-identity's real AzureCliCredential, alone and supervised.
 
-The `az` on PATH is a small script standing in for the Azure CLI (which cannot log in
-to Azure AD here): it prints the JSON `az account get-access-token` prints, with a
-chosen lifetime, fails on demand with the CLI's stderr, and records each invocation.
+The `az` on PATH is the shared fake (tests/support/fake_az.py) standing in for the Azure
+CLI, which cannot log in to Azure AD here: it prints the JSON `az account get-access-token`
+prints, with a chosen lifetime, fails on demand with the CLI's stderr, and records each
+invocation.
 Everything between it and the cache is the real code: azure-identity's subprocess
 call and JSON parsing, the provider's error mapping, the refresher, the supervisor.
 """
 
 from __future__ import annotations
 
-import os
-import stat
-import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +19,7 @@ import anyio
 import pytest
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream
+from fake_az import FakeAz
 
 from actors.messages import RefreshRequest
 from actors.token_refresher import TokenRefresherActor, TokenRefreshError, ask_for_fresh_token
@@ -37,74 +36,6 @@ EXPIRED_LOGIN = (
     "ERROR: AADSTS700082: The refresh token has expired due to inactivity. "
     "Run 'az login' to set up account."
 )
-
-FAKE_AZ = f"""#!{sys.executable}
-import json, os, sys, time
-
-state = os.environ["FAKE_AZ_STATE"]
-
-
-def read(name, default):
-    try:
-        with open(os.path.join(state, name)) as file:
-            return file.read()
-    except FileNotFoundError:
-        return default
-
-
-with open(os.path.join(state, "calls"), "a") as calls:
-    calls.write(" ".join(sys.argv[1:]) + "\\n")
-time.sleep(float(read("delay", "0")))
-failure = read("failure", None)
-if failure is not None:
-    sys.stderr.write(failure)
-    sys.exit(1)
-with open(os.path.join(state, "calls")) as calls:
-    number = len(calls.readlines())
-expires_on = int(time.time() + float(read("lifetime", "3600")))
-print(json.dumps({{
-    "accessToken": f"cli-token-{{number}}",
-    "expiresOn": time.strftime("%Y-%m-%d %H:%M:%S.000000", time.localtime(expires_on)),
-    "expires_on": expires_on,
-    "subscription": "00000000-0000-0000-0000-000000000000",
-    "tenant": "11111111-1111-1111-1111-111111111111",
-    "tokenType": "Bearer",
-}}))
-"""
-
-
-class FakeAzureCli:
-    """Controls the fake `az`: lifetime, delay, failure; counts its invocations."""
-
-    def __init__(self, state: Path) -> None:
-        self.state = state
-
-    def calls(self) -> list[str]:
-        """The argument lists `az` was invoked with, in order."""
-        path = self.state / "calls"
-        return path.read_text().splitlines() if path.exists() else []
-
-    def set(self, name: str, value: str | None) -> None:
-        """Write (or, with None, remove) one of the control files."""
-        path = self.state / name
-        if value is None:
-            path.unlink(missing_ok=True)
-        else:
-            path.write_text(value)
-
-
-@pytest.fixture
-def fake_az(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeAzureCli:
-    """Put the fake `az` first on PATH for the duration of the test."""
-    bin_dir, state = tmp_path / "bin", tmp_path / "state"
-    bin_dir.mkdir()
-    state.mkdir()
-    script = bin_dir / "az"
-    script.write_text(FAKE_AZ)
-    script.chmod(script.stat().st_mode | stat.S_IXUSR)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
-    monkeypatch.setenv("FAKE_AZ_STATE", str(state))
-    return FakeAzureCli(state)
 
 
 def cli_refresher(
@@ -125,16 +56,16 @@ async def started(actor: TokenRefresherActor) -> AsyncIterator[None]:
         tasks.cancel_scope.cancel()
 
 
-async def test_the_first_token_comes_from_the_cli_before_started(fake_az: FakeAzureCli) -> None:
+async def test_the_first_token_comes_from_the_cli_before_started(fake_az: FakeAz) -> None:
     """By the time the refresher reports started, the CLI's token and expiry are cached."""
-    fake_az.set("lifetime", "3600")
+    fake_az.returns_token("az-token", expires_in=3600)
     cache = TokenCache()
     send, receive = anyio.create_memory_object_stream[RefreshRequest](4)
     with send, receive:
         async with started(cli_refresher(cache, receive)):
             entry = cache.get_entry(SCOPE)
 
-            assert cache.get(SCOPE) == "cli-token-1"
+            assert cache.get(SCOPE) == "az-token-1"
             assert entry is not None
             assert abs(entry.expires_on.timestamp() - (time.time() + 3600)) < 60
             assert fake_az.calls() == [
@@ -142,13 +73,13 @@ async def test_the_first_token_comes_from_the_cli_before_started(fake_az: FakeAz
             ]
 
 
-async def test_concurrent_requests_start_the_cli_once(fake_az: FakeAzureCli) -> None:
+async def test_concurrent_requests_start_the_cli_once(fake_az: FakeAz) -> None:
     """Ten requests while a CLI call is in flight share it: one more `az` process, all done."""
     cache = TokenCache()
     send, receive = anyio.create_memory_object_stream[RefreshRequest](16)
     with send, receive:
         async with started(cli_refresher(cache, receive)):
-            fake_az.set("delay", "0.3")
+            fake_az.hangs_for(0.3)
             requests = [RefreshRequest(SCOPE, reason=f"rejected #{n}") for n in range(10)]
             for request in requests:
                 await send.send(request)
@@ -157,14 +88,14 @@ async def test_concurrent_requests_start_the_cli_once(fake_az: FakeAzureCli) -> 
                     await request.done.wait()
 
             assert len(fake_az.calls()) == 2
-            assert cache.get(SCOPE) == "cli-token-2"
+            assert cache.get(SCOPE) == "az-token-2"
 
 
 async def test_an_expired_cli_login_ends_the_run_as_auth_without_retrying(
-    fake_az: FakeAzureCli,
+    fake_az: FakeAz,
 ) -> None:
     """`az` refusing with an AADSTS error is AUTH: raised after one attempt, not retried."""
-    fake_az.set("failure", EXPIRED_LOGIN)
+    fake_az.fails_with(EXPIRED_LOGIN)
     send, receive = anyio.create_memory_object_stream[RefreshRequest](4)
     with send, receive, pytest.raises(TokenRefreshError) as raised:
         with anyio.fail_after(10):
@@ -189,16 +120,16 @@ async def test_a_missing_cli_ends_the_run_as_permanent(
 
 
 async def test_supervisor_restarts_the_refresher_after_auth_once_the_login_is_fixed(
-    fake_az: FakeAzureCli,
+    fake_az: FakeAz,
 ) -> None:
     """Under the supervisor, AUTH runs on_auth_failure (here: someone logs in) and restarts."""
-    fake_az.set("failure", EXPIRED_LOGIN)
+    fake_az.fails_with(EXPIRED_LOGIN)
     cache = TokenCache()
     hook_calls: list[tuple[str, ErrorCategory]] = []
 
     def log_in_again(child: str, error: BaseException) -> None:
         hook_calls.append((child, getattr(error, "category", ErrorCategory.UNKNOWN)))
-        fake_az.set("failure", None)
+        fake_az.returns_token("az-token", expires_in=3600)
 
     send, receive = anyio.create_memory_object_stream[RefreshRequest](4)
     refresher = cli_refresher(cache, receive)
@@ -211,14 +142,14 @@ async def test_supervisor_restarts_the_refresher_after_auth_once_the_login_is_fi
         async with anyio.create_task_group() as tasks:
             with anyio.fail_after(10):
                 await tasks.start(root.run)
-            assert cache.get(SCOPE) == "cli-token-2"
+            assert cache.get(SCOPE) == "az-token-2"
             assert hook_calls == [("token_refresher", ErrorCategory.AUTH)]
             assert root.stats().children["token_refresher"].restarts == 1
             tasks.cancel_scope.cancel()
 
 
 async def test_a_child_rejected_for_auth_gets_a_fresh_token_before_its_restart(
-    fake_az: FakeAzureCli,
+    fake_az: FakeAz,
 ) -> None:
     """A consumer failing AUTH makes the hook ask the refresher; the restart sees a new token."""
     cache = TokenCache()
@@ -252,6 +183,6 @@ async def test_a_child_rejected_for_auth_gets_a_fresh_token_before_its_restart(
             with anyio.fail_after(10):
                 await tasks.start(root.run)
                 await restarted.wait()
-            assert tokens_seen == ["cli-token-1", "cli-token-2"]
+            assert tokens_seen == ["az-token-1", "az-token-2"]
             assert len(fake_az.calls()) == 2
             tasks.cancel_scope.cancel()

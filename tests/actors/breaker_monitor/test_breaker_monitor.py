@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 import pytest
 from anyio.streams.memory import MemoryObjectReceiveStream
+from clocks import ManualClock
 
 from actors.breaker_monitor import BreakerMonitorActor, PartitionCommand
 from actors.messages import PausePartitions, ResumePartitions
@@ -28,16 +29,6 @@ pytestmark = pytest.mark.anyio
 
 CONFIG = CircuitBreakerConfig(failure_threshold=2, recovery_timeout=30.0, success_threshold=1)
 TICK = 0.005
-
-
-class ManualClock:
-    """A monotonic clock the test moves by hand, shared by breakers and monitor."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def fail() -> None:

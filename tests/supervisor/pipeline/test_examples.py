@@ -8,7 +8,7 @@ import pytest
 
 from supervisor.pipeline.config import load_config
 
-EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.toml"))
+EXAMPLES = sorted((Path(__file__).parents[3] / "examples").glob("*.toml"))
 
 
 def test_there_are_examples() -> None:
@@ -29,7 +29,7 @@ def test_every_example_loads(path: Path) -> None:
 
 def test_graceful_stop_fits_the_deployment_grace_periods() -> None:
     """systemd's TimeoutStopSec and Kubernetes' grace period exceed the graceful-stop deadline."""
-    deploy = Path(__file__).parents[2] / "examples" / "deploy"
+    deploy = Path(__file__).parents[3] / "examples" / "deploy"
     deadline = load_config(EXAMPLES[0], environ={}).supervisor.graceful_stop_s
     unit = (deploy / "kafka-pipeline.service").read_text()
     manifest = (deploy / "kubernetes.yaml").read_text()

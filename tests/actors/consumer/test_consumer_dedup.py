@@ -4,20 +4,11 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from clocks import ManualClock
 from hypothesis import given
 from hypothesis import strategies as st
 
 from actors.consumer.dedup import DedupWindow, TraceIdReader, UnreadableTraceIdError
-
-
-class ManualClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @given(
@@ -48,7 +39,7 @@ def test_remembering_again_refreshes_an_id() -> None:
 
 def test_ids_expire_after_the_time_to_live() -> None:
     """With a TTL an id is forgotten once it is older than the TTL."""
-    clock = ManualClock()
+    clock = ManualClock(start=0.0)
     window = DedupWindow(10, ttl=5.0, clock=clock)
     window.remember("old")
     clock.now = 3.0

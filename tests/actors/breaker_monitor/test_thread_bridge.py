@@ -6,8 +6,6 @@ import threading
 
 import anyio
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from actors.breaker_monitor._thread_bridge import ThreadBridge
 
@@ -96,26 +94,3 @@ async def test_receive_nowait_raises_would_block_when_empty() -> None:
         bridge.receive_nowait()
     bridge.submit(3)
     assert bridge.receive_nowait() == 3
-
-
-def test_max_items_below_one_is_rejected() -> None:
-    """A bridge that could hold nothing is a configuration mistake, refused at construction."""
-    with pytest.raises(ValueError, match="max_items"):
-        ThreadBridge(max_items=0)
-
-
-@settings(max_examples=50, deadline=None)
-@given(items=st.lists(st.integers(), max_size=40), max_items=st.integers(1, 20))
-def test_a_full_bounded_bridge_drops_the_oldest_and_counts_them(
-    items: list[int], max_items: int
-) -> None:
-    """With max_items, the newest items are kept in order and every dropped one is counted."""
-    bridge: ThreadBridge[int] = ThreadBridge(max_items=max_items)
-    for item in items:
-        bridge.submit(item)
-    kept = []
-    while bridge.pending():
-        kept.append(bridge.receive_nowait())
-
-    assert kept == items[-max_items:]
-    assert bridge.dropped == max(0, len(items) - max_items)

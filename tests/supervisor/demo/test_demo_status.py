@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from app_observation_strategies import observations
 from hypothesis import given, settings
+from observation_strategies import observations
 
 from supervisor.demo.events import DemoLedger
 from supervisor.demo.status import Notes, restarts_by_actor, status_line

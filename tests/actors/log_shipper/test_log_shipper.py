@@ -9,6 +9,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from clocks import ManualClock
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -25,32 +26,6 @@ from core.types import ErrorCategory
 from supervisor import Backoff, ChildSpec, Supervisor
 
 pytestmark = pytest.mark.anyio
-
-
-class ManualClock:
-    """A clock that moves only when the test calls `advance` (a stand-in for time, not a mock)."""
-
-    def __init__(self) -> None:
-        self._now = 0.0
-        self._sleepers: list[tuple[float, anyio.Event]] = []
-
-    def now(self) -> float:
-        return self._now
-
-    async def sleep(self, seconds: float) -> None:
-        if seconds <= 0:
-            await anyio.lowlevel.checkpoint()
-            return
-        woken = anyio.Event()
-        self._sleepers.append((self._now + seconds, woken))
-        await woken.wait()
-
-    def advance(self, seconds: float) -> None:
-        self._now += seconds
-        for deadline, woken in self._sleepers:
-            if deadline <= self._now:
-                woken.set()
-        self._sleepers = [(d, w) for d, w in self._sleepers if not w.is_set()]
 
 
 class RecordingSink:
@@ -107,9 +82,9 @@ def fill(buffer: LogBuffer, count: int, start: int = 0) -> list[str]:
 
 async def test_full_batch_is_shipped_without_waiting_for_the_interval() -> None:
     """batch_size waiting records are shipped at once, though the clock never moves."""
-    buffer, sink, clock = LogBuffer(100), RecordingSink(), ManualClock()
+    buffer, sink, clock = LogBuffer(100), RecordingSink(), ManualClock(start=0.0)
     shipper = LogShipperActor(
-        buffer, [sink], batch_size=5, flush_interval=10.0, clock=clock.now, sleep=clock.sleep
+        buffer, [sink], batch_size=5, flush_interval=10.0, clock=clock, sleep=clock.sleep
     )
     async with anyio.create_task_group() as tasks:
         await tasks.start(shipper.run)
@@ -123,9 +98,9 @@ async def test_full_batch_is_shipped_without_waiting_for_the_interval() -> None:
 
 async def test_partial_batch_is_shipped_when_the_interval_has_passed() -> None:
     """Fewer than batch_size records wait exactly flush_interval after the first one arrived."""
-    buffer, sink, clock = LogBuffer(100), RecordingSink(), ManualClock()
+    buffer, sink, clock = LogBuffer(100), RecordingSink(), ManualClock(start=0.0)
     shipper = LogShipperActor(
-        buffer, [sink], batch_size=50, flush_interval=2.0, clock=clock.now, sleep=clock.sleep
+        buffer, [sink], batch_size=50, flush_interval=2.0, clock=clock, sleep=clock.sleep
     )
     async with anyio.create_task_group() as tasks:
         await tasks.start(shipper.run)
@@ -153,9 +128,9 @@ async def test_flush_delivers_everything_queued_in_batches() -> None:
 
 async def test_graceful_stop_ships_everything_queued_and_closes_the_sinks() -> None:
     """Cancelling a running shipper delivers all queued records first, then closes its sinks."""
-    buffer, sink, clock = LogBuffer(10_000), RecordingSink(), ManualClock()
+    buffer, sink, clock = LogBuffer(10_000), RecordingSink(), ManualClock(start=0.0)
     shipper = LogShipperActor(
-        buffer, [sink], batch_size=64, flush_interval=60.0, clock=clock.now, sleep=clock.sleep
+        buffer, [sink], batch_size=64, flush_interval=60.0, clock=clock, sleep=clock.sleep
     )
     async with anyio.create_task_group() as tasks:
         await tasks.start(shipper.run)
@@ -169,9 +144,9 @@ async def test_graceful_stop_ships_everything_queued_and_closes_the_sinks() -> N
 
 async def test_stop_delivers_the_partial_batch_and_returns() -> None:
     """stop() cuts the wait for a full batch short: run ships what is queued and returns."""
-    buffer, sink, clock = LogBuffer(100), RecordingSink(), ManualClock()
+    buffer, sink, clock = LogBuffer(100), RecordingSink(), ManualClock(start=0.0)
     shipper = LogShipperActor(
-        buffer, [sink], batch_size=50, flush_interval=60.0, clock=clock.now, sleep=clock.sleep
+        buffer, [sink], batch_size=50, flush_interval=60.0, clock=clock, sleep=clock.sleep
     )
     async with anyio.create_task_group() as tasks:
         await tasks.start(shipper.run)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import re
 import socket
-from collections.abc import Iterator
 
 import anyio
 import pytest
-from app_observation_strategies import observations
 from hypothesis import given, settings
+from observation_strategies import observations
 
 from core.resilience import CircuitState
 from supervisor.pipeline.config import ConfigError
@@ -46,15 +45,6 @@ def test_alive_exactly_while_the_root_supervisor_runs(observation: Observation) 
     check = liveness(observation)
     assert check.ok == observation.root_running
     assert check.body().startswith(b"ok\n" if check.ok else b"not ok\n")
-
-
-@pytest.fixture
-def taken_port() -> Iterator[int]:
-    """A loopback port another socket listens on."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        yield sock.getsockname()[1]
 
 
 def _endpoint(port: int, host: str = "127.0.0.1") -> HealthEndpoint:
