@@ -18,7 +18,14 @@ import math
 import random
 from typing import Final
 
-__all__ = ["AUTH_RETRY", "DEFAULT_RETRY", "RetryConfig", "backoff_ceilings", "compute_delay"]
+__all__ = [
+    "AUTH_RETRY",
+    "DEFAULT_RETRY",
+    "RetryConfig",
+    "backoff_ceilings",
+    "capped_exponential",
+    "compute_delay",
+]
 
 _PRECOMPUTED_CEILINGS: Final = 32
 
@@ -94,9 +101,19 @@ def backoff_ceilings(config: RetryConfig) -> tuple[float, ...]:
 
 
 def _ceiling(config: RetryConfig, attempt: int) -> float:
-    """min(max_delay, base_delay * exponential_base**attempt), without overflowing."""
+    return capped_exponential(config.base_delay, config.max_delay, config.exponential_base, attempt)
+
+
+def capped_exponential(base: float, cap: float, factor: float, attempt: int) -> float:
+    """min(cap, base * factor**attempt), without overflowing; 0 when base is 0.
+
+    The one home of the backoff ladder: retries (`RetryConfig`) and the supervisor's
+    restarts (`supervisor.runtime.Backoff`) both climb it.
+    """
+    if base == 0:
+        return 0.0
     try:
-        ceiling = config.base_delay * config.exponential_base**attempt
-    except OverflowError:  # the exponential passed max_delay many attempts ago
-        return config.max_delay if config.base_delay > 0 else 0.0
-    return ceiling if ceiling <= config.max_delay else config.max_delay
+        ceiling = base * factor**attempt
+    except OverflowError:  # the exponential passed the cap many attempts ago
+        return cap
+    return ceiling if ceiling <= cap else cap

@@ -70,7 +70,7 @@ fields (event, supervisor, child, category, delay, restart_count) and passed to
 `on_event`; `Supervisor.stats()` returns a frozen `SupervisorStats`.
 """
 
-from supervisor.runtime._backoff import Backoff, Jitter
+from supervisor.runtime._backoff import Backoff
 from supervisor.runtime._errors import EscalationError
 from supervisor.runtime._events import EventKind, SupervisorEvent
 from supervisor.runtime._spec import Actor, ChildSpec, Restart, RunFunction
@@ -87,7 +87,6 @@ __all__ = [
     "EscalationError",
     "EventHook",
     "EventKind",
-    "Jitter",
     "Restart",
     "RunFunction",
     "Strategy",

@@ -91,7 +91,6 @@ class Plan:
 @dataclass(slots=True)
 class _Track:
     attempt: int = 0
-    previous_delay: float | None = None
     started_at: float | None = None
 
 
@@ -138,7 +137,7 @@ class RestartPlanner:
         """
         track = self._tracks[child]
         if track.started_at is not None and now - track.started_at >= self._stable_after:
-            track.attempt, track.previous_delay = 0, None
+            track.attempt = 0
         track.started_at = None
         if exit.category is ErrorCategory.PERMANENT:
             return self._escalate(active, "permanent failure")
@@ -150,9 +149,8 @@ class RestartPlanner:
             return self._escalate(
                 active, f"more than {limit.max_restarts} restarts in {limit.period:g}s"
             )
-        delay = self._backoff.delay(track.attempt, track.previous_delay, uniform=self._uniform)
+        delay = self._backoff.delay(track.attempt, uniform=self._uniform)
         track.attempt += 1
-        track.previous_delay = delay
         if exit.category is ErrorCategory.CIRCUIT_OPEN:
             delay = max(delay, exit.retry_after or 0.0)
         group = group_restart(
