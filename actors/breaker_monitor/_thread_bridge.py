@@ -12,10 +12,10 @@ sending thread (a handler, a logger); it also refuses to run on the loop's own t
 where breaker listeners fire too. The pipeline runs on asyncio (aiokafka needs it), so
 the asyncio entry point is the honest one.
 
-Bounded or not: with `max_items` the oldest items are dropped (and counted) when the
-receiver falls behind, for high-volume producers such as log records; without it
-nothing is ever dropped, for rare events such as breaker transitions. Items submitted
-before `bind` (or after the loop closed) wait in the deque for the next `bind`.
+Unbounded on purpose: it carries breaker transitions, rare events none of which may be
+lost (the log shipper, which takes high-volume records from threads, has its own bounded
+`LogBuffer`). Items submitted before `bind` (or after the loop closed) wait in the deque
+for the next `bind`.
 """
 
 from __future__ import annotations
@@ -35,22 +35,12 @@ T = TypeVar("T")
 class ThreadBridge(Generic[T]):
     """A thread-safe, order-preserving hand-over into one event loop (see the module docstring)."""
 
-    def __init__(self, *, max_items: int | None = None) -> None:
-        if max_items is not None and max_items < 1:
-            raise ValueError(f"max_items must be at least 1, got {max_items!r}")
-        self._max_items = max_items
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._items: deque[T] = deque()
-        self._dropped = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup = anyio.Event()
         self._wakeup_scheduled = False
-
-    @property
-    def dropped(self) -> int:
-        """How many items were discarded because the bridge was full."""
-        with self._lock:
-            return self._dropped
 
     def pending(self) -> int:
         """How many items wait to be received."""
@@ -70,9 +60,6 @@ class ThreadBridge(Generic[T]):
     def submit(self, item: T) -> None:
         """Queue `item` for the receiver; safe from any thread, returns at once, never raises."""
         with self._lock:
-            if self._max_items is not None and len(self._items) >= self._max_items:
-                self._items.popleft()
-                self._dropped += 1
             self._items.append(item)
             loop = self._loop
             if loop is None or self._wakeup_scheduled:
