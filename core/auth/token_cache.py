@@ -1,7 +1,7 @@
 """A thread-safe, per-scope cache of bearer tokens that stops serving them early.
 
 A token is served until `refresh_margin` before it expires (default 10 minutes:
-the seed's "refresh at 50 minutes" for Azure AD's 60-minute tokens). The margin
+a refresh at 50 minutes into Azure AD's 60-minute tokens). The margin
 leaves time for a refresh to fail and be retried, and for the token to travel to
 a broker and be checked there, before it really expires.
 

@@ -1,4 +1,4 @@
-"""Benchmarks of our code next to the libraries users would pick instead (issue 7).
+"""Benchmarks of our code next to the libraries users would pick instead.
 
 One command runs them all: `scripts/bench/run` (see scripts.bench.cli for its options).
 Each benchmark measures ours and its peers in the same run, interleaved round by round,

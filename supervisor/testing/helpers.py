@@ -1,7 +1,8 @@
-"""Helpers for testing handlers and pipelines against a real broker (like `structlog.testing`).
+"""Helpers for testing handlers and pipelines against a real broker.
 
-`broker_from_env()` gives the bootstrap servers of `KAFKA_BOOTSTRAP_SERVERS` when set, else
-starts an `EmbeddedBroker`. The async helpers create topics explicitly (Tansu would
+`external_bootstrap()` gives the bootstrap servers of `KAFKA_BOOTSTRAP_SERVERS` when set;
+otherwise a test starts an `EmbeddedBroker` (tests/conftest.py does so once per session).
+The async helpers create topics explicitly (Tansu would
 auto-create them with 4 partitions), produce records and read back what a topic holds
 or what a group committed.
 """
