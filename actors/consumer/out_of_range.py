@@ -23,9 +23,11 @@ never commits (actors.consumer.membership).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from aiokafka import TopicPartition
+
+from actors.consumer.settings import OffsetReset
 
 __all__ = ["CONFIRMATIONS", "BeyondLogEnd", "reset_position"]
 
@@ -62,7 +64,7 @@ class BeyondLogEnd:
 
 
 async def reset_position(
-    consumer: Any, tp: TopicPartition, policy: Literal["earliest", "latest"], highwater: int
+    consumer: Any, tp: TopicPartition, policy: OffsetReset, highwater: int
 ) -> int:
     """Seek `tp` to where `policy` says a consumer without a valid offset starts; returns it."""
     if policy == "earliest":

@@ -27,6 +27,7 @@ __all__ = [
     "EVENT_HUBS_MAX_REQUEST_SIZE",
     "ConsumerSettings",
     "DedupSettings",
+    "OffsetReset",
     "PoisonGuardSettings",
     "RetryBudgetSettings",
     "SaslMechanism",
@@ -36,6 +37,8 @@ __all__ = [
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
+OffsetReset = Literal["earliest", "latest"]
+"""The value types of these settings, defined once: the process configuration uses them too."""
 
 _PROTOCOLS: Final = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 _MECHANISMS: Final = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
@@ -155,7 +158,7 @@ class ConsumerSettings:
     connections_max_idle_ms: int = 540_000
     metadata_max_age_ms: int = 300_000
     request_timeout_ms: int = 40_000
-    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    auto_offset_reset: OffsetReset = "earliest"
     """Where a group without a committed offset starts (Tansu's "latest" is wrong)."""
 
     dead_letter_topic: str | None = "{topic}.dlq"

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from actors.consumer.settings import OffsetReset, SaslMechanism, SecurityProtocol
 from supervisor.pipeline.config_loader import ConfigError, EnvValue, Secret, bind, env_overrides
 
 __all__ = [
@@ -39,8 +40,6 @@ __all__ = [
     "render_config",
 ]
 
-SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
-SaslMechanism = Literal["", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
 AuthMethod = Literal[
     "none", "cli", "secret", "certificate", "default", "managed_identity", "token_file"
 ]
@@ -68,10 +67,10 @@ class KafkaConfig:
     """`eventhubs` applies Event Hubs' documented client settings and OAUTHBEARER."""
     eventhubs_namespace: str = ""
     security_protocol: SecurityProtocol = "PLAINTEXT"
-    sasl_mechanism: SaslMechanism = ""
+    sasl_mechanism: SaslMechanism | None = None
     sasl_username: str = ""
     sasl_password: Secret | None = None
-    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    auto_offset_reset: OffsetReset = "earliest"
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 3_000
     max_poll_records: int = 500
@@ -121,7 +120,7 @@ class AuthConfig:
     scope: str = ""
     """Token scope; empty means the Event Hubs scope of kafka.eventhubs_namespace."""
     refresh_margin_s: float = 600.0
-    """Refresh this long before expiry (the seed's 50 minutes for 60-minute tokens)."""
+    """Refresh this long before expiry (600 s: at 50 minutes into a 60-minute token)."""
 
     def __post_init__(self) -> None:
         _positive("auth.refresh_margin_s", self.refresh_margin_s)
@@ -166,13 +165,18 @@ class DeadLetterConfig:
     """Where records that can never succeed go, and when to stop instead."""
 
     enabled: bool = True
-    topic: str = ""
-    """Empty means `<first topic>.dlq`."""
+    topic: str = "{topic}.dlq"
+    """`{topic}` stands for the consumed topic: one dead-letter topic per topic by default;
+    a name without `{topic}` is shared by every topic."""
     poison_window: int = 100
     poison_max_share: float = 0.5
     """More dead-lettered records than this share of the last `poison_window`: escalate."""
 
     def __post_init__(self) -> None:
+        if not self.topic.strip():
+            raise ConfigError(
+                "dead_letter.topic", "must not be empty (enabled = false turns it off)"
+            )
         _positive("dead_letter.poison_window", self.poison_window)
         _share("dead_letter.poison_max_share", self.poison_max_share)
 
@@ -301,12 +305,6 @@ class Config:
             )
         if self.kafka.profile == "eventhubs" and self.auth.method == "none":
             raise ConfigError("auth.method", "kafka.profile = 'eventhubs' needs an Azure AD method")
-
-    @property
-    def dead_letter_topic(self) -> str | None:
-        if not self.dead_letter.enabled:
-            return None
-        return self.dead_letter.topic or f"{self.kafka.topics[0]}.dlq"
 
 
 def parse_config(

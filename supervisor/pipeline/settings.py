@@ -5,7 +5,8 @@ Kept apart from the wiring so each mapping is a plain function, tested on its ow
 - `consumer_settings`: `Config` -> the consumer actor's `ConsumerSettings`. With
   `kafka.profile = "eventhubs"` the values Event Hubs documents (`event_hubs_profile`)
   replace the defaults; a kafka.* value that differs from its default still wins. The
-  dead-letter topic is `dead_letter.topic`, or `<topic>.dlq` per consumed topic. The
+  dead-letter topic pattern `dead_letter.topic` (`{topic}.dlq`: one per topic) is passed
+  as is, and validated once, by `ConsumerSettings`. The
   poison guard judges once `min(20, poison_window)` records were seen.
 - `build_auth`: the Azure identity, the token cache shared by the refresher and the
   OAUTHBEARER provider, and the scope (`auth.scope`, else that of the namespace). A
@@ -192,7 +193,7 @@ def consumer_settings(config: Config, auth: AuthWiring | None = None) -> Consume
         )
     }
     behaviour: dict[str, Any] = {
-        "dead_letter_topic": (dead_letter.topic or "{topic}.dlq") if dead_letter.enabled else None,
+        "dead_letter_topic": dead_letter.topic if dead_letter.enabled else None,
         "dedup": DedupSettings(
             enabled=config.dedup.enabled,
             header=config.dedup.header or None,
@@ -236,7 +237,7 @@ def consumer_settings(config: Config, auth: AuthWiring | None = None) -> Consume
         topics=kafka.topics,
         group_id=kafka.group_id,
         security_protocol=kafka.security_protocol,
-        sasl_mechanism=kafka.sasl_mechanism or None,
+        sasl_mechanism=kafka.sasl_mechanism,
         sasl_username=kafka.sasl_username or None,
         sasl_password=kafka.sasl_password.reveal() if kafka.sasl_password else None,
         oauth_token_provider=auth.token_provider if auth else None,

@@ -161,11 +161,10 @@ def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
     assert config.logging.file == tmp_path / "logs" / "out.jsonl"
 
 
-def test_dead_letter_topic_defaults_to_the_first_topic() -> None:
-    """Without an explicit topic, records are dead-lettered to `<first topic>.dlq`."""
-    assert parse_config("[kafka]\ntopics=['a','b']\n", environ=NO_ENV).dead_letter_topic == "a.dlq"
-    disabled = parse_config("[dead_letter]\nenabled=false\n", environ=NO_ENV)
-    assert disabled.dead_letter_topic is None
+def test_an_empty_dead_letter_topic_is_refused() -> None:
+    """An empty dead_letter.topic is a config error that says how to turn dead-lettering off."""
+    with pytest.raises(ConfigError, match=r"dead_letter\.topic.*enabled = false"):
+        parse_config("[dead_letter]\ntopic = ''\n", environ=NO_ENV)
 
 
 def test_rendered_config_parses_back_to_the_same_values() -> None:
