@@ -1,4 +1,4 @@
-"""The decision table, as a pure synchronous state machine.
+"""The decision table of `supervisor.runtime` (its package docstring), as a pure state machine.
 
 Given how a child exited and when, `RestartPlanner` says what to do: nothing
 more (the child is finished), restart which children after what delay, or
@@ -6,7 +6,7 @@ escalate. It keeps the state those answers need (the intensity window, each
 child's backoff step, when each child last started) and nothing else: no
 tasks, no clock, no I/O, so it is property-tested directly.
 
-The decision table (ARCHITECTURE.md, "Supervision"), in the order it is applied:
+The order in which the table is applied, and why:
 
 1. PERMANENT failure: escalate at once, whatever the restart policy.
 2. The restart policy decides whether the exit is restarted at all: ALWAYS
