@@ -4,9 +4,10 @@
     ChildSpec("kafka_consumer", factory=lambda: KafkaConsumerActor(...), shutdown_timeout=...)
 
 `handler(record)` is the user's function, sync or async, given an `actors.messages.Record`.
-The machinery lives in `actors.consumer` (one module per concern; read `loop` for the
-commit and pause rules and `records` for what each failure category leads to). This
-module is the public face: the actor, and the names a wiring or a handler needs.
+The machinery lives beside it in `actors.consumer` (one module per concern; read `loop`
+for the commit and pause rules and `records` for what each failure category leads to).
+This module holds the actor and gathers the names a wiring or a handler needs; the
+package `actors.consumer` re-exports them.
 
 Restarts: the supervisor builds a fresh actor for every start; what must outlive an
 incarnation (stats, dedup window, pause reasons, handler breaker, retry budget, poison
