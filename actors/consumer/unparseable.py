@@ -1,0 +1,313 @@
+"""Going on after a fetch that aiokafka could not parse: hand over what can be read, set
+aside what cannot, and move every partition strictly forward.
+
+aiokafka parses a fetched batch in one go: one record with a header key that is not
+UTF-8 raises UnicodeDecodeError out of `getmany` (CorruptRecordException without the C
+extension), and so does a record whose framing is broken or a batch whose CRC is wrong.
+What this does to the stream (aiokafka 0.14, checked against a broker):
+
+- The partition does not move: every later `getmany` fetches the same batch and raises
+  again. Seeking to the record after the bad one does not help, since the batch is
+  parsed from its start again (records below the position are parsed, then dropped).
+- The records already drained from other partitions in the same `getmany` are lost:
+  their positions moved past them, and the exception dropped the result.
+- The records before the bad one in its own batch never reach the caller.
+
+`recover` undoes all three. Given the offset the pipeline expects next for each
+partition (`positions` taken right before the failing `getmany`), it seeks every
+partition back there, then for each one fetches its bytes from that offset itself
+(actors.consumer.raw_fetch) and runs aiokafka's own parser over them batch by batch, to
+find exactly the batches aiokafka cannot read. A partition without one is left at its
+expected offset: the normal fetch path reads it again. For a partition with one, the
+records of the batches before it, and every record of that batch the tolerant reader
+(actors.consumer.tolerant_batches) can read, are returned to be handed over as normal
+records; what cannot be read is returned as `Unparseable`, with its raw bytes for the
+dead-letter topic; and the partition is sought past that batch. Every partition that
+had a bad batch ends strictly after its expected offset, so a second recovery never
+meets the same batch: the stream cannot loop.
+
+A header key that is not UTF-8 does not make its record unparseable: the record is well
+framed, so it is handed over with U+FFFD for the bad bytes, as Apache Kafka's Java
+consumer delivers it (a lone surrogate from `surrogateescape` would make the record
+fail again wherever it is encoded: a forward, a dead-letter copy, a JSON log line). The
+original key bytes are logged, as a WARNING naming the partition and offset.
+
+What is set aside is logged at ERROR with topic, partition, offset(s) and the reason.
+Its raw bytes are the record's own bytes from its length prefix (decompressed, when its
+batch was compressed), or the whole batch when the batch cannot be trusted or read (a
+CRC mismatch, a codec failure, a broken length); `dead_letter_record()` wraps them as a
+Record whose value is those bytes, for DeadLetterWriter.write with `error`.
+
+The consumer must be read_uncommitted without deserializers (as the pipeline's is): the
+bytes fetched here are not filtered for aborted transactions. Besides raw_fetch's, the
+aiokafka internals used are `consumer._subscription.subscription.assignment` (positions
+before a fetch, without awaiting) and the fetcher's `_check_crcs`, `_isolation_level`
+and deserializers, all present in aiokafka 0.11 to 0.14.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from aiokafka import TopicPartition
+from aiokafka.errors import CorruptRecordException, IllegalStateError, UnsupportedCodecError
+from aiokafka.record.memory_records import MemoryRecords
+from aiokafka.structs import ConsumerRecord
+
+from actors.consumer.raw_fetch import fetch_raw
+from actors.consumer.tolerant_batches import (
+    ParsedBatch,
+    ParsedRecord,
+    Unframeable,
+    parse_batch,
+    split_batches,
+)
+from actors.messages import Record
+
+__all__ = [
+    "FETCH_PARSE_ERRORS",
+    "Recovery",
+    "Unparseable",
+    "UnparseableRecordError",
+    "fetch_positions",
+    "recover",
+]
+
+_log = logging.getLogger(__name__)
+
+FETCH_PARSE_ERRORS: Final = (CorruptRecordException, UnicodeDecodeError)
+"""What `getmany` raises for a batch it cannot parse: UnicodeDecodeError comes from
+aiokafka's C extension for a header key that is not UTF-8, CorruptRecordException for the
+rest (and for that key too without the extension)."""
+
+_READ_COMMITTED: Final = 1
+_KEY_BYTES_LOGGED: Final = 64
+
+
+class UnparseableRecordError(Exception):
+    """Bytes of a partition could not be read as records; the dead-letter copy holds them."""
+
+
+@dataclass(frozen=True, slots=True)
+class Unparseable:
+    """Bytes at `first_offset`..`last_offset` of a partition that could not be read."""
+
+    topic: str
+    partition: int
+    first_offset: int
+    last_offset: int
+    reason: str
+    raw: bytes
+
+    def describe(self) -> str:
+        """Where and why, in one line."""
+        span = (
+            f"offset {self.first_offset}"
+            if self.first_offset == self.last_offset
+            else f"offsets {self.first_offset}..{self.last_offset}"
+        )
+        return f"{self.topic}[{self.partition}] {span} cannot be parsed: {self.reason}"
+
+    @property
+    def error(self) -> UnparseableRecordError:
+        """The failure to dead-letter it with (category PERMANENT: it never parses)."""
+        return UnparseableRecordError(
+            f"{self.describe()}; the value holds its {len(self.raw)} raw bytes "
+            "(Kafka record batch format v2)"
+        )
+
+    def dead_letter_record(self) -> Record:
+        """A Record at `first_offset` whose value is the raw bytes (no key, no headers)."""
+        return Record(self.topic, self.partition, self.first_offset, None, self.raw, ())
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """What a recovery found; see `recover`."""
+
+    records: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = field(default_factory=dict)
+    """Records to hand over, per partition with a bad batch, in offset order: those
+    from the expected offset up to the bad batch, then the readable ones of it."""
+    unparseable: list[Unparseable] = field(default_factory=list)
+    """What could not be read, in partition and offset order (skipped, to dead-letter)."""
+    positions: dict[TopicPartition, int] = field(default_factory=dict)
+    """Where each partition's fetching resumes: its expected offset, or for a partition
+    with a bad batch the offset after that batch (always above the expected offset)."""
+
+
+def fetch_positions(consumer: Any) -> dict[TopicPartition, int]:
+    """The position of every assigned partition that has one, read without awaiting:
+    taken right before `getmany`, it is the offset the pipeline expects next."""
+    assignment = consumer._subscription.subscription
+    assignment = assignment.assignment if assignment is not None else None
+    if assignment is None:
+        return {}
+    positions: dict[TopicPartition, int] = {}
+    for tp in assignment.tps:
+        state = assignment.state_value(tp)
+        if state.has_valid_position:
+            positions[tp] = state.position
+    return positions
+
+
+async def recover(consumer: Any, expected: Mapping[TopicPartition, int]) -> Recovery:
+    """Recover from a `getmany` that raised one of FETCH_PARSE_ERRORS (module docstring).
+
+    `expected` maps each assigned partition to the offset the pipeline expects to fetch
+    next (`fetch_positions` before the failing call). The caller must not fetch while
+    this runs. Raises KafkaError when a partition cannot be fetched (nothing is skipped
+    then: every partition is back at its expected offset), UnsupportedCodecError when a
+    batch needs a codec library that is not installed, and RuntimeError when no batch
+    that aiokafka cannot parse was found (a retry would meet the same failure)."""
+    fetcher = consumer._fetcher
+    if fetcher._isolation_level == _READ_COMMITTED:
+        raise ValueError("recovering unparseable records needs a read_uncommitted consumer")
+    if fetcher._key_deserializer is not None or fetcher._value_deserializer is not None:
+        raise ValueError("recovering unparseable records needs a consumer without deserializers")
+    owned = {}
+    for tp, offset in sorted(expected.items()):
+        try:
+            consumer.seek(tp, offset)
+        except IllegalStateError:  # revoked meanwhile: no longer this consumer's to read
+            continue
+        owned[tp] = offset
+    recovery = Recovery(positions=dict(owned))
+    for tp, offset in owned.items():
+        await _recover_partition(consumer, tp, offset, fetcher._check_crcs, recovery)
+    if not recovery.records and not recovery.unparseable:
+        raise RuntimeError(
+            "a fetch could not be parsed, but no partition holds a batch that cannot be "
+            f"parsed at the expected offsets {_offsets(owned)}"
+        )
+    return recovery
+
+
+async def _recover_partition(
+    consumer: Any, tp: TopicPartition, expected: int, check_crcs: bool, recovery: Recovery
+) -> None:
+    data = await fetch_raw(consumer, tp, expected)
+    batches, broken_tail = split_batches(data)
+    readable: list[ConsumerRecord[bytes, bytes]] = []
+    for raw in batches:
+        try:
+            readable.extend(_aiokafka_records(tp, raw, expected, check_crcs))
+        except UnsupportedCodecError:
+            raise
+        except Exception:  # whatever aiokafka's parser raises: this batch is the bad one
+            parsed = parse_batch(raw, check_crc=check_crcs)
+            _take(consumer, tp, expected, readable, parsed, recovery)
+            return
+    if broken_tail:
+        _take(consumer, tp, expected, readable, _broken_frame(broken_tail, expected), recovery)
+
+
+def _aiokafka_records(
+    tp: TopicPartition, raw: bytes, expected: int, check_crcs: bool
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """The batch's records at or above `expected`, parsed as the fetcher parses them."""
+    batch = MemoryRecords(raw).next_batch()
+    if batch is None:
+        raise CorruptRecordException("no batch in the bytes")
+    if check_crcs and not batch.validate_crc():
+        raise CorruptRecordException("invalid CRC")
+    if batch.is_control_batch:
+        return []
+    return [
+        ConsumerRecord(
+            tp.topic,
+            tp.partition,
+            record.offset,
+            record.timestamp,
+            record.timestamp_type,
+            record.key,
+            record.value,
+            record.checksum,
+            len(record.key) if record.key is not None else -1,
+            len(record.value) if record.value is not None else -1,
+            tuple(record.headers),
+        )
+        for record in batch
+        if record.offset >= expected
+    ]
+
+
+def _broken_frame(raw: bytes, expected: int) -> ParsedBatch:
+    """Bytes after the last whole batch whose length cannot be a batch's: nothing says
+    where they end, so exactly one offset is skipped (the next recovery, if any, skips
+    the one after: always forward, never past what might be readable)."""
+    reason = "a batch length below any batch's minimum"
+    return ParsedBatch(
+        expected, expected + 1, False, (), (Unframeable(expected, expected, reason, raw),)
+    )
+
+
+def _take(
+    consumer: Any,
+    tp: TopicPartition,
+    expected: int,
+    readable: list[ConsumerRecord[bytes, bytes]],
+    parsed: ParsedBatch,
+    recovery: Recovery,
+) -> None:
+    """Book the bad batch of `tp`: its readable records after `readable`, its unreadable
+    parts, and the position after it."""
+    if parsed.next_offset <= expected:
+        raise RuntimeError(
+            f"{tp.topic}[{tp.partition}]: the broker answered a fetch at offset {expected} "
+            f"with a batch that ends below it, at {parsed.next_offset - 1}"
+        )
+    for record in parsed.records:
+        if record.offset >= expected:
+            _warn_undecodable_keys(tp, record)
+            readable.append(_consumer_record(tp, record))
+    for part in parsed.unframeable:
+        if part.last_offset < expected:
+            continue
+        unparseable = Unparseable(
+            tp.topic,
+            tp.partition,
+            max(part.first_offset, expected),
+            part.last_offset,
+            part.reason,
+            part.raw,
+        )
+        _log.error("skipping: %s", unparseable.describe())
+        recovery.unparseable.append(unparseable)
+    if readable:
+        recovery.records[tp] = readable
+    consumer.seek(tp, parsed.next_offset)
+    recovery.positions[tp] = parsed.next_offset
+
+
+def _warn_undecodable_keys(tp: TopicPartition, record: ParsedRecord) -> None:
+    for key in record.undecodable_header_keys:
+        _log.warning(
+            "%s[%d] offset %d: header key %s is not UTF-8; handed over with U+FFFD",
+            tp.topic,
+            tp.partition,
+            record.offset,
+            key[:_KEY_BYTES_LOGGED].hex() + ("…" if len(key) > _KEY_BYTES_LOGGED else ""),
+        )
+
+
+def _consumer_record(tp: TopicPartition, record: ParsedRecord) -> ConsumerRecord[bytes, bytes]:
+    return ConsumerRecord(
+        tp.topic,
+        tp.partition,
+        record.offset,
+        record.timestamp,
+        record.timestamp_type,
+        record.key,
+        record.value,
+        None,
+        len(record.key) if record.key is not None else -1,
+        len(record.value) if record.value is not None else -1,
+        record.headers,  # a header value may be None, as in aiokafka's own records
+    )
+
+
+def _offsets(positions: Mapping[TopicPartition, int]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]={offset}" for tp, offset in positions.items())
