@@ -69,9 +69,11 @@ from actors.messages import Record
 
 __all__ = [
     "FETCH_PARSE_ERRORS",
+    "BadBatch",
     "Recovery",
     "Unparseable",
     "UnparseableRecordError",
+    "examine",
     "fetch_positions",
     "recover",
 ]
@@ -157,19 +159,23 @@ async def recover(consumer: Any, expected: Mapping[TopicPartition, int]) -> Reco
     """Recover from a `getmany` that raised one of FETCH_PARSE_ERRORS (module docstring).
 
     `expected` maps each assigned partition to the offset the pipeline expects to fetch
-    next (`fetch_positions` before the failing call). The caller must not fetch while
-    this runs. Raises KafkaError when a partition cannot be fetched (nothing is skipped
-    then: every partition is back at its expected offset), UnsupportedCodecError when a
-    batch needs a codec library that is not installed, and RuntimeError when no batch
-    that aiokafka cannot parse was found (a retry would meet the same failure)."""
+    next (`fetch_positions` before the failing call); an assigned partition missing from
+    it (it had no position yet) starts from its committed offset. Paused partitions are
+    left alone. The caller must not fetch while this runs. Raises KafkaError when a
+    partition cannot be fetched (nothing is skipped then: every partition is back at its
+    expected offset), UnsupportedCodecError when a batch needs a codec library that is
+    not installed, and RuntimeError when no batch that aiokafka cannot parse was found
+    (a retry would meet the same failure)."""
     fetcher = consumer._fetcher
     if fetcher._isolation_level == _READ_COMMITTED:
         raise ValueError("recovering unparseable records needs a read_uncommitted consumer")
     if fetcher._key_deserializer is not None or fetcher._value_deserializer is not None:
         raise ValueError("recovering unparseable records needs a consumer without deserializers")
-    owned = {}
-    for tp, offset in sorted(expected.items()):
+    owned: dict[TopicPartition, int] = {}
+    paused = consumer.paused()  # not fetched, so neither drained nor met the bad batch
+    for tp in sorted(consumer.assignment() - paused):
         try:
+            offset = expected[tp] if tp in expected else await _start_without_position(consumer, tp)
             consumer.seek(tp, offset)
         except IllegalStateError:  # revoked meanwhile: no longer this consumer's to read
             continue
@@ -188,33 +194,79 @@ async def recover(consumer: Any, expected: Mapping[TopicPartition, int]) -> Reco
 async def _recover_partition(
     consumer: Any, tp: TopicPartition, expected: int, check_crcs: bool, recovery: Recovery
 ) -> None:
-    data = await fetch_raw(consumer, tp, expected)
+    found = examine(tp, await fetch_raw(consumer, tp, expected), expected, check_crcs)
+    if found is None:
+        return
+    for part in found.unparseable:
+        _log.error("skipping: %s", part.describe())
+    if found.records:
+        recovery.records[tp] = found.records
+    recovery.unparseable.extend(found.unparseable)
+    consumer.seek(tp, found.resume_at)
+    recovery.positions[tp] = found.resume_at
+
+
+@dataclass(frozen=True, slots=True)
+class BadBatch:
+    """What `examine` found in a partition's bytes."""
+
+    records: list[ConsumerRecord[bytes, bytes]]
+    """The records from the fetch offset to the end of the bad batch that can be read."""
+    unparseable: list[Unparseable]
+    resume_at: int
+    """The offset after the bad batch: above the fetch offset."""
+
+
+def examine(tp: TopicPartition, data: bytes, expected: int, check_crcs: bool) -> BadBatch | None:
+    """Find in `data` (fetched from offset `expected`) the first batch that aiokafka's
+    parser refuses; None when it reads them all. Raises UnsupportedCodecError when a batch
+    needs a codec library that is not installed (a setup error, not a bad record)."""
     batches, broken_tail = split_batches(data)
     readable: list[ConsumerRecord[bytes, bytes]] = []
+    after_last = expected
     for raw in batches:
         try:
-            readable.extend(_aiokafka_records(tp, raw, expected, check_crcs))
+            records, after_last = _aiokafka_records(tp, raw, expected, check_crcs)
         except UnsupportedCodecError:
             raise
         except Exception:  # whatever aiokafka's parser raises: this batch is the bad one
-            parsed = parse_batch(raw, check_crc=check_crcs)
-            _take(consumer, tp, expected, readable, parsed, recovery)
-            return
+            return _bad_batch(tp, expected, readable, parse_batch(raw, check_crc=check_crcs))
+        readable.extend(records)
     if broken_tail:
-        _take(consumer, tp, expected, readable, _broken_frame(broken_tail, expected), recovery)
+        return _bad_batch(tp, expected, readable, _broken_frame(broken_tail, after_last))
+    return None
+
+
+async def _start_without_position(consumer: Any, tp: TopicPartition) -> int:
+    """Where a partition that had no position before the fetch started: nothing of it was
+    handed over since, so its committed offset, or else (no commit) where aiokafka's
+    reset put it, which is its position unless the failed fetch drained records of it."""
+    committed: int | None = await consumer.committed(tp)
+    if committed is not None:
+        return committed
+    position: int = await consumer.position(tp)
+    _log.warning(
+        "%s[%d] had neither a position before the fetch nor a committed offset: "
+        "recovering from its position %d",
+        tp.topic,
+        tp.partition,
+        position,
+    )
+    return position
 
 
 def _aiokafka_records(
     tp: TopicPartition, raw: bytes, expected: int, check_crcs: bool
-) -> list[ConsumerRecord[bytes, bytes]]:
-    """The batch's records at or above `expected`, parsed as the fetcher parses them."""
+) -> tuple[list[ConsumerRecord[bytes, bytes]], int]:
+    """The batch's records at or above `expected`, parsed as the fetcher parses them, and
+    the offset after the batch."""
     batch = MemoryRecords(raw).next_batch()
     if batch is None:
         raise CorruptRecordException("no batch in the bytes")
     if check_crcs and not batch.validate_crc():
         raise CorruptRecordException("invalid CRC")
     if batch.is_control_batch:
-        return []
+        return [], batch.next_offset
     return [
         ConsumerRecord(
             tp.topic,
@@ -231,29 +283,26 @@ def _aiokafka_records(
         )
         for record in batch
         if record.offset >= expected
-    ]
+    ], batch.next_offset
 
 
-def _broken_frame(raw: bytes, expected: int) -> ParsedBatch:
-    """Bytes after the last whole batch whose length cannot be a batch's: nothing says
-    where they end, so exactly one offset is skipped (the next recovery, if any, skips
-    the one after: always forward, never past what might be readable)."""
+def _broken_frame(raw: bytes, offset: int) -> ParsedBatch:
+    """Bytes after the last whole batch (which ended before `offset`) whose length cannot
+    be a batch's: nothing says where they end, so exactly `offset` is skipped (the next
+    recovery, if any, skips the one after: always forward, never past what might be
+    readable)."""
     reason = "a batch length below any batch's minimum"
-    return ParsedBatch(
-        expected, expected + 1, False, (), (Unframeable(expected, expected, reason, raw),)
-    )
+    return ParsedBatch(offset, offset + 1, False, (), (Unframeable(offset, offset, reason, raw),))
 
 
-def _take(
-    consumer: Any,
+def _bad_batch(
     tp: TopicPartition,
     expected: int,
     readable: list[ConsumerRecord[bytes, bytes]],
     parsed: ParsedBatch,
-    recovery: Recovery,
-) -> None:
-    """Book the bad batch of `tp`: its readable records after `readable`, its unreadable
-    parts, and the position after it."""
+) -> BadBatch:
+    """The records before the bad batch, its readable records and its unreadable parts at
+    or above `expected`, and the offset after it."""
     if parsed.next_offset <= expected:
         raise RuntimeError(
             f"{tp.topic}[{tp.partition}]: the broker answered a fetch at offset {expected} "
@@ -263,10 +312,8 @@ def _take(
         if record.offset >= expected:
             _warn_undecodable_keys(tp, record)
             readable.append(_consumer_record(tp, record))
-    for part in parsed.unframeable:
-        if part.last_offset < expected:
-            continue
-        unparseable = Unparseable(
+    unparseable = [
+        Unparseable(
             tp.topic,
             tp.partition,
             max(part.first_offset, expected),
@@ -274,12 +321,10 @@ def _take(
             part.reason,
             part.raw,
         )
-        _log.error("skipping: %s", unparseable.describe())
-        recovery.unparseable.append(unparseable)
-    if readable:
-        recovery.records[tp] = readable
-    consumer.seek(tp, parsed.next_offset)
-    recovery.positions[tp] = parsed.next_offset
+        for part in parsed.unframeable
+        if part.last_offset >= expected
+    ]
+    return BadBatch(readable, unparseable, parsed.next_offset)
 
 
 def _warn_undecodable_keys(tp: TopicPartition, record: ParsedRecord) -> None:

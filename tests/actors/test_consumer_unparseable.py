@@ -304,3 +304,40 @@ async def test_what_is_set_aside_reaches_the_dead_letter_topic_as_raw_bytes(
     assert (headers["dlq.source.partition"], headers["dlq.source.offset"]) == (b"3", b"41")
     assert headers["dlq.error.class"] == b"actors.consumer.unparseable.UnparseableRecordError"
     assert b"offset 41 cannot be parsed" in headers["dlq.error.message"]
+
+
+@pytest.mark.parametrize("committed", [None, 2])
+async def test_a_group_member_whose_first_fetch_fails_recovers_from_its_start(
+    bootstrap_servers: str, committed: int | None
+) -> None:
+    """A member that had no position yet when its first fetch failed recovers from its
+    committed offset, or from where auto_offset_reset put it: the records from there on
+    come out once and in order."""
+    topic = unique_name("unparseable-member")
+    group = unique_name("group")
+    await create_topics(bootstrap_servers, [topic])
+    tp = TopicPartition(topic, 0)
+    values = [b"a", b"b", b"c", b"bad", b"e"]
+    records = [RawRecord(v, headers=[(NOT_UTF8 if v == b"bad" else b"ok", b"h")]) for v in values]
+    await produce_raw(bootstrap_servers, tp, [batch_bytes(records)])
+    if committed is not None:
+        committer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=group)
+        await committer.start()
+        try:
+            committer.assign([tp])
+            await committer.commit({tp: committed})
+        finally:
+            await committer.stop()
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap_servers,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        consumed = await consume(consumer, len(values) - (committed or 0))
+    finally:
+        await consumer.stop()
+    assert consumed.values == {0: values[committed or 0 :]}
