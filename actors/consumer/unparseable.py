@@ -230,7 +230,8 @@ def examine(tp: TopicPartition, data: bytes, expected: int, check_crcs: bool) ->
         except UnsupportedCodecError:
             raise
         except Exception:  # whatever aiokafka's parser raises: this batch is the bad one
-            return _bad_batch(tp, expected, readable, parse_batch(raw, check_crc=check_crcs))
+            parsed = parse_batch(raw, check_crc=check_crcs)
+            return _bad_batch(tp, expected, readable, _within_reach(parsed, raw, expected))
         readable.extend(records)
     if broken_tail:
         return _bad_batch(tp, expected, readable, _broken_frame(broken_tail, after_last))
@@ -286,6 +287,19 @@ def _aiokafka_records(
     ], batch.next_offset
 
 
+def _within_reach(parsed: ParsedBatch, raw: bytes, expected: int) -> ParsedBatch:
+    """`parsed` when it ends above `expected`. A broker answers a fetch with batches that
+    end at or above the fetch offset, so a bad batch whose own header says it ends below
+    (a damaged magic byte or offset field, which the CRC does not cover) cannot say
+    where it ends: then exactly `expected` is skipped, as for a broken frame."""
+    if parsed.next_offset > expected:
+        return parsed
+    reason = f"the batch's header places it below the fetch offset, at {parsed.base_offset}"
+    return ParsedBatch(
+        expected, expected + 1, False, (), (Unframeable(expected, expected, reason, raw),)
+    )
+
+
 def _broken_frame(raw: bytes, offset: int) -> ParsedBatch:
     """Bytes after the last whole batch (which ended before `offset`) whose length cannot
     be a batch's: nothing says where they end, so exactly `offset` is skipped (the next
@@ -303,11 +317,6 @@ def _bad_batch(
 ) -> BadBatch:
     """The records before the bad batch, its readable records and its unreadable parts at
     or above `expected`, and the offset after it."""
-    if parsed.next_offset <= expected:
-        raise RuntimeError(
-            f"{tp.topic}[{tp.partition}]: the broker answered a fetch at offset {expected} "
-            f"with a batch that ends below it, at {parsed.next_offset - 1}"
-        )
     for record in parsed.records:
         if record.offset >= expected:
             _warn_undecodable_keys(tp, record)

@@ -1,16 +1,23 @@
-"""The tolerant batch parser: it agrees with aiokafka on well-formed batches, reads past
-non-UTF-8 header keys and broken records, and never fails or loops on any bytes."""
+"""The tolerant batch parser and the search for the batch aiokafka cannot parse: they agree
+with aiokafka on well-formed batches, read past non-UTF-8 header keys and broken records,
+and never fail, loop or go backwards on any bytes."""
 
 from __future__ import annotations
 
 import struct
+from typing import Any
 
+import pytest
+from aiokafka import TopicPartition
+from aiokafka.errors import UnsupportedCodecError
 from aiokafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
+from aiokafka.record.memory_records import MemoryRecords
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from raw_batches import RawRecord, batch_bytes
 
-from actors.consumer.tolerant_batches import ParsedBatch, parse_batch, split_batches
+from actors.consumer.tolerant_batches import LOG_OVERHEAD, ParsedBatch, parse_batch, split_batches
+from actors.consumer.unparseable import examine
 
 optional_bytes = st.none() | st.binary(max_size=40)
 headers_strategy = st.lists(st.tuples(st.text(max_size=12), optional_bytes), max_size=4)
@@ -191,3 +198,80 @@ def test_damaged_batches_never_make_it_fail(
     damaged = bytes(raw[: cut % len(raw)] if cut is not None else raw)
     for check_crc in (True, False):
         _check_invariants(parse_batch(damaged, check_crc=check_crc))
+
+
+def aiokafka_reads(data: bytes, expected: int) -> tuple[list[int], bool]:
+    """The offsets aiokafka's fetcher yields from `data` fetched at `expected` (records
+    below it are parsed, then dropped), and whether it raised before the end."""
+    offsets: list[int] = []
+    records = MemoryRecords(data)
+    try:
+        while records.has_next():
+            batch = records.next_batch()
+            assert batch is not None
+            if not batch.validate_crc():
+                return offsets, True
+            if batch.is_control_batch:
+                continue
+            offsets.extend(r.offset for r in batch if r.offset >= expected)
+    except UnsupportedCodecError:
+        raise
+    except Exception:
+        return offsets, True
+    return offsets, False
+
+
+fetches = st.lists(
+    st.tuples(
+        records_strategy,
+        st.sampled_from([0, 1]),
+        st.lists(st.tuples(st.integers(0, 10**6), st.integers(1, 255)), max_size=2),
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(batches=fetches, skip=st.integers(0, 5), tail=st.binary(max_size=20))
+def test_the_bad_batch_is_found_whenever_aiokafka_fails(
+    batches: list[tuple[list[Any], int, list[tuple[int, int]]]], skip: int, tail: bytes
+) -> None:
+    """For fetched bytes made of real batches, some with bytes flipped, and any tail:
+    `examine` finds a bad batch whenever aiokafka's fetcher would raise on them (and
+    otherwise only for a batch whose magic byte was damaged); it returns every record
+    aiokafka yields before the failure, in order, then the bad batch's readable records;
+    everything it returns is at or above the fetch offset and below the offset it resumes
+    at, which is above the fetch offset (a recovery always advances)."""
+    data = bytearray()
+    base = 0
+    for records, compression, flips in batches:
+        raw = bytearray(aiokafka_batch(records, compression, base))
+        for position, mask in flips:
+            raw[LOG_OVERHEAD + position % (len(raw) - LOG_OVERHEAD)] ^= mask
+        data += raw
+        base += len(records)
+    data += tail
+    expected = min(skip, base - 1)
+    tp = TopicPartition("t", 0)
+    try:
+        aiokafka_offsets, aiokafka_failed = aiokafka_reads(bytes(data), expected)
+    except UnsupportedCodecError:
+        with pytest.raises(UnsupportedCodecError):
+            examine(tp, bytes(data), expected, check_crcs=True)
+        return
+    found = examine(tp, bytes(data), expected, check_crcs=True)
+    if found is None:
+        assert not aiokafka_failed
+        return
+    offsets = [r.offset for r in found.records]
+    if aiokafka_failed:
+        assert offsets[: len(aiokafka_offsets)] == aiokafka_offsets
+    else:  # a damaged magic byte (not under the CRC): aiokafka reads a v0/v1 message
+        # across the batch's end, where the batch alone cannot be read
+        assert any("message format v" in part.reason for part in found.unparseable)
+    assert offsets == sorted(set(offsets))
+    assert found.resume_at > expected
+    assert all(expected <= o < found.resume_at for o in offsets)
+    for part in found.unparseable:
+        assert expected <= part.first_offset <= part.last_offset < found.resume_at
