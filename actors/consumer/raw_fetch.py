@@ -5,7 +5,7 @@ it cannot parse. To read such a batch anyway the consumer asks the partition's l
 itself, with the same FetchRequest aiokafka's fetcher sends (fetch offset, the consumer's
 per-partition byte limit and isolation level) and keeps the response's record bytes.
 
-aiokafka internals relied on (0.11 to 0.14): `consumer._client` (the AIOKafkaClient the
+aiokafka internals relied on (checked against 0.14): `consumer._client` (the AIOKafkaClient the
 consumer fetches with: its `cluster.leader_for_partition` and `send`) and the fetcher's
 `_max_partition_fetch_bytes` and `_isolation_level`. A client that no longer has them
 fails here with AttributeError, not silently.

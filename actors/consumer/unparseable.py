@@ -14,7 +14,7 @@ What this does to the stream (aiokafka 0.14, checked against a broker):
 - The records before the bad one in its own batch never reach the caller.
 
 `recover` undoes all three. Given the offset the pipeline expects next for each
-partition (`positions` taken right before the failing `getmany`), it seeks every
+partition (`fetch_positions` right before the failing `getmany`), it seeks every
 partition back there, then for each one fetches its bytes from that offset itself
 (actors.consumer.raw_fetch) and runs aiokafka's own parser over them batch by batch, to
 find exactly the batches aiokafka cannot read. A partition without one is left at its
@@ -38,11 +38,34 @@ batch was compressed), or the whole batch when the batch cannot be trusted or re
 CRC mismatch, a codec failure, a broken length); `dead_letter_record()` wraps them as a
 Record whose value is those bytes, for DeadLetterWriter.write with `error`.
 
+A bad batch whose own header cannot say where it ends (bytes after the last whole batch
+that cannot be a batch; a damaged magic byte or base offset, which the CRC does not
+cover) skips exactly one offset per recovery: the smallest step that still moves on.
+
+How the fetch path calls it (the caller hands over nothing of a fetch that raised):
+
+    expected = fetch_positions(consumer)           # sync, before every getmany
+    try:
+        batch = await consumer.getmany(timeout_ms=..., max_records=...)
+    except FETCH_PARSE_ERRORS:
+        recovery = await recover(consumer, expected)
+        unparseable_total.inc(len(recovery.unparseable))
+        for part in recovery.unparseable:           # write these first (acks=all)
+            await dead_letters.write(dlq_topic_of(part.topic), part.dead_letter_record(),
+                                     part.error, ErrorCategory.PERMANENT)
+        batch = recovery.records                    # then hand these over as a batch
+
+The records are aiokafka ConsumerRecords, per partition in offset order, to be handed
+over before anything fetched later from the same partition. Only they are tracked for
+commits: a dead-lettered part is acknowledged before the records after it are handed
+over, so no commit passes it before it is stored (if it is the last thing before a
+restart, it may be dead-lettered again: at least once).
+
 The consumer must be read_uncommitted without deserializers (as the pipeline's is): the
 bytes fetched here are not filtered for aborted transactions. Besides raw_fetch's, the
 aiokafka internals used are `consumer._subscription.subscription.assignment` (positions
 before a fetch, without awaiting) and the fetcher's `_check_crcs`, `_isolation_level`
-and deserializers, all present in aiokafka 0.11 to 0.14.
+and deserializers (checked against aiokafka 0.14).
 """
 
 from __future__ import annotations
