@@ -90,7 +90,9 @@ async def fetch_nothing_until_it_raises(consumer: AIOKafkaConsumer) -> None:
         assert await consumer.getmany(timeout_ms=300) == {}
 
 
-def produce_with_a_non_utf8_header_key(bootstrap: str, topic: str, values: list[bytes]) -> None:
+def produce_with_a_non_utf8_header_key(
+    bootstrap: str, topic: str, values: list[bytes], compression: str | None
+) -> None:
     """Send `values` to partition 0 in one linger window with aiokafka's pure-Python builder,
     whose header key of `bad*` values encodes to bytes that are not UTF-8 (any client
     could write them; aiokafka's own str-only API needs a str whose encode() lies)."""
@@ -104,10 +106,11 @@ def produce_with_a_non_utf8_header_key(bootstrap: str, topic: str, values: list[
                 return bytes.fromhex(sys.argv[3])
 
         async def main():
-            producer = AIOKafkaProducer(bootstrap_servers=sys.argv[1], linger_ms=500)
+            producer = AIOKafkaProducer(
+                bootstrap_servers=sys.argv[1], linger_ms=500, compression_type=sys.argv[4] or None)
             await producer.start()
             sent = []
-            for value in sys.argv[4:]:
+            for value in sys.argv[5:]:
                 key = NotUtf8("k") if value.startswith("bad") else "ok"
                 sent.append(await producer.send(
                     sys.argv[2], value.encode(), partition=0, headers=[(key, b"h")]))
@@ -119,7 +122,7 @@ def produce_with_a_non_utf8_header_key(bootstrap: str, topic: str, values: list[
         """
     )
     env = os.environ | {"AIOKAFKA_NO_EXTENSIONS": "1"}
-    argv = [sys.executable, "-c", script, bootstrap, topic, NOT_UTF8.hex()]
+    argv = [sys.executable, "-c", script, bootstrap, topic, NOT_UTF8.hex(), compression or ""]
     argv += [v.decode() for v in values]
     subprocess.run(argv, env=env, check=True, timeout=60)
 
@@ -144,24 +147,33 @@ async def test_aiokafka_alone_meets_the_bad_batch_forever(bootstrap_servers: str
         await consumer.stop()
 
 
-async def test_a_non_utf8_header_key_costs_no_record_of_its_batch(bootstrap_servers: str) -> None:
-    """Records before and after a non-UTF-8 header key, in its own producer batch and in the
-    batches around it, all come out once and in order; the key reads with U+FFFD; the
-    partition moves past the batch once and fetching then goes on without error."""
+@pytest.mark.parametrize("compression", [None, "gzip"])
+async def test_a_non_utf8_header_key_costs_no_record_of_its_batch(
+    bootstrap_servers: str, compression: str | None
+) -> None:
+    """Records before and after a non-UTF-8 header key, in its own producer batch (plain or
+    compressed) and in the batches around it, all come out once and in order; the key
+    reads with U+FFFD; the partition moves past the batch once and fetching then goes on
+    without error."""
     topic = unique_name("unparseable-key")
     await create_topics(bootstrap_servers, [topic])
     await produce(bootstrap_servers, topic, [(None, b"before%d" % n) for n in range(3)])
     same_batch = [b"with%d" % n for n in range(3)] + [b"bad"] + [b"with%d" % n for n in range(3, 6)]
     await anyio.to_thread.run_sync(
-        produce_with_a_non_utf8_header_key, bootstrap_servers, topic, same_batch
+        produce_with_a_non_utf8_header_key, bootstrap_servers, topic, same_batch, compression
     )
     await produce(bootstrap_servers, topic, [(None, b"after%d" % n) for n in range(3)])
     tp = TopicPartition(topic, 0)
     consumer = await started_consumer(bootstrap_servers, [tp])
     try:
         batches, _ = split_batches(await fetch_raw(consumer, tp, 0))
-        shared = [parse_batch(raw) for raw in batches if b"bad" in raw]
-        assert [r.value for r in shared[0].records] == same_batch, "one producer batch"
+        [(raw, shared)] = [
+            (raw, parsed)
+            for raw, parsed in ((raw, parse_batch(raw)) for raw in batches)
+            if b"bad" in [r.value for r in parsed.records]
+        ]
+        assert [r.value for r in shared.records] == same_batch, "one producer batch"
+        assert raw[22] & 0x07 == (1 if compression else 0), "compressed as asked"
         consumed = await consume(consumer, 13)
         assert await consumer.getmany(timeout_ms=300) == {}
     finally:
