@@ -44,11 +44,11 @@ cover) skips exactly one offset per recovery: the smallest step that still moves
 
 How the fetch path calls it (the caller hands over nothing of a fetch that raised):
 
-    expected = fetch_positions(consumer)           # sync, before every getmany
+    start = fetch_positions(consumer)              # sync, before every getmany
     try:
         batch = await consumer.getmany(timeout_ms=..., max_records=...)
     except FETCH_PARSE_ERRORS:
-        recovery = await recover(consumer, expected)
+        recovery = await recover(consumer, start)
         unparseable_total.inc(len(recovery.unparseable))
         for part in recovery.unparseable:           # write these first (acks=all)
             await dead_letters.write(dlq_topic_of(part.topic), part.dead_letter_record(),
@@ -93,6 +93,7 @@ from actors.messages import Record
 __all__ = [
     "FETCH_PARSE_ERRORS",
     "BadBatch",
+    "FetchStart",
     "Recovery",
     "Unparseable",
     "UnparseableRecordError",
@@ -163,32 +164,52 @@ class Recovery:
     with a bad batch the offset after that batch (always above the expected offset)."""
 
 
-def fetch_positions(consumer: Any) -> dict[TopicPartition, int]:
+@dataclass(frozen=True, slots=True)
+class FetchStart:
+    """Where each partition stood right before a `getmany`, and under which assignment."""
+
+    offsets: Mapping[TopicPartition, int]
+    assignment: object | None = None
+    """aiokafka's assignment the offsets belong to; None when the caller vouches that they
+    still hold."""
+
+
+def fetch_positions(consumer: Any) -> FetchStart:
     """The position of every assigned partition that has one, read without awaiting:
     taken right before `getmany`, it is the offset the pipeline expects next."""
-    assignment = consumer._subscription.subscription
-    assignment = assignment.assignment if assignment is not None else None
+    assignment = _assignment(consumer)
     if assignment is None:
-        return {}
+        return FetchStart({})
     positions: dict[TopicPartition, int] = {}
     for tp in assignment.tps:
         state = assignment.state_value(tp)
         if state.has_valid_position:
             positions[tp] = state.position
-    return positions
+    return FetchStart(positions, assignment)
 
 
-async def recover(consumer: Any, expected: Mapping[TopicPartition, int]) -> Recovery:
+def _assignment(consumer: Any) -> Any:
+    subscription = consumer._subscription.subscription
+    return subscription.assignment if subscription is not None else None
+
+
+async def recover(consumer: Any, start: FetchStart) -> Recovery:
     """Recover from a `getmany` that raised one of FETCH_PARSE_ERRORS (module docstring).
 
-    `expected` maps each assigned partition to the offset the pipeline expects to fetch
-    next (`fetch_positions` before the failing call); an assigned partition missing from
-    it (it had no position yet) starts from its committed offset. Paused partitions are
-    left alone. The caller must not fetch while this runs. Raises KafkaError when a
-    partition cannot be fetched (nothing is skipped then: every partition is back at its
-    expected offset), UnsupportedCodecError when a batch needs a codec library that is
-    not installed, and RuntimeError when no batch that aiokafka cannot parse was found
-    (a retry would meet the same failure)."""
+    `start.offsets` maps each assigned partition to the offset the pipeline expects to
+    fetch next (`fetch_positions` before the failing call). A partition missing from it
+    (it had no position yet), and every partition when the assignment changed during the
+    call (a rebalance: what was handed over before it is no longer this consumer's
+    concern), starts from its committed offset. Paused partitions are left alone. The
+    caller must not fetch while this runs. Raises KafkaError when a partition cannot be
+    fetched (nothing is skipped then: every partition is back at its expected offset),
+    UnsupportedCodecError when a batch needs a codec library that is not installed, and
+    RuntimeError when no batch that aiokafka cannot parse was found (a retry would meet
+    the same failure)."""
+    expected = start.offsets
+    if start.assignment is not None and start.assignment is not _assignment(consumer):
+        _log.info("the assignment changed during the failed fetch: recovering from commits")
+        expected = {}
     fetcher = consumer._fetcher
     if fetcher._isolation_level == _READ_COMMITTED:
         raise ValueError("recovering unparseable records needs a read_uncommitted consumer")

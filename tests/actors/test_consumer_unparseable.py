@@ -22,6 +22,7 @@ from actors.consumer.raw_fetch import fetch_raw
 from actors.consumer.tolerant_batches import parse_batch, split_batches
 from actors.consumer.unparseable import (
     FETCH_PARSE_ERRORS,
+    FetchStart,
     Unparseable,
     fetch_positions,
     recover,
@@ -55,12 +56,12 @@ async def consume(consumer: AIOKafkaConsumer, wanted: int, rounds: int = 60) -> 
     parse error), until `wanted` records and set-aside parts came out or `rounds` ran."""
     consumed = Consumed()
     for _ in range(rounds):
-        expected = fetch_positions(consumer)
+        start = fetch_positions(consumer)
         try:
             batch = await consumer.getmany(timeout_ms=300)
         except FETCH_PARSE_ERRORS:
-            recovery = await recover(consumer, expected)
-            consumed.recoveries.append((expected, dict(recovery.positions)))
+            recovery = await recover(consumer, start)
+            consumed.recoveries.append((dict(start.offsets), dict(recovery.positions)))
             consumed.unparseable.extend(recovery.unparseable)
             for messages in recovery.records.values():
                 for message in messages:
@@ -285,7 +286,7 @@ async def test_a_second_recovery_at_the_same_offsets_moves_on_again(
     try:
         with pytest.raises(FETCH_PARSE_ERRORS):
             await fetch_nothing_until_it_raises(consumer)
-        results = [await recover(consumer, {tp: 1}) for _ in range(2)]
+        results = [await recover(consumer, FetchStart({tp: 1})) for _ in range(2)]
         assert await consumer.getmany(timeout_ms=300) == {}
     finally:
         await consumer.stop()
@@ -353,3 +354,33 @@ async def test_a_group_member_whose_first_fetch_fails_recovers_from_its_start(
     finally:
         await consumer.stop()
     assert consumed.values == {0: values[committed or 0 :]}
+
+
+async def test_after_a_rebalance_during_the_failed_fetch_it_recovers_from_the_commit(
+    bootstrap_servers: str,
+) -> None:
+    """Offsets taken under an assignment that was replaced during the failed fetch no
+    longer say what was handed over: every partition starts again from its committed
+    offset (here below the stale position, so nothing is skipped)."""
+    topic = unique_name("unparseable-rebalance")
+    await create_topics(bootstrap_servers, [topic])
+    tp = TopicPartition(topic, 0)
+    values = [b"a", b"b", b"c", b"bad", b"e"]
+    records = [RawRecord(v, headers=[(NOT_UTF8 if v == b"bad" else b"ok", b"h")]) for v in values]
+    await produce_raw(bootstrap_servers, tp, [batch_bytes(records)])
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers, group_id=unique_name("group"), enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        await consumer.commit({tp: 1})
+        consumer.seek(tp, 3)
+        stale = fetch_positions(consumer)
+        consumer.assign([tp])  # a new assignment, as after a rebalance
+        recovery = await recover(consumer, stale)
+    finally:
+        await consumer.stop()
+    assert stale.offsets == {tp: 3}
+    assert [m.value for m in recovery.records[tp]] == values[1:]
+    assert recovery.positions == {tp: 5}
