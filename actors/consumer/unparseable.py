@@ -76,7 +76,12 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from aiokafka import TopicPartition
-from aiokafka.errors import CorruptRecordException, IllegalStateError, UnsupportedCodecError
+from aiokafka.errors import (
+    CorruptRecordException,
+    IllegalOperation,
+    IllegalStateError,
+    UnsupportedCodecError,
+)
 from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.structs import ConsumerRecord
 
@@ -286,7 +291,10 @@ async def _start_without_position(consumer: Any, tp: TopicPartition) -> int:
     """Where a partition that had no position before the fetch started: nothing of it was
     handed over since, so its committed offset, or else (no commit) where aiokafka's
     reset put it, which is its position unless the failed fetch drained records of it."""
-    committed: int | None = await consumer.committed(tp)
+    try:
+        committed: int | None = await consumer.committed(tp)
+    except IllegalOperation:  # no group: nothing is ever committed
+        committed = None
     if committed is not None:
         return committed
     position: int = await consumer.position(tp)

@@ -384,3 +384,26 @@ async def test_after_a_rebalance_during_the_failed_fetch_it_recovers_from_the_co
     assert stale.offsets == {tp: 3}
     assert [m.value for m in recovery.records[tp]] == values[1:]
     assert recovery.positions == {tp: 5}
+
+
+async def test_a_consumer_without_a_group_recovers_from_where_it_was_reset(
+    bootstrap_servers: str,
+) -> None:
+    """A consumer outside any group (nothing can be committed) whose first fetch failed
+    before it had a position recovers from where auto_offset_reset put it."""
+    topic = unique_name("unparseable-nogroup")
+    await create_topics(bootstrap_servers, [topic])
+    tp = TopicPartition(topic, 0)
+    values = [b"a", b"bad", b"c"]
+    records = [RawRecord(v, headers=[(NOT_UTF8 if v == b"bad" else b"ok", b"h")]) for v in values]
+    await produce_raw(bootstrap_servers, tp, [batch_bytes(records)])
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        consumed = await consume(consumer, len(values))
+    finally:
+        await consumer.stop()
+    assert consumed.values == {0: values}
