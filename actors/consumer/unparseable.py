@@ -18,12 +18,13 @@ partition (`fetch_positions` right before the failing `getmany`), it seeks every
 partition back there, then for each one fetches its bytes from that offset itself
 (actors.consumer.raw_fetch) and runs aiokafka's own parser over them batch by batch, to
 find exactly the batches aiokafka cannot read. A partition without one is left at its
-expected offset: the normal fetch path reads it again. For a partition with one, the
-records of the batches before it, and every record of that batch the tolerant reader
-(actors.consumer.tolerant_batches) can read, are returned to be handed over as normal
-records; what cannot be read is returned as `Unparseable`, with its raw bytes for the
-dead-letter topic; and the partition is sought past that batch. Every partition that
-had a bad batch ends strictly after its expected offset, so a second recovery never
+expected offset: the normal fetch path reads it again. For a partition with some, the
+records of the other batches up to the last bad one, and every record of the bad ones
+the tolerant reader (actors.consumer.tolerant_batches) can read, are returned to be
+handed over as normal records; what cannot be read is returned as `Unparseable`, with
+its raw bytes for the dead-letter topic; and the partition is sought past the last bad
+batch (all bad batches of one fetch cost one recovery). Every partition that had a bad
+batch ends strictly after its expected offset, so a second recovery never
 meets the same batch: the stream cannot loop.
 
 A header key that is not UTF-8 does not make its record unparseable: the record is well
@@ -260,31 +261,41 @@ class BadBatch:
     """What `examine` found in a partition's bytes."""
 
     records: list[ConsumerRecord[bytes, bytes]]
-    """The records from the fetch offset to the end of the bad batch that can be read."""
+    """The records from the fetch offset to the end of the last bad batch that can be read."""
     unparseable: list[Unparseable]
     resume_at: int
-    """The offset after the bad batch: above the fetch offset."""
+    """The offset after the last bad batch: above the fetch offset."""
 
 
 def examine(tp: TopicPartition, data: bytes, expected: int, check_crcs: bool) -> BadBatch | None:
-    """Find in `data` (fetched from offset `expected`) the first batch that aiokafka's
-    parser refuses; None when it reads them all. Raises UnsupportedCodecError when a batch
-    needs a codec library that is not installed (a setup error, not a bad record)."""
+    """Find in `data` (fetched from offset `expected`) the batches that aiokafka's parser
+    refuses; None when it reads them all. Otherwise the readable records up to the end
+    of the last such batch, and the position after it (the records after it are left to
+    aiokafka). A bad batch whose end cannot be told stops the search there. Raises
+    UnsupportedCodecError when a batch needs a codec library that is not installed (a
+    setup error, not a bad record)."""
     batches, broken_tail = split_batches(data)
-    readable: list[ConsumerRecord[bytes, bytes]] = []
-    after_last = expected
+    found: BadBatch | None = None
+    pending: list[ConsumerRecord[bytes, bytes]] = []
+    position = expected
     for raw in batches:
         try:
-            records, after_last = _aiokafka_records(tp, raw, expected, check_crcs)
+            records, after = _aiokafka_records(tp, raw, position, check_crcs)
         except UnsupportedCodecError:
             raise
-        except Exception:  # whatever aiokafka's parser raises: this batch is the bad one
+        except Exception:  # whatever aiokafka's parser raises: this batch is a bad one
             parsed = parse_batch(raw, check_crc=check_crcs)
-            return _bad_batch(tp, expected, readable, _within_reach(parsed, raw, expected))
-        readable.extend(records)
+            ends_above = parsed.next_offset > position
+            found = _bad_batch(tp, position, found, pending, _within_reach(parsed, raw, position))
+            if not ends_above:
+                return found
+            pending, position = [], found.resume_at
+            continue
+        pending.extend(records)
+        position = max(position, after)
     if broken_tail:
-        return _bad_batch(tp, expected, readable, _broken_frame(broken_tail, after_last))
-    return None
+        return _bad_batch(tp, position, found, pending, _broken_frame(broken_tail, position))
+    return found
 
 
 async def _start_without_position(consumer: Any, tp: TopicPartition) -> int:
@@ -363,29 +374,32 @@ def _broken_frame(raw: bytes, offset: int) -> ParsedBatch:
 
 def _bad_batch(
     tp: TopicPartition,
-    expected: int,
+    position: int,
+    found: BadBatch | None,
     readable: list[ConsumerRecord[bytes, bytes]],
     parsed: ParsedBatch,
 ) -> BadBatch:
-    """The records before the bad batch, its readable records and its unreadable parts at
-    or above `expected`, and the offset after it."""
+    """`found` so far, then the records read since (`readable`), the bad batch's readable
+    records and unreadable parts at or above `position`, and the offset after it."""
+    records = [*(found.records if found else ()), *readable]
     for record in parsed.records:
-        if record.offset >= expected:
+        if record.offset >= position:
             _warn_undecodable_keys(tp, record)
-            readable.append(_consumer_record(tp, record))
-    unparseable = [
+            records.append(_consumer_record(tp, record))
+    unparseable = [*(found.unparseable if found else ())]
+    unparseable += [
         Unparseable(
             tp.topic,
             tp.partition,
-            max(part.first_offset, expected),
+            max(part.first_offset, position),
             part.last_offset,
             part.reason,
             part.raw,
         )
         for part in parsed.unframeable
-        if part.last_offset >= expected
+        if part.last_offset >= position
     ]
-    return BadBatch(readable, unparseable, parsed.next_offset)
+    return BadBatch(records, unparseable, parsed.next_offset)
 
 
 def _warn_undecodable_keys(tp: TopicPartition, record: ParsedRecord) -> None:

@@ -275,3 +275,27 @@ def test_the_bad_batch_is_found_whenever_aiokafka_fails(
     assert all(expected <= o < found.resume_at for o in offsets)
     for part in found.unparseable:
         assert expected <= part.first_offset <= part.last_offset < found.resume_at
+
+
+def test_every_bad_batch_of_one_fetch_is_taken_in_one_go() -> None:
+    """Bad batches with good ones between them cost one recovery: the records up to the end
+    of the last bad batch come out in order, what follows it is left to aiokafka."""
+    bad_key = [(b"\xff", b"h")]
+    data = b"".join(
+        [
+            batch_bytes([RawRecord(b"a"), RawRecord(b"b", headers=bad_key)], base_offset=10),
+            batch_bytes([RawRecord(b"c")], base_offset=12),
+            batch_bytes([RawRecord(b"d", headers=bad_key), RawRecord(b"e")], base_offset=13),
+            batch_bytes([RawRecord(b"f")], base_offset=15),
+        ]
+    )
+    found = examine(TopicPartition("t", 0), data, 11, check_crcs=True)
+    assert found is not None
+    assert [(r.offset, r.value) for r in found.records] == [
+        (11, b"b"),
+        (12, b"c"),
+        (13, b"d"),
+        (14, b"e"),
+    ]
+    assert found.unparseable == []
+    assert found.resume_at == 15
