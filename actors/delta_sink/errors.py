@@ -3,8 +3,9 @@
 delta-rs raises a few exception types and puts the HTTP status of the object store in
 the message, so the mapping reads both:
 
-* a commit lost to a concurrent writer (`CommitFailedError`, "Concurrent ..." or a
-  conflict): not mapped; the sink re-reads the recorded offset and commits again.
+* a commit lost to a concurrent writer (`CommitFailedError`: "Concurrent ...", a
+  conflict, or "Metadata changed since last commit"): not mapped; the sink reads the
+  table again (schema and recorded offset) and commits again.
 * `SchemaMismatchError`, a local "Permission denied", a 403 that is an authorisation
   refusal (AuthorizationPermissionMismatch, "lacked the necessary privileges") and a
   missing container: PERMANENT. No retry can fix them; a person must.
@@ -54,6 +55,7 @@ _TRANSIENT: Final = (
     "serverbusy",
     "throttl",
 )
+_CONFLICT: Final = ("concurrent", "conflict", "version already exists", "metadata changed")
 _MAX_MESSAGE: Final = 600
 
 
@@ -62,7 +64,7 @@ def is_commit_conflict(exc: BaseException) -> bool:
     if not isinstance(exc, CommitFailedError):
         return False
     text = str(exc).lower()
-    return "concurrent" in text or "conflict" in text or "version already exists" in text
+    return any(sign in text for sign in _CONFLICT)
 
 
 def to_delta_error(exc: BaseException, table: str, action: str) -> DeltaTableError:

@@ -12,7 +12,7 @@ partition meanwhile). It is read on the first batch of a partition and read agai
 
 * after a commit lost to a concurrent writer: the other writer may have written some
   of these records, so they are filtered again from the fresh value, then committed
-  again (up to `conflict_retries` times);
+  again (up to `conflict_retries` times); the table's schema is checked again too;
 * after any failed read or commit: the commit may have happened even though an error
   came back (a lost response), so the next attempt must not trust the cache;
 * when the storage token changed (remote tables);
@@ -155,6 +155,7 @@ class DeltaSink:
         except Exception as exc:
             self._writers.pop(key, None)  # the commit may have happened: read again
             if is_commit_conflict(exc):
+                self._table_ready = False  # the winner may have changed the schema too
                 return None
             error = to_delta_error(exc, self.settings.table, "commit")
             if error.category is ErrorCategory.AUTH:

@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
+from delta_testing import make_record, rows_per_coordinate
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from actors.delta_sink import DeltaSink, DeltaSinkSettings
-from delta_testing import make_record, rows_per_coordinate
 
 PARTITIONS = 2
 RECORDS_PER_PARTITION = 12
