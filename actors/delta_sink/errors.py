@@ -10,7 +10,8 @@ the message, so the mapping reads both:
   refusal (AuthorizationPermissionMismatch, "lacked the necessary privileges") and a
   missing container: PERMANENT. No retry can fix them; a person must.
 * 401, or a 403 that says authentication failed or a token expired: AUTH (a fresh
-  token may fix it; the sink asks for one at its next attempt).
+  token may fix it; the sink asks for one at its next attempt), but PERMANENT when
+  the table is reached with a fixed account key or SAS (nothing to refresh).
 * 408, 429, 5xx, timeouts and connection failures: TRANSIENT.
 * anything else: UNKNOWN (retried, counted, and escalated if it keeps happening).
 
@@ -67,13 +68,21 @@ def is_commit_conflict(exc: BaseException) -> bool:
     return any(sign in text for sign in _CONFLICT)
 
 
-def to_delta_error(exc: BaseException, table: str, action: str) -> DeltaTableError:
-    """`exc` from delta-rs while doing `action` on `table`, as a categorised DeltaTableError."""
+def to_delta_error(
+    exc: BaseException, table: str, action: str, *, token_in_use: bool = True
+) -> DeltaTableError:
+    """`exc` from delta-rs while doing `action` on `table`, as a categorised DeltaTableError.
+
+    Without a token (`token_in_use=False`: an account key or SAS in the storage
+    options), an authentication failure is PERMANENT: no token refresh can fix it.
+    """
     text = _QUERY.sub("?...", " ".join(str(exc).split()))[:_MAX_MESSAGE]
     lowered = text.lower()
     match = _STATUS.search(text)
     status = int(match.group(1)) if match else None
     category = _category(exc, lowered, status)
+    if category is ErrorCategory.AUTH and not token_in_use:
+        category = ErrorCategory.PERMANENT
     return DeltaTableError(
         f"Delta table {table!r}: {action} failed: {type(exc).__name__}: {text}",
         status_code=status,

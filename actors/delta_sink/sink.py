@@ -157,7 +157,9 @@ class DeltaSink:
             if is_commit_conflict(exc):
                 self._table_ready = False  # the winner may have changed the schema too
                 return None
-            error = to_delta_error(exc, self.settings.table, "commit")
+            error = to_delta_error(
+                exc, self.settings.table, "commit", token_in_use=writer.token is not None
+            )
             if error.category is ErrorCategory.AUTH:
                 self._storage.refresh_token_next_time()
             raise error from exc

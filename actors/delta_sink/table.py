@@ -82,7 +82,7 @@ def ensure_table(
     except TableNotFoundError:
         table = _create(settings, schema, options)
     except Exception as exc:
-        raise to_delta_error(exc, uri, "open") from exc
+        raise to_delta_error(exc, uri, "open", token_in_use="bearer_token" in options) from exc
     expected = Schema.from_arrow(schema)
     found = table.schema()
     if found != expected:
@@ -109,7 +109,8 @@ def _create(
         try:  # lost the race to create it: use the winner's table
             return DeltaTable(settings.table, storage_options=dict(options))
         except Exception:
-            raise to_delta_error(exc, settings.table, "create") from exc
+            token_in_use = "bearer_token" in options
+            raise to_delta_error(exc, settings.table, "create", token_in_use=token_in_use) from exc
     _log.info(
         "created Delta table %s",
         settings.table,
@@ -141,7 +142,8 @@ class PartitionWriter:
             self._table = DeltaTable(uri, storage_options=dict(options))
             recorded = self._table.transaction_version(app_id)
         except Exception as exc:
-            raise to_delta_error(exc, uri, "read the recorded offset") from exc
+            action = "read the recorded offset"
+            raise to_delta_error(exc, uri, action, token_in_use=token is not None) from exc
         self.version: int = -1 if recorded is None else recorded
         """The highest offset of this partition in the table (-1: none yet)."""
 
