@@ -13,11 +13,13 @@ another table written by the same records, are not part of the commit.
 """
 
 from actors.delta_sink.outcome import BatchOutcome, RecordFailure
+from actors.delta_sink.record_handler import DeltaRecordHandler
 from actors.delta_sink.settings import DeltaSinkSettings, ExtraColumns
 from actors.delta_sink.sink import DeltaSink, build_delta_sink
 
 __all__ = [
     "BatchOutcome",
+    "DeltaRecordHandler",
     "DeltaSink",
     "DeltaSinkSettings",
     "ExtraColumns",

@@ -57,7 +57,7 @@ from core.errors import DeltaTableError, PipelineError
 from core.resilience import ONELAKE_CIRCUIT_CONFIG, CircuitBreaker, CircuitBreakerConfig
 from core.types import ErrorCategory
 
-__all__ = ["DeltaSink", "build_delta_sink"]
+__all__ = ["DeltaSink", "PartitionKey", "build_delta_sink"]
 
 PartitionKey = tuple[str, int]
 
@@ -112,6 +112,11 @@ class DeltaSink:
             return await self.breaker.call_async(
                 anyio.to_thread.run_sync, self._write_batch, key, records
             )
+
+    def row_error(self, record: Record) -> PipelineError | None:
+        """Why `record` cannot become a row (PERMANENT), or None if it can."""
+        failed = self._decoder.decode([record]).failed
+        return failed[0].error if failed else None
 
     def forget(self, topic: str, partition: int) -> None:
         """Drop a revoked partition's snapshot; its next batch reads the table again."""

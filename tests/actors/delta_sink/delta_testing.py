@@ -1,10 +1,13 @@
-"""Helpers for the Delta sink tests: records of a topic, and reading a table back."""
+"""Helpers for the Delta sink tests: records of a topic, reading a table back, waiting."""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
+import anyio
+import pytest
 from deltalake import DeltaTable
 
 from actors.messages import Record
@@ -35,3 +38,12 @@ def rows_per_coordinate(
     return Counter(
         zip(data.column("partition").to_pylist(), data.column("offset").to_pylist(), strict=True)
     )
+
+
+async def wait_until(condition: Callable[[], bool], seconds: float = 30.0) -> None:
+    """Poll `condition` until it holds; fail after `seconds`."""
+    with anyio.move_on_after(seconds):
+        while not condition():  # state of another task, without an event to wait on
+            await anyio.sleep(0.02)  # noqa: ASYNC110
+        return
+    pytest.fail(f"condition still false after {seconds}s")
