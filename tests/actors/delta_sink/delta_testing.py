@@ -42,8 +42,8 @@ def rows_per_coordinate(
 
 async def wait_until(condition: Callable[[], bool], seconds: float = 30.0) -> None:
     """Poll `condition` until it holds; fail after `seconds`."""
-    with anyio.move_on_after(seconds):
-        while not condition():  # state of another task, without an event to wait on
-            await anyio.sleep(0.02)  # noqa: ASYNC110
-        return
+    for _ in range(int(seconds / 0.02)):
+        if condition():
+            return
+        await anyio.sleep(0.02)
     pytest.fail(f"condition still false after {seconds}s")
