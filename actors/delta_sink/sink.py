@@ -138,7 +138,8 @@ class DeltaSink:
             outcome = self._commit(key, writer, decoded, last_offset)
             if outcome is not None:
                 return outcome
-            self.conflicts_retried += attempt < self.settings.conflict_retries
+            if attempt < self.settings.conflict_retries:
+                self.conflicts_retried += 1
         raise DeltaTableError(
             f"Delta table {self.settings.table!r}: commit of {key[0]}[{key[1]}] lost to "
             f"concurrent writers {self.settings.conflict_retries + 1} times",
