@@ -90,8 +90,9 @@ class RowDecoder:
             columns["partition"].append(record.partition)
             columns["offset"].append(record.offset)
             timestamp = record.timestamp
-            known = timestamp is not None and timestamp >= 0  # Kafka's -1: no timestamp
-            columns["timestamp"].append(timestamp * _US_PER_MS if known else None)
+            if timestamp is not None and timestamp < 0:  # Kafka's -1: no timestamp
+                timestamp = None
+            columns["timestamp"].append(None if timestamp is None else timestamp * _US_PER_MS)
             columns["key"].append(record.key)
             columns["headers"].append(
                 [{"key": name, "value": value} for name, value in record.headers]
