@@ -11,9 +11,10 @@ import pytest
 from delta_testing import TOPIC, make_record, rows_per_coordinate
 from deltalake import DeltaTable, write_deltalake
 
-from actors.delta_sink import DeltaSink, DeltaSinkSettings
+from actors.delta_sink import DeltaRecordHandler, DeltaSink, DeltaSinkSettings
 from actors.messages import Record
-from core.errors import DeltaTableError, classify_exception
+from core.errors import CircuitOpenError, DeltaTableError, classify_exception
+from core.resilience import CircuitState
 from core.types import ErrorCategory
 
 pytestmark = pytest.mark.anyio
@@ -255,3 +256,34 @@ async def test_a_closed_sink_takes_no_batch(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="closed"):
         await sink([make_record(0, 0)])
     assert threading.active_count() >= 1
+
+
+async def test_the_breaker_opens_when_the_table_keeps_failing(tmp_path: Path) -> None:
+    """Failures a retry could fix count against the breaker; once open, it refuses batches."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the table's directory should be")
+    sink = sink_for(blocker / "t")
+    threshold = sink.breaker.config.failure_threshold
+    for _ in range(threshold):
+        with pytest.raises(DeltaTableError) as caught:
+            await sink([make_record(0, 0)])
+        assert classify_exception(caught.value) in (ErrorCategory.TRANSIENT, ErrorCategory.UNKNOWN)
+    assert sink.breaker.state is CircuitState.OPEN
+    with pytest.raises(CircuitOpenError):
+        await sink([make_record(0, 0)])
+
+
+async def test_the_record_handler_writes_a_full_buffer_without_waiting_for_a_commit(
+    tmp_path: Path,
+) -> None:
+    """A partition's buffer is committed once it holds flush_records records; the rest waits."""
+    handler = DeltaRecordHandler(sink_for(tmp_path / "t"), flush_records=4)
+    for offset in range(6):
+        await handler(make_record(0, offset))
+    assert sorted(rows_per_coordinate(tmp_path / "t")) == [(0, o) for o in range(4)]
+    await handler.before_commit()
+    assert sorted(rows_per_coordinate(tmp_path / "t")) == [(0, o) for o in range(6)]
+    with pytest.raises(DeltaTableError, match="not JSON"):
+        await DeltaRecordHandler(sink_for(tmp_path / "j", value="json", columns={"a": "long"}))(
+            make_record(0, 0, b"{")
+        )
