@@ -16,6 +16,7 @@ import random
 import signal
 import time
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -84,7 +85,7 @@ async def test_five_kill_9_leave_each_record_in_the_delta_table_exactly_once(
         process.start()
         before = table_version(table)
         await until(
-            lambda before=before: table_version(table) > before,  # type: ignore[misc]
+            partial(lambda start: table_version(table) > start, before),
             60,
             f"life {process.lives} commits to the table",
             alive=process,

@@ -21,43 +21,15 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from delta_testing import ACCOUNT, Azurite
 
 ROOT = Path(__file__).resolve().parents[3]
 AZURITE_DIR = ROOT / ".cache" / "azurite"
 AZURITE_BIN = AZURITE_DIR / "node_modules" / ".bin" / "azurite-blob"
-ACCOUNT = "devstoreaccount1"
-ACCOUNT_KEY = (  # Azurite's published development key, the same on every install
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-)
-
-
-@dataclass(frozen=True)
-class Azurite:
-    """A running emulator: where it listens, and delta-rs storage options to reach it."""
-
-    endpoint: str
-
-    def storage_options(self, *, account_key: str | None = ACCOUNT_KEY) -> dict[str, str]:
-        options = {"account_name": ACCOUNT, "endpoint": self.endpoint, "allow_http": "true"}
-        if account_key is not None:
-            options["account_key"] = account_key
-        return options
-
-    def create_container(self, name: str) -> None:
-        from azure.storage.blob import BlobServiceClient
-
-        connection = (
-            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
-            f"BlobEndpoint={self.endpoint};"
-        )
-        BlobServiceClient.from_connection_string(connection).create_container(name)
-
-
 _BLOB = re.compile(rb"<Blob>.*?</Blob>", re.DOTALL)
 _NAME = re.compile(rb"<Name>(.*?)</Name>", re.DOTALL)
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}

@@ -1,9 +1,10 @@
-"""Helpers for the Delta sink tests: records of a topic, reading a table back, waiting."""
+"""Helpers for the Delta sink tests: records, reading a table back, waiting, Azurite access."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
@@ -47,3 +48,31 @@ async def wait_until(condition: Callable[[], bool], seconds: float = 30.0) -> No
             return
         await anyio.sleep(0.02)
     pytest.fail(f"condition still false after {seconds}s")
+
+
+ACCOUNT = "devstoreaccount1"
+ACCOUNT_KEY = (  # Azurite's published development key, the same on every install
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+
+@dataclass(frozen=True)
+class Azurite:
+    """A running emulator: where it listens, and delta-rs storage options to reach it."""
+
+    endpoint: str
+
+    def storage_options(self, *, account_key: str | None = ACCOUNT_KEY) -> dict[str, str]:
+        options = {"account_name": ACCOUNT, "endpoint": self.endpoint, "allow_http": "true"}
+        if account_key is not None:
+            options["account_key"] = account_key
+        return options
+
+    def create_container(self, name: str) -> None:
+        from azure.storage.blob import BlobServiceClient
+
+        connection = (
+            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+            f"BlobEndpoint={self.endpoint};"
+        )
+        BlobServiceClient.from_connection_string(connection).create_container(name)

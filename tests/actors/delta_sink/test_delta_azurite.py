@@ -10,8 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import Azurite
-from delta_testing import TOPIC, make_record, rows_per_coordinate
+from delta_testing import TOPIC, Azurite, make_record, rows_per_coordinate
 from deltalake import DeltaTable
 
 from actors.delta_sink import DeltaSink, DeltaSinkSettings
