@@ -34,6 +34,18 @@ commit and the dead-letter produce cannot lose it.
 Blocking work (decoding, Parquet, storage) runs in a worker thread; the event loop only
 waits. Failures raise `DeltaTableError` with its category, through a `CircuitBreaker`
 (`breaker`) that the breaker monitor watches.
+
+How a batch dispatcher uses it: `await sink(records)` for one partition's batch; a
+normal return means the rows are durable and the batch's offsets may be committed,
+except the records in `BatchOutcome.failed`, which are dead-lettered (PERMANENT each).
+A raised error fails the whole batch by its category. A table-level PERMANENT error
+(schema mismatch, permission) carries no record coordinates: splitting the batch cannot
+isolate a bad record then. `open()` at start-up checks the table before anything is
+consumed; `forget()` on revocation frees a partition's snapshot; `aclose()` at the end.
+`DeltaRecordHandler` adapts the same sink to the per-record handler + `before_commit`.
+
+Memory: each partition's snapshot holds the table's active-file list; compaction keeps
+it short.
 """
 
 from __future__ import annotations
