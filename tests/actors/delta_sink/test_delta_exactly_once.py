@@ -27,8 +27,10 @@ Step = tuple[str, int, int, bool]
 #   zombie n         the previous owner, not yet aware, writes its next n records
 steps = st.lists(
     st.tuples(
-        st.sampled_from(["batch", "batch", "crash_before", "crash_after", "rebalance", "zombie"]),
-        st.sampled_from([0, 0, 0, 1]),  # mostly one partition: denser interleavings
+        st.sampled_from(  # weighted toward ownership moving while batches continue
+            ["batch"] * 3 + ["crash_before", "crash_after"] + ["rebalance"] * 2 + ["zombie"]
+        ),
+        st.sampled_from([0, 0, 0, 0, 0, 1]),  # mostly one partition: denser interleavings
         st.integers(1, 5),
         st.booleans(),
     ),
