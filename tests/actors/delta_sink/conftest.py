@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from delta_testing import ACCOUNT, Azurite
+from delta_testing import ACCOUNT, Azurite, InjectedFailure
 
 ROOT = Path(__file__).resolve().parents[3]
 AZURITE_DIR = ROOT / ".cache" / "azurite"
@@ -35,8 +35,9 @@ _NAME = re.compile(rb"<Name>(.*?)</Name>", re.DOTALL)
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
 
 
-def _start_from_proxy(upstream_port: int) -> ThreadingHTTPServer:
-    """A loopback proxy to Azurite that honours `startFrom` on blob listings."""
+def _start_from_proxy(upstream_port: int, failure: InjectedFailure) -> ThreadingHTTPServer:
+    """A loopback proxy to Azurite that honours `startFrom` on blob listings, and sends
+    `failure` instead of forwarding while it has a status."""
 
     class Forward(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -44,6 +45,9 @@ def _start_from_proxy(upstream_port: int) -> ThreadingHTTPServer:
         def _forward(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else None
+            if failure.status is not None:
+                self._fail(failure)
+                return
             upstream = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=30)
             headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
             if body is not None:
@@ -68,6 +72,19 @@ def _start_from_proxy(upstream_port: int) -> ThreadingHTTPServer:
             if self.command != "HEAD":
                 self.wfile.write(payload)
             upstream.close()
+
+        def _fail(self, failure: InjectedFailure) -> None:
+            payload = (
+                '<?xml version="1.0" encoding="utf-8"?><Error><Code>'
+                f"{failure.code}</Code><Message>injected by the test</Message></Error>"
+            ).encode()
+            self.send_response(failure.status or 500, failure.reason)
+            self.send_header("x-ms-error-code", failure.code)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(payload)
 
         do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward  # noqa: N815 (http.server)
 
@@ -138,9 +155,10 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
                 if process.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"Azurite did not start: {(data / 'azurite.log').read_text()}")
                 time.sleep(0.1)
-        proxy = _start_from_proxy(port)
+        failure = InjectedFailure()
+        proxy = _start_from_proxy(port, failure)
         try:
-            yield Azurite(f"http://127.0.0.1:{proxy.server_address[1]}/{ACCOUNT}")
+            yield Azurite(f"http://127.0.0.1:{proxy.server_address[1]}/{ACCOUNT}", failure)
         finally:
             proxy.shutdown()
     finally:

@@ -56,11 +56,24 @@ ACCOUNT_KEY = (  # Azurite's published development key, the same on every instal
 )
 
 
+class InjectedFailure:
+    """A response the proxy in front of Azurite sends instead of forwarding (None: forward)."""
+
+    status: int | None = None
+    reason: str = ""
+    code: str = ""
+
+
 @dataclass(frozen=True)
 class Azurite:
-    """A running emulator: where it listens, and delta-rs storage options to reach it."""
+    """A running emulator: where it listens, and delta-rs storage options to reach it.
+
+    `failure` makes every request through the proxy fail with a given status and
+    Azure error code, as the real service words it (throttling, 5xx, refusals).
+    """
 
     endpoint: str
+    failure: InjectedFailure
 
     def storage_options(self, *, account_key: str | None = ACCOUNT_KEY) -> dict[str, str]:
         options = {"account_name": ACCOUNT, "endpoint": self.endpoint, "allow_http": "true"}

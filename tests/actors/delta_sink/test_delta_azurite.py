@@ -21,6 +21,13 @@ from core.types import ErrorCategory
 pytestmark = pytest.mark.anyio
 
 
+class StaticStorageToken:
+    """Stands in for the credential provider: a fixed token (Azure AD cannot run here)."""
+
+    def get_storage_token(self, *, force_refresh: bool = False) -> str:
+        return "static-token"
+
+
 def table_in_new_container(azurite: Azurite) -> str:
     container = f"c{uuid.uuid4().hex[:12]}"
     azurite.create_container(container)
@@ -94,3 +101,33 @@ def test_a_remote_table_without_a_credential_is_refused_before_writing() -> None
             DeltaSinkSettings(table="abfss://ws@onelake.dfs.fabric.microsoft.com/lh/Tables/t"),
             group_id="g",
         )
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "code", "category"),
+    [
+        (503, "Service Unavailable", "ServerBusy", ErrorCategory.TRANSIENT),
+        (500, "Internal Server Error", "InternalError", ErrorCategory.TRANSIENT),
+        (429, "Too Many Requests", "TooManyRequests", ErrorCategory.TRANSIENT),
+        (403, "Forbidden", "AuthorizationPermissionMismatch", ErrorCategory.PERMANENT),
+        (401, "Unauthorized", "InvalidAuthenticationInfo", ErrorCategory.AUTH),
+    ],
+)
+async def test_storage_failures_get_their_category(
+    azurite: Azurite, status: int, reason: str, code: str, category: ErrorCategory
+) -> None:
+    """Throttling and 5xx from the store are TRANSIENT, a permission refusal PERMANENT, a
+    rejected token AUTH (responses injected by the proxy in the service's wording)."""
+    table = table_in_new_container(azurite)
+    options = azurite.storage_options(account_key=None) | {"max_retries": "0"}
+    settings = DeltaSinkSettings(table=table, storage_options=options)
+    provider = StaticStorageToken()
+    sink = DeltaSink(settings, group_id="g1", credentials=provider)  # type: ignore[arg-type]
+    azurite.failure.status, azurite.failure.reason, azurite.failure.code = status, reason, code
+    try:
+        with pytest.raises(DeltaTableError) as caught:
+            await sink([make_record(0, 0)])
+    finally:
+        azurite.failure.status = None
+    assert caught.value.status_code == status
+    assert classify_exception(caught.value) is category
