@@ -8,6 +8,8 @@ delta-rs 1.6 uses to list the log from a version on: from the table's second com
 every read fails with "Invalid table version". So the tests reach Azurite through a small
 loopback proxy that applies `startFrom` to the listing Azurite returns (dropping blobs
 named before it); requests pass unchanged, so their SharedKey signatures still hold.
+The same proxy can answer with an injected failure instead (`Azurite.failure`), so the
+object store client meets throttling and refusals as the real service words them.
 """
 
 from __future__ import annotations

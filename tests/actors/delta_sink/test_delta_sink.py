@@ -3,6 +3,7 @@ mismatch, per-record failures and compaction (real deltalake on a temporary dire
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -287,3 +288,14 @@ async def test_the_record_handler_writes_a_full_buffer_without_waiting_for_a_com
         await DeltaRecordHandler(sink_for(tmp_path / "j", value="json", columns={"a": "long"}))(
             make_record(0, 0, b"{")
         )
+
+
+async def test_the_recorded_offset_is_read_back_from_a_checkpoint(tmp_path: Path) -> None:
+    """After more commits than the checkpoint interval, a new process still finds the offset."""
+    table = tmp_path / "t"
+    sink = sink_for(table)
+    for offset in range(110):  # delta-rs writes a checkpoint every 100 commits
+        await sink([make_record(0, offset)])
+    assert any(name.endswith(".checkpoint.parquet") for name in os.listdir(table / "_delta_log"))
+    outcome = await sink_for(table)([make_record(0, offset) for offset in range(105, 112)])
+    assert (outcome.written, outcome.already_written) == (2, 5)
