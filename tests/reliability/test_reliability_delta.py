@@ -1,0 +1,129 @@
+"""kill -9 of the whole process, five times, while it writes a topic into a Delta table.
+
+The process is the real one (`python -m supervisor run`), its handler the Delta sink
+behind today's consumer (`DeltaRecordHandler`: rows buffered per partition, one Delta
+commit per partition before each Kafka commit). The kills land at random points: in a
+Parquet write, between the Delta commit and the Kafka commit, anywhere. Afterwards the
+table is read back: each (partition, offset) of the topic is in it exactly once, no
+duplicate and none missing. Unlike the jsonl scenario, no duplicate is allowed at all:
+the table's transaction identifiers make a redelivered record a no-op.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+from collections import Counter
+from functools import partial
+from pathlib import Path
+
+import anyio
+import pytest
+from deltalake import DeltaTable
+from reliability_harness import PipelineProcess, pipeline_sections, until, workload, write_config
+from reliability_report import ReliabilityReport
+
+from supervisor.testing import committed_offsets, create_topics, produce, unique_name
+
+pytestmark = pytest.mark.anyio
+
+RECORDS = 50_000
+PARTITIONS = 4
+KILLS = 5
+LONGEST_LIFE_S = 0.5
+"""A life is killed within this long after its first Delta commit: at several thousand
+records/s a longer life could finish the topic before the last kill."""
+
+DELTA_HANDLER = '''
+"""The Delta sink as the process's handler, configured by environment variables."""
+import os
+
+from actors.delta_sink import DeltaRecordHandler, DeltaSink, DeltaSinkSettings
+
+settings = DeltaSinkSettings(table=os.environ["DELTA_TABLE"])
+handle = DeltaRecordHandler(
+    DeltaSink(settings, group_id=os.environ["DELTA_GROUP"]), flush_records=2_000
+)
+'''
+
+
+def table_version(table: Path) -> int:
+    """The table's latest version (-1 before it exists)."""
+    return DeltaTable(str(table)).version() if (table / "_delta_log").is_dir() else -1
+
+
+async def test_five_kill_9_leave_each_record_in_the_delta_table_exactly_once(
+    bootstrap_servers: str,
+    tmp_path: Path,
+    processes: list[PipelineProcess],
+    reliability_report: ReliabilityReport,
+) -> None:
+    """After five kill -9 at random points while writing, the table holds every record once."""
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    topic, group = unique_name("delta-kills"), unique_name("delta-kills-g")
+    await create_topics(bootstrap_servers, [topic, f"{topic}.dlq"], partitions=PARTITIONS)
+    per_partition = RECORDS // PARTITIONS
+    for partition in range(PARTITIONS):
+        records = workload(f"delta-p{partition}", per_partition)
+        await produce(bootstrap_servers, topic, records, partition=partition)
+    (tmp_path / "delta_handler.py").write_text(DELTA_HANDLER)
+    table = tmp_path / "table"
+    sections = pipeline_sections(
+        bootstrap_servers, topic, group, {"handler": {"target": "delta_handler:handle"}}
+    )
+    config = write_config(tmp_path / "pipeline.toml", sections)
+    python_path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    env = {"PYTHONPATH": python_path, "DELTA_TABLE": str(table), "DELTA_GROUP": group}
+    process = PipelineProcess(tmp_path, config, env=env)
+    processes.append(process)
+    started = time.monotonic()
+
+    for _ in range(KILLS):
+        process.start()
+        before = table_version(table)
+        await until(
+            partial(lambda start: table_version(table) > start, before),
+            60,
+            f"life {process.lives} commits to the table",
+            alive=process,
+        )
+        await anyio.sleep(rng.uniform(0.0, LONGEST_LIFE_S))
+        process.kill()
+    rows_after_kills = DeltaTable(str(table)).to_pyarrow_table(columns=["offset"]).num_rows
+    assert rows_after_kills < RECORDS, "the kills came too late: nothing was left to write"
+
+    process.start()
+
+    async def all_committed() -> bool:
+        offsets = await committed_offsets(bootstrap_servers, group, topic, PARTITIONS)
+        return all(offset == per_partition for offset in offsets.values())
+
+    await until(all_committed, 120, "the last life writes and commits the rest", alive=process)
+    process.signal(signal.SIGTERM)
+    assert await process.exit_code(within=15) == 0
+
+    data = DeltaTable(str(table)).to_pyarrow_table(columns=["partition", "offset"])
+    counts = Counter(
+        zip(data.column("partition").to_pylist(), data.column("offset").to_pylist(), strict=True)
+    )
+    expected = {(p, o) for p in range(PARTITIONS) for o in range(per_partition)}
+    missing = expected - set(counts)
+    duplicates = {key: count for key, count in counts.items() if count > 1}
+    assert not missing, f"{len(missing)} records missing, e.g. {sorted(missing)[:5]}"
+    assert not duplicates, f"{len(duplicates)} records twice or more, e.g. {list(duplicates)[:5]}"
+    assert set(counts) == expected
+
+    reliability_report.record(
+        "Delta table: kill -9 while writing",
+        records=RECORDS,
+        kills_survived=KILLS,
+        rows_written_before_the_last_life=rows_after_kills,
+        records_missing=len(missing),
+        records_duplicated=len(duplicates),
+        table_versions=DeltaTable(str(table)).version(),
+        random_seed=seed,
+        duration_s=time.monotonic() - started,
+    )
