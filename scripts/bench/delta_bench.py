@@ -31,9 +31,9 @@ import anyio
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
-from actors.delta_sink import DeltaSink, DeltaSinkSettings
-from actors.delta_sink.rows import table_schema
 from actors.messages import Record
+from actors.sinks.delta import DeltaSink, DeltaSinkSettings
+from actors.sinks.delta.rows import table_schema
 
 BATCH_SIZES = (1_000, 10_000)
 VALUE = (

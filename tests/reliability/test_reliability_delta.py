@@ -40,7 +40,7 @@ DELTA_HANDLER = '''
 """The Delta sink as the process's handler, configured by environment variables."""
 import os
 
-from actors.delta_sink import DeltaRecordHandler, DeltaSink, DeltaSinkSettings
+from actors.sinks.delta import DeltaRecordHandler, DeltaSink, DeltaSinkSettings
 
 settings = DeltaSinkSettings(table=os.environ["DELTA_TABLE"])
 handle = DeltaRecordHandler(

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from actors.delta_sink.sink import DeltaSink, PartitionKey
 from actors.messages import Record
+from actors.sinks.delta.sink import DeltaSink, PartitionKey
 
 __all__ = ["DeltaRecordHandler"]
 

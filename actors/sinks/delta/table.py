@@ -26,8 +26,8 @@ import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Schema, Transaction, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
-from actors.delta_sink.errors import to_delta_error
-from actors.delta_sink.settings import DeltaSinkSettings
+from actors.sinks.delta.errors import to_delta_error
+from actors.sinks.delta.settings import DeltaSinkSettings
 from core.auth import AzureCredentialProvider
 from core.errors import ConfigurationError, DeltaTableError
 from core.types import ErrorCategory

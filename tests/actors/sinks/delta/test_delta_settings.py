@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from deltalake.exceptions import CommitFailedError, DeltaError, SchemaMismatchError
 
-from actors.delta_sink import DeltaSinkSettings
-from actors.delta_sink.errors import is_commit_conflict, to_delta_error
+from actors.sinks.delta import DeltaSinkSettings
+from actors.sinks.delta.errors import is_commit_conflict, to_delta_error
 from core.errors import ConfigurationError
 from core.types import ErrorCategory
 

@@ -12,7 +12,7 @@ from delta_testing import make_record, rows_per_coordinate
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from actors.delta_sink import DeltaSink, DeltaSinkSettings
+from actors.sinks.delta import DeltaSink, DeltaSinkSettings
 
 PARTITIONS = 2
 RECORDS_PER_PARTITION = 12

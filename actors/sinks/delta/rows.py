@@ -18,10 +18,10 @@ from typing import Any, Final
 import orjson
 import pyarrow as pa
 
-from actors.delta_sink.columns import ColumnError, arrow_type, convert, metadata_schema
-from actors.delta_sink.outcome import RecordFailure
-from actors.delta_sink.settings import DeltaSinkSettings
 from actors.messages import Record
+from actors.sinks.delta.columns import ColumnError, arrow_type, convert, metadata_schema
+from actors.sinks.delta.outcome import RecordFailure
+from actors.sinks.delta.settings import DeltaSinkSettings
 from core.errors import DeltaTableError, classify_exception
 from core.types import ErrorCategory
 

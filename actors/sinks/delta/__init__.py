@@ -5,17 +5,17 @@ offset come again. This sink turns that into exactly-once rows: each batch of on
 partition is one Delta commit that also records "this partition is in up to offset N"
 (a Delta transaction identifier, app id `group/topic/partition`, version N), and
 records at or below the recorded offset are dropped before writing. See
-actors.delta_sink.sink for the protocol and its cache, actors.delta_sink.table for why
-the cache is safe under rebalances, actors.delta_sink.columns for the table's columns.
+actors.sinks.delta.sink for the protocol and its cache, actors.sinks.delta.table for why
+the cache is safe under rebalances, actors.sinks.delta.columns for the table's columns.
 
 The guarantee covers the rows of this table only: another handler's side effects, or
 another table written by the same records, are not part of the commit.
 """
 
-from actors.delta_sink.outcome import BatchOutcome, RecordFailure
-from actors.delta_sink.record_handler import DeltaRecordHandler
-from actors.delta_sink.settings import DeltaSinkSettings, ExtraColumns
-from actors.delta_sink.sink import DeltaSink, build_delta_sink
+from actors.sinks.delta.outcome import BatchOutcome, RecordFailure
+from actors.sinks.delta.record_handler import DeltaRecordHandler
+from actors.sinks.delta.settings import DeltaSinkSettings, ExtraColumns
+from actors.sinks.delta.sink import DeltaSink, build_delta_sink
 
 __all__ = [
     "BatchOutcome",

@@ -13,7 +13,7 @@ import pytest
 from delta_testing import TOPIC, Azurite, make_record, rows_per_coordinate
 from deltalake import DeltaTable
 
-from actors.delta_sink import DeltaSink, DeltaSinkSettings
+from actors.sinks.delta import DeltaSink, DeltaSinkSettings
 from core.auth import STORAGE_SCOPE, AzureCredentialProvider
 from core.errors import ConfigurationError, DeltaTableError, classify_exception
 from core.types import ErrorCategory

@@ -12,8 +12,8 @@ import pytest
 from delta_testing import TOPIC, make_record, rows_per_coordinate
 from deltalake import DeltaTable, write_deltalake
 
-from actors.delta_sink import DeltaRecordHandler, DeltaSink, DeltaSinkSettings
 from actors.messages import Record
+from actors.sinks.delta import DeltaRecordHandler, DeltaSink, DeltaSinkSettings
 from core.errors import CircuitOpenError, DeltaTableError, classify_exception
 from core.resilience import CircuitState
 from core.types import ErrorCategory

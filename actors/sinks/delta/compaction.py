@@ -28,8 +28,8 @@ from collections.abc import Callable, Mapping
 
 from deltalake import DeltaTable
 
-from actors.delta_sink.errors import to_delta_error
-from actors.delta_sink.settings import DeltaSinkSettings
+from actors.sinks.delta.errors import to_delta_error
+from actors.sinks.delta.settings import DeltaSinkSettings
 
 __all__ = ["Compactor"]
 

@@ -14,8 +14,8 @@ import orjson
 import pytest
 from delta_testing import rows_per_coordinate, wait_until
 
-from actors.delta_sink import DeltaRecordHandler, DeltaSink, DeltaSinkSettings
-from actors.kafka_consumer import ConsumerSettings, KafkaConsumerActor
+from actors.consumer import ConsumerSettings, KafkaConsumerActor
+from actors.sinks.delta import DeltaRecordHandler, DeltaSink, DeltaSinkSettings
 from core.errors import PermanentError
 from supervisor.testing import committed_offsets, create_topics, produce, unique_name
 

@@ -7,7 +7,7 @@ delivered again after a crash (the Kafka offset was not committed, the Delta com
 was) adds nothing, and each record is in the table exactly once.
 
 The offset recorded per partition is cached with the partition's snapshot (see
-actors.delta_sink.table for why that is safe even when another process wrote the
+actors.sinks.delta.table for why that is safe even when another process wrote the
 partition meanwhile). It is read on the first batch of a partition and read again:
 
 * after a commit lost to a concurrent writer: the other writer may have written some
@@ -57,13 +57,13 @@ from collections.abc import Sequence
 import anyio
 import anyio.to_thread
 
-from actors.delta_sink.compaction import Compactor
-from actors.delta_sink.errors import is_commit_conflict, to_delta_error
-from actors.delta_sink.outcome import BatchOutcome
-from actors.delta_sink.rows import DecodedBatch, RowDecoder
-from actors.delta_sink.settings import DeltaSinkSettings
-from actors.delta_sink.table import PartitionWriter, StorageAccess, ensure_table
 from actors.messages import Record
+from actors.sinks.delta.compaction import Compactor
+from actors.sinks.delta.errors import is_commit_conflict, to_delta_error
+from actors.sinks.delta.outcome import BatchOutcome
+from actors.sinks.delta.rows import DecodedBatch, RowDecoder
+from actors.sinks.delta.settings import DeltaSinkSettings
+from actors.sinks.delta.table import PartitionWriter, StorageAccess, ensure_table
 from core.auth import AzureCredentialProvider
 from core.errors import DeltaTableError, PipelineError
 from core.resilience import ONELAKE_CIRCUIT_CONFIG, CircuitBreaker, CircuitBreakerConfig

@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from actors.delta_sink.columns import COLUMN_TYPES, METADATA_COLUMNS
 from actors.messages import Record
+from actors.sinks.delta.columns import COLUMN_TYPES, METADATA_COLUMNS
 from core.errors import ConfigurationError
 
 __all__ = ["DeltaSinkSettings", "ExtraColumns"]
@@ -37,7 +37,7 @@ class DeltaSinkSettings:
     value: Literal["raw", "json"] = "raw"
     """`raw`: one binary `value` column; `json`: one column per field of `columns`."""
     columns: Mapping[str, str] = field(default_factory=dict)
-    """JSON field -> column type (see actors.delta_sink.columns); for `value = "json"`."""
+    """JSON field -> column type (see actors.sinks.delta.columns); for `value = "json"`."""
     required: tuple[str, ...] = ()
     """JSON fields that must be present and not null; a record without one fails alone."""
     partition_by: tuple[str, ...] = ()
