@@ -117,7 +117,7 @@ def cut_to_fit(
 def _record_size(
     key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes | None]]
 ) -> int:
-    size: int = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers)
+    size: int = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, list(headers))
     return size
 
 
