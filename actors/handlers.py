@@ -3,8 +3,9 @@
 `handler.target` in the configuration names one of:
 
     print              one line per record on stdout: where it came from, key and value
-    jsonl:PATH         append one JSON object per record to PATH (created if missing; its
-                       directory must exist and be writable)
+    jsonl:PATH         append one JSON object per record to PATH (created if missing, with
+                       permissions 0600 unless told otherwise; its directory must exist
+                       and be writable)
     forward:TOPIC      produce the record to TOPIC (acks=all); acknowledged before each commit
     package.module:fn  your own callable, sync or async, given an `actors.messages.Record`
 
@@ -41,6 +42,7 @@ import anyio.to_thread
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from actors._file_mode import DEFAULT_FILE_MODE, check_file_mode, open_for_append
 from actors.consumer.handler import Handler
 from actors.messages import Record
 from core.errors import ConfigurationError, PermanentError, TransientError
@@ -103,11 +105,14 @@ class JsonLinesHandler:
     """Appends `record_to_json(record)` as one line to `path`; fsyncs in `before_commit`.
 
     A plain function of the record, so the consumer calls it in a worker thread, one
-    trip per run of records: the disk never stalls the event loop.
+    trip per run of records: the disk never stalls the event loop. A missing file is
+    created with permissions `file_mode` (default 0600: it holds record values; see
+    actors._file_mode).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, file_mode: int = DEFAULT_FILE_MODE) -> None:
         self.path = path
+        self.file_mode = check_file_mode(file_mode)
         self._lock = threading.Lock()
         self._file: IO[bytes] | None = None
         self._unsynced = False
@@ -162,7 +167,7 @@ class JsonLinesHandler:
 
     def _open(self) -> IO[bytes]:
         if self._file is None:
-            self._file = self.path.open("ab")
+            self._file = open_for_append(self.path, self.file_mode, text=False)
         return self._file
 
 
@@ -281,12 +286,13 @@ def build_handler(
     *,
     producer_settings: Mapping[str, Any] | None = None,
     base_dir: Path | None = None,
+    file_mode: int = DEFAULT_FILE_MODE,
 ) -> Handler:
     """The handler `target` names (see the module docstring).
 
     `producer_settings` are `AIOKafkaProducer` arguments (connection and security) for
     `forward:`; a relative `jsonl:` path is relative to `base_dir` (default: the
-    working directory).
+    working directory); a `jsonl:` file is created with permissions `file_mode`.
     """
     kind, _, argument = target.partition(":")
     if target == "print":
@@ -297,7 +303,7 @@ def build_handler(
         path = Path(argument).expanduser()
         path = path if path.is_absolute() else (base_dir or Path.cwd()) / path
         _require_appendable(target, path)
-        return JsonLinesHandler(path)
+        return JsonLinesHandler(path, file_mode=file_mode)
     if kind == "forward":
         if not argument:
             raise _bad(target, "'forward:' needs a topic, e.g. 'forward:events.copy'")
