@@ -10,7 +10,8 @@ The substring rule is the requester's and is deliberately broad: "partition_key"
 without those parts (a Kafka record key is never logged: KafkaLogContext has no key field).
 
 Message text. Messages are free text, so only the shapes credentials take in it are
-masked, and only when a cheap marker test finds a candidate:
+masked, and each only when a cheap substring test finds its marker (so a marker written
+in mixed case, "BeArEr", is not looked for):
 - every value registered with core.logging.secret_values.register_secret, wherever it
   appears (the process's own configured secrets, found by value, not by shape);
 - `name=value` and `name = value` where `name` looks secret under the same rule (SAS
@@ -88,7 +89,6 @@ _BEARER: Final = re.compile(
 """A bearer token: 8 or more token characters, or any holding more than lower-case letters
 (in prose, "bearer token" is a word; after an Authorization header any length is masked)."""
 _BASIC: Final = re.compile(r"(?i)\b(basic\s+)([A-Za-z0-9+/]{4,}={0,2})")
-_SCHEME_MARKERS: Final = re.compile(r"(?i)bearer|basic")
 _URL_USER_INFO: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^\s/@:]*:)([^\s/@]+)(@)")
 
 
@@ -129,22 +129,24 @@ def mask_value(value: Any, depth: int = 0) -> Any:
 
 
 def mask_text(text: str) -> str:
-    """Return `text` with registered secrets and credential-shaped substrings masked."""
+    """Return `text` with registered secrets and credential-shaped substrings masked.
+
+    Each shape is looked for only when a plain substring test finds its marker, so the
+    common message (none of them) costs a few `in` tests.
+    """
     text = redact_secrets(text)
-    has_assignment = "=" in text or ":" in text
-    if not has_assignment and not _SCHEME_MARKERS.search(text):
-        return text
-    lowered = text.lower()
-    if "authorization" in lowered:
+    if "uthorization" in text or "UTHORIZATION" in text:
         text = _AUTHORIZATION.sub(_mask_authorization, text)
-    if "bearer" in lowered:
+    if "earer" in text or "EARER" in text:
         text = _BEARER.sub(r"\1" + MASK, text)
-    if "basic" in lowered:
+    if "asic" in text or "ASIC" in text:
         text = _BASIC.sub(_mask_basic, text)
     if "@" in text and "://" in text:
         text = _URL_USER_INFO.sub(r"\1" + MASK + r"\3", text)
-    if has_assignment and any(part in lowered for part in SECRET_NAME_PARTS):
-        text = _ASSIGNMENT.sub(_mask_assignment, text)
+    if "=" in text or (":" in text and ('"' in text or "'" in text)):
+        lowered = text.lower()
+        if any(part in lowered for part in SECRET_NAME_PARTS):
+            text = _ASSIGNMENT.sub(_mask_assignment, text)
     return text
 
 
