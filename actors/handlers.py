@@ -46,6 +46,7 @@ from actors._file_mode import DEFAULT_FILE_MODE, check_file_mode, open_for_appen
 from actors.consumer.handler import Handler
 from actors.messages import Record
 from core.errors import ConfigurationError, PermanentError, TransientError
+from core.logging.error_text import error_text
 
 __all__ = [
     "ForwardHandler",
@@ -144,7 +145,8 @@ class JsonLinesHandler:
         with self._lock:
             if self._sync_failure is not None:
                 raise PermanentError(
-                    f"an earlier fsync of {str(self.path)!r} failed ({self._sync_failure}); "
+                    f"an earlier fsync of {str(self.path)!r} failed "
+                    f"({error_text(self._sync_failure)}); "
                     "lines since the last good sync may be lost, so nothing more is committed"
                 ) from self._sync_failure
             if not self._unsynced:
@@ -186,6 +188,14 @@ class ForwardHandler:
 
     The producer starts on the first record, so building the handler never touches the
     network; a failed start is tried again with the next call.
+
+    Size: built with the consumer's producer settings (actors.consumer.client_config),
+    the producer's request limit is at least the consumer's fetch limit plus room for
+    headers, so a record the consumer fetched is never refused by the producer itself.
+    A record larger still (Kafka delivers a single record above the fetch limit) is
+    refused by `send` in the call, which the consumer treats as PERMANENT: it is
+    dead-lettered, cut to fit if need be. A target topic whose broker limit is below the
+    source's refuses in `before_commit`, as above: give the target the source's limit.
     """
 
     def __init__(self, topic: str, producer_settings: Mapping[str, Any]) -> None:
@@ -323,12 +333,13 @@ def load_handler(target: str) -> Handler:
     except ModuleNotFoundError as exc:
         raise _bad(
             target,
-            f"cannot import module {module_name!r}: {exc} "
+            f"cannot import module {module_name!r}: {error_text(exc)} "
             "(install it in this environment or put it on PYTHONPATH)",
         ) from None
     except Exception as exc:
         raise _bad(
-            target, f"importing module {module_name!r} failed: {type(exc).__name__}: {exc}"
+            target,
+            f"importing module {module_name!r} failed: {type(exc).__name__}: {error_text(exc)}",
         ) from exc
     for name in attribute.split("."):
         if not hasattr(found, name):
