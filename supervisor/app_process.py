@@ -51,6 +51,8 @@ EXIT_OK: Final = 0
 EXIT_ESCALATED: Final = 1
 EXIT_USAGE: Final = 2
 PROGRAM: Final = "kafka-pipeline"
+MAX_CAUSE_BYTES: Final = 2048
+"""An escalation line quotes at most this much of its cause's text."""
 
 _log = logging.getLogger("supervisor.process")
 
@@ -71,13 +73,14 @@ def escalation_line(error: EscalationError) -> str:
     """`kafka-pipeline: actor 'X' escalated (category): cause`, on one line.
 
     A cause wrapped in exception groups of one member (what a task group raises for
-    the one failure inside it) is shown unwrapped: the line names the real cause.
+    the one failure inside it) is shown unwrapped: the line names the real cause. The
+    cause's text is rendered by core.logging.error_text, cut at `MAX_CAUSE_BYTES`.
     """
     cause = _innermost(error.__cause__)
     if cause is None:
         what = error.reason
     else:
-        detail = " ".join(error_text(cause).split())
+        detail = " ".join(error_text(cause, max_bytes=MAX_CAUSE_BYTES).split())
         if isinstance(cause, PipelineError) and detail:
             text = detail
         else:
@@ -112,7 +115,10 @@ async def serve(pipeline: Pipeline, *, stderr: Console | None = None) -> int:
             _say(err, escalation_line(exc))
             return EXIT_ESCALATED
         except ExceptionGroup as exc:
-            errors = "; ".join(f"{type(e).__name__}: {error_text(e)}" for e in exc.exceptions)
+            errors = "; ".join(
+                f"{type(e).__name__}: {error_text(e, max_bytes=MAX_CAUSE_BYTES)}"
+                for e in exc.exceptions
+            )
             _say(err, f"{PROGRAM}: actors failed while stopping: {errors}")
             return EXIT_ESCALATED
         finally:

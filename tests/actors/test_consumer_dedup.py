@@ -170,3 +170,10 @@ def _window_bytes(capacity: int, id_length: int) -> int:
         tracemalloc.stop()
     assert len(window) == capacity
     return held
+
+
+@pytest.mark.parametrize("value", [b"[" * 100_000, b'{"id": ' + b"[" * 100_000, b"\xff\xfe{}"])
+def test_values_neither_parser_can_read_are_unreadable_not_a_crash(value: bytes) -> None:
+    """Nesting past both parsers' limits or bytes that are not UTF-8: no id, no exception."""
+    with pytest.raises(UnreadableTraceIdError):
+        TraceIdReader("json_field", "id").read(value, [])
