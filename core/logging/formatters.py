@@ -41,7 +41,7 @@ import orjson
 
 from core.logging.context import state_var
 from core.logging.encoding import dumps, orjson_default
-from core.logging.fields import PLAIN_SCALARS, output_name
+from core.logging.fields import OUTPUT_KEYS, PLAIN_SCALARS, output_name
 from core.logging.filters import CONTEXT_ATTRIBUTE
 from core.logging.masking import MASK, mask_text, mask_value
 from core.logging.safe_text import safe_str
@@ -239,12 +239,15 @@ class ConsoleFormatter(_RecordDictFormatter):
 
     def render(self, out: dict[str, Any]) -> str:
         """Return the fields as one line of text, plus any traceback lines."""
-        out = dict(out)
-        exception = out.pop("exception", None)
-        stack = out.pop("stack", None)
-        head = f"{out.pop('timestamp')} {out.pop('level'):<8} {out.pop('logger')} "
-        parts = [head + out.pop("message")]
-        parts.extend(f"{name}={_render(value)}" for name, value in out.items())
+        exception = out.get("exception")
+        stack = out.get("stack")
+        head = f"{out['timestamp']} {out['level']:<8} {out['logger']} "
+        parts = [head + out["message"]]
+        parts.extend(
+            f"{name}={_render(value)}"
+            for name, value in out.items()
+            if name not in OUTPUT_KEYS  # placed by the layout; fields never clash with them
+        )
         text = " ".join(parts)
         if exception is not None:
             text = f"{text}\n{exception}"
