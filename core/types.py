@@ -33,7 +33,12 @@ class ErrorCategory(enum.Enum):
 
 @runtime_checkable
 class ErrorClassifier(Protocol):
-    """Maps an exception to a category; domains plug in their own knowledge."""
+    """Maps an exception to a category; domains plug in their own knowledge.
+
+    `core.errors.compose_classifier(yours)` asks yours first and the built-in rules
+    where yours answers UNKNOWN (or None, for a plain function); `with_retry` and
+    `CircuitBreaker` take the result as `classifier=`.
+    """
 
     def classify(self, exc: BaseException) -> ErrorCategory:
         """Return the category that decides how `exc` is handled."""

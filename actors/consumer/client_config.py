@@ -5,16 +5,26 @@ end to end on the test broker. Auto-commit is always off (the actor commits what
 finished); the dead-letter producer waits for every in-sync replica (acks=all) and is
 not idempotent (Tansu cannot start idempotent producers, and a duplicate in the
 dead-letter topic is harmless next to a lost one).
+
+The producer's `max_request_size` is the configured one, raised to the consumer's
+`max_partition_fetch_bytes` plus `DEAD_LETTER_HEADER_ROOM` when that is larger: a record
+the consumer fetched must always be dead-letterable (or forwardable), and its copy
+carries the dlq.* headers on top of its own bytes. A dead-letter copy still refused as
+too large is cut to fit (actors.consumer.dead_letter).
 """
 
 from __future__ import annotations
 
 import ssl
-from typing import Any
+from typing import Any, Final
 
 from actors.consumer.settings import ConsumerSettings
 
-__all__ = ["consumer_kwargs", "producer_kwargs"]
+__all__ = ["DEAD_LETTER_HEADER_ROOM", "consumer_kwargs", "producer_kwargs"]
+
+DEAD_LETTER_HEADER_ROOM: Final = 64 * 1024
+"""Bytes allowed beyond a fetched record for the dlq.* headers and the batch overhead
+(the headers take about 1.5 KiB: the error message is cut at 1 KiB)."""
 
 
 def _connection_kwargs(settings: ConsumerSettings, client_id: str) -> dict[str, Any]:
@@ -62,6 +72,9 @@ def producer_kwargs(settings: ConsumerSettings) -> dict[str, Any]:
         **_connection_kwargs(settings, f"{settings.client_id}-dlq"),
         "acks": "all",
         "enable_idempotence": False,
-        "max_request_size": settings.max_request_size,
+        "max_request_size": max(
+            settings.max_request_size,
+            settings.max_partition_fetch_bytes + DEAD_LETTER_HEADER_ROOM,
+        ),
         "linger_ms": 0,
     }

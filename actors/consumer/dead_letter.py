@@ -8,8 +8,31 @@ with its original key, value and headers, plus:
     dlq.error.message   the error text, secrets masked, truncated to MAX_MESSAGE_BYTES
     dlq.failed.at       when, ISO 8601 UTC
 
+The error is rendered by core.logging.error_text: an exception whose `__str__` raises
+still gets a message (its repr, or a placeholder naming its type), a message holding
+lone surrogates (text decoded with `surrogateescape`) is escaped, so every header is
+valid UTF-8, and registered secret values and credential-shaped text are masked.
+
 A record replayed from a dead-letter topic may carry dlq.* headers already; they are
 replaced, not repeated, so the headers always describe the latest failure.
+
+A record that was fetched must always be dead-letterable, even one near the size
+limits. Two layers see to it:
+* the dead-letter producer's `max_request_size` is at least the consumer's
+  `max_partition_fetch_bytes` plus `DEAD_LETTER_HEADER_ROOM` (actors.consumer.
+  client_config), so the producer itself never refuses a record the consumer fetched
+  normally, headers included;
+* if the record is refused as too large anyway (the producer's limit, for a record
+  above the fetch limit, which Kafka still delivers alone; or the broker's, whose topic
+  limit the original fitted but the original plus the dlq.* headers did not), it is
+  written again with its value cut at the end so that the whole is no larger than the
+  original record (which this cluster accepted) and than the producer's limit, with
+        dlq.value.cut      "<kept> of <original> bytes kept"
+        dlq.value.sha256   the SHA-256 of the whole original value
+  The original stays in its source topic at dlq.source.offset until retention removes
+  it, and the digest tells whether a copy found later is that record. A dead-letter
+  topic configured with a smaller limit than its source still refuses the cut copy;
+  that error is raised, as any other failure to store.
 
 The writer awaits the broker's acknowledgement (acks=all) before returning, so the
 consumer commits the offset behind a dead-lettered record only once it is safely stored.
@@ -17,21 +40,34 @@ consumer commits the offset behind a dead-lettered record only once it is safely
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from actors.messages import Record
-from core.logging.masking import mask_text
+from core.logging.error_text import error_text
+from core.logging.safe_text import utf8_safe
 from core.types import ErrorCategory
 
-__all__ = ["DLQ_HEADER_PREFIX", "MAX_MESSAGE_BYTES", "DeadLetterWriter", "dead_letter_headers"]
+__all__ = [
+    "DLQ_HEADER_PREFIX",
+    "MAX_MESSAGE_BYTES",
+    "DeadLetterWriter",
+    "cut_to_fit",
+    "dead_letter_headers",
+]
 
 DLQ_HEADER_PREFIX: Final = "dlq."
 MAX_MESSAGE_BYTES: Final = 1024
-_ELLIPSIS: Final = "…"
+_DEFAULT_MAX_REQUEST_SIZE: Final = 1_048_576
+"""aiokafka's default, for a writer built without `max_request_size`."""
+
+Headers = list[tuple[str, bytes | None]]
 
 
 def dead_letter_headers(
@@ -46,20 +82,43 @@ def dead_letter_headers(
         "source.partition": str(record.partition),
         "source.offset": str(record.offset),
         "error.class": f"{type(error).__module__}.{type(error).__qualname__}",
-        "error.message": _safe_message(error),
+        "error.message": error_text(error, max_bytes=MAX_MESSAGE_BYTES),
         "error.category": category.value,
         "failed.at": failed_at.astimezone(UTC).isoformat(timespec="milliseconds"),
     }
-    return own + [(DLQ_HEADER_PREFIX + name, text.encode()) for name, text in failure.items()]
+    return own + [
+        (DLQ_HEADER_PREFIX + name, utf8_safe(text).encode()) for name, text in failure.items()
+    ]
 
 
-def _safe_message(error: BaseException) -> str:
-    text = mask_text(str(error)) or type(error).__name__
-    encoded = text.encode()
-    if len(encoded) <= MAX_MESSAGE_BYTES:
-        return text
-    room = MAX_MESSAGE_BYTES - len(_ELLIPSIS.encode())
-    return encoded[:room].decode("utf-8", errors="ignore") + _ELLIPSIS
+def cut_to_fit(
+    record: Record, headers: Sequence[tuple[str, bytes | None]], max_bytes: int
+) -> tuple[bytes | None, Headers]:
+    """The value cut at its end, and the headers saying so, for a copy of at most `max_bytes`.
+
+    `max_bytes` is the size aiokafka estimates for one record (key, value, headers); the
+    value keeps as much as fits beside the key, `headers` and the two dlq.value.* headers.
+    """
+    value = record.value or b""
+    digest = hashlib.sha256(value).hexdigest()
+    kept = len(value)
+    while True:
+        cut_headers: Headers = [
+            *headers,
+            (f"{DLQ_HEADER_PREFIX}value.cut", f"{kept} of {len(value)} bytes kept".encode()),
+            (f"{DLQ_HEADER_PREFIX}value.sha256", digest.encode()),
+        ]
+        size = _record_size(record.key, value[:kept], cut_headers)
+        if size <= max_bytes or kept == 0:
+            return value[:kept], cut_headers
+        kept = max(kept - (size - max_bytes), 0)
+
+
+def _record_size(
+    key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes | None]]
+) -> int:
+    size: int = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, list(headers))
+    return size
 
 
 class DeadLetterWriter:
@@ -67,6 +126,9 @@ class DeadLetterWriter:
 
     def __init__(self, producer_kwargs: Mapping[str, Any]) -> None:
         self._producer = AIOKafkaProducer(**producer_kwargs)
+        self._max_request_size: int = producer_kwargs.get(
+            "max_request_size", _DEFAULT_MAX_REQUEST_SIZE
+        )
 
     async def start(self) -> None:
         """Connect to the cluster."""
@@ -79,7 +141,24 @@ class DeadLetterWriter:
     async def write(
         self, topic: str, record: Record, error: BaseException, category: ErrorCategory
     ) -> None:
-        """Store `record` on `topic` with the failure headers; returns once acknowledged."""
+        """Store `record` on `topic` with the failure headers; returns once acknowledged.
+
+        A copy refused as too large is written again cut to fit (see the module docstring).
+        """
         headers = dead_letter_headers(record, error, category, datetime.now(UTC))
-        delivery = await self._producer.send(topic, record.value, key=record.key, headers=headers)
+        try:
+            await self._send(topic, record.key, record.value, headers)
+        except MessageSizeTooLargeError:
+            original = _record_size(record.key, record.value, record.headers)
+            value, cut_headers = cut_to_fit(record, headers, min(original, self._max_request_size))
+            await self._send(topic, record.key, value, cut_headers)
+
+    async def _send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes | None]],
+    ) -> None:
+        delivery = await self._producer.send(topic, value, key=key, headers=list(headers))
         await delivery

@@ -6,23 +6,40 @@ so remembering the ids of handled records for a while skips them.
 
 Memory is bounded: an LRU of at most `capacity` ids (an OrderedDict, the oldest evicted
 first) and optionally a time to live. An id is remembered only after its handler
-succeeded, so a record that failed is never skipped.
+succeeded, so a record that failed is never skipped. Each remembered id is bounded too:
+an id longer than `MAX_KEPT_ID_CHARS` characters is kept as its 32-byte BLAKE2b digest
+(bytes, so it can never equal a kept short id, which is a str). A 256-bit digest makes a
+collision, which would skip a record, as likely as a hardware fault; the window's memory
+is then at most `capacity` entries of at most that size, whatever the producers send.
 
-A record whose trace id cannot be read (the value is not UTF-8 JSON when the id is a
-JSON field, or the header is not UTF-8) is not an error of the consumer: dedup just does
-not apply to it; the caller counts it and the handler decides.
+Ids compare by their exact text, never lossily: a header's id is its UTF-8 text; a JSON
+field's id is the string, or the number's exact literal. orjson reads integers beyond 64
+bits as floats (distinct ids would collide and a record would be skipped, yet
+committed: silent loss), so a number it read as a float is read again by the standard
+library's parser, which hands over the literal itself.
+
+A record without a trace id is not deduplicated: no header of that name, a header whose
+value is null, an empty header, a JSON value without the field or with null, an object
+or an array there. A record whose trace id cannot be read (the value is not UTF-8 JSON
+when the id is a JSON field, or the header is not UTF-8) is not an error of the consumer
+either: dedup just does not apply to it; the caller counts it and the handler decides.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Any, Final, Literal
 
 import orjson
 
-__all__ = ["DedupWindow", "TraceIdReader", "UnreadableTraceIdError"]
+__all__ = ["MAX_KEPT_ID_CHARS", "DedupWindow", "TraceIdReader", "UnreadableTraceIdError"]
+
+MAX_KEPT_ID_CHARS: Final = 128
+"""Longer ids are kept in the window as their BLAKE2b digest (see the module docstring)."""
 
 
 class UnreadableTraceIdError(Exception):
@@ -39,14 +56,18 @@ class TraceIdReader:
         self.name = name
         self._read = _json_id if source == "json_field" else _header_id
 
-    def read(self, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> str | None:
+    def read(self, value: bytes | None, headers: Sequence[tuple[str, bytes | None]]) -> str | None:
         """The trace id; None when the record has none; UnreadableTraceIdError if unreadable."""
         return self._read(self.name, value, headers)
 
 
-def _header_id(name: str, _value: object, headers: Sequence[tuple[str, bytes]]) -> str | None:
+def _header_id(
+    name: str, _value: object, headers: Sequence[tuple[str, bytes | None]]
+) -> str | None:
     for key, raw in headers:
         if key == name:
+            if raw is None:  # a null header value: the record has no id
+                return None
             try:
                 return raw.decode("utf-8") or None
             except UnicodeDecodeError as exc:
@@ -59,14 +80,24 @@ def _json_id(name: str, value: bytes | None, _headers: object) -> str | None:
         return None
     try:
         document = orjson.loads(value)
-    except orjson.JSONDecodeError as exc:
-        raise UnreadableTraceIdError("value is not UTF-8 JSON") from exc
+    except orjson.JSONDecodeError:  # also numbers beyond a double's range: read exactly
+        document = _exact_document(value)
     if not isinstance(document, dict):
         raise UnreadableTraceIdError(f"value is JSON {type(document).__name__}, not an object")
     found = document.get(name)
+    if isinstance(found, float):  # maybe an integer beyond 64 bits, rounded: read exactly
+        found = _exact_document(value).get(name)
     if found is None or isinstance(found, dict | list):
         return None
     return str(found)
+
+
+def _exact_document(value: bytes) -> Any:
+    """The JSON document with every number kept as its literal text."""
+    try:
+        return json.loads(value, parse_int=str, parse_float=str, parse_constant=str)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise UnreadableTraceIdError("value is not UTF-8 JSON") from exc
 
 
 class DedupWindow:
@@ -86,7 +117,7 @@ class DedupWindow:
         self.capacity = capacity
         self._ttl = ttl
         self._clock = clock
-        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._seen: OrderedDict[str | bytes, float] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._seen)
@@ -95,17 +126,18 @@ class DedupWindow:
         """True when `trace_id` was remembered and has not expired or been evicted."""
         if self._ttl is not None:
             self._expire(self._ttl)
-        return trace_id in self._seen
+        return _kept(trace_id) in self._seen
 
     def remember(self, trace_id: str) -> None:
         """Remember `trace_id` as handled now, evicting the oldest beyond `capacity`."""
+        trace_id_kept = _kept(trace_id)
         seen = self._seen
-        if trace_id in seen:
-            seen.move_to_end(trace_id)
+        if trace_id_kept in seen:
+            seen.move_to_end(trace_id_kept)
         if self._ttl is None:  # no expiry: spare the clock read
-            seen[trace_id] = 0.0
+            seen[trace_id_kept] = 0.0
         else:
-            seen[trace_id] = self._clock()
+            seen[trace_id_kept] = self._clock()
             self._expire(self._ttl)
         if len(seen) > self.capacity:
             seen.popitem(last=False)
@@ -118,3 +150,11 @@ class DedupWindow:
             if remembered_at > oldest_allowed:
                 return
             del seen[trace_id]
+
+
+def _kept(trace_id: str) -> str | bytes:
+    """What the window keeps for `trace_id`: itself, or its digest when it is long."""
+    if len(trace_id) <= MAX_KEPT_ID_CHARS:
+        return trace_id
+    encoded = trace_id.encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(encoded, digest_size=32).digest()

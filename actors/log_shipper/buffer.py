@@ -3,10 +3,15 @@
 Logging happens on any thread, and anyio memory streams are not thread-safe, so the
 handover is a `collections.deque` guarded by a `threading.Lock` that is held only for a
 few instructions: a put never waits for the consumer, and a full buffer drops its oldest
-record and counts the drop. The consumer (the shipper, on the event loop) sleeps until
-the buffer holds a given number of records; a producer wakes it through the loop's
-thread-safe entry point only when it crosses that number, so a burst costs one wake-up
-per batch, not one per record.
+records and counts the drops. Full means `capacity` lines, or `max_chars` characters of
+lines in total (the size of a JSON line in memory is about one byte per character): a
+burst of very long lines (a huge exception message, before the formatter's line limit
+or with a large one) must not hold gigabytes while the shipper is slow. The newest line
+is always kept, even alone over `max_chars`.
+
+The consumer (the shipper, on the event loop) sleeps until the buffer holds a given
+number of records; a producer wakes it through the loop's thread-safe entry point only
+when it crosses that number, so a burst costs one wake-up per batch, not one per record.
 
 The wiring owns the buffer and it outlives any shipper: the batch in flight when a
 shipper failed (`pending`, with the sinks that already accepted it) and every counter
@@ -21,11 +26,20 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 import anyio
 
-__all__ = ["FormattedRecord", "LogBuffer", "LogShipperStatistics", "PendingBatch"]
+__all__ = [
+    "DEFAULT_MAX_CHARS",
+    "FormattedRecord",
+    "LogBuffer",
+    "LogShipperStatistics",
+    "PendingBatch",
+]
+
+DEFAULT_MAX_CHARS: Final = 32 * 1024 * 1024
+"""Characters of lines a buffer holds at most, unless told otherwise (about 32 MB)."""
 
 
 class FormattedRecord(NamedTuple):
@@ -73,6 +87,8 @@ class LogShipperStatistics:
     """Records waiting, including the batch in flight."""
     capacity: int
     """How many records wait at most before the oldest are dropped (besides the batch in flight)."""
+    queued_chars: int = 0
+    """Characters of the records waiting, not counting the batch in flight."""
 
 
 class _Waiter(NamedTuple):
@@ -83,11 +99,15 @@ class _Waiter(NamedTuple):
 class LogBuffer:
     """Bounded FIFO of formatted records: put from any thread, take on the event loop."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, *, max_chars: int = DEFAULT_MAX_CHARS) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be at least 1, got {capacity!r}")
+        if max_chars < 1:
+            raise ValueError(f"max_chars must be at least 1, got {max_chars!r}")
         self._capacity = capacity
-        self._records: deque[FormattedRecord] = deque(maxlen=capacity)
+        self._max_chars = max_chars
+        self._chars = 0
+        self._records: deque[FormattedRecord] = deque()
         self._lock = threading.Lock()
         self._waiter: _Waiter | None = None
         self._pending: PendingBatch | None = None
@@ -104,6 +124,11 @@ class LogBuffer:
         return self._capacity
 
     @property
+    def max_chars(self) -> int:
+        """The most characters of lines that wait before the oldest are dropped."""
+        return self._max_chars
+
+    @property
     def depth(self) -> int:
         """Records waiting, not counting the batch in flight."""
         return len(self._records)
@@ -117,10 +142,14 @@ class LogBuffer:
         """Append `record` from any thread without waiting; when full, drop the oldest."""
         with self._lock:
             records = self._records
-            if len(records) == self._capacity:
-                self._dropped += 1
             records.append(record)
             self._emitted += 1
+            self._chars += len(record.line)
+            while len(records) > self._capacity or (
+                self._chars > self._max_chars and len(records) > 1
+            ):
+                self._chars -= len(records.popleft().line)
+                self._dropped += 1
             waiter = self._waiter
             if waiter is None or len(records) < waiter.depth:
                 return
@@ -154,8 +183,10 @@ class LogBuffer:
             if len(records) <= limit:
                 taken = list(records)
                 records.clear()
+                self._chars = 0
             else:
                 taken = [records.popleft() for _ in range(limit)]
+                self._chars -= sum(len(record.line) for record in taken)
             self._pending = PendingBatch(taken)
             return self._pending
 
@@ -188,6 +219,7 @@ class LogBuffer:
                 batches=self._batches,
                 queued=len(self._records) + pending,
                 capacity=self._capacity,
+                queued_chars=self._chars,
             )
 
 

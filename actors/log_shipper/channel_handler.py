@@ -5,7 +5,8 @@ or to the context variables of the task that logged it, cannot change the line) 
 the line into a `LogBuffer`, which never waits for the shipper: the handler is safe on
 any thread, the event loop's included. It skips the handler lock the stdlib takes around
 `emit`, so emitting threads do not queue behind one another's formatting; the buffer's
-own lock covers only the append.
+own lock covers only the append. Third-party DEBUG records are dropped (see
+core.logging.filters.ThirdPartyDebugFilter): they may quote record values verbatim.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 
 from actors.log_shipper.buffer import FormattedRecord, LogBuffer
 from core.logging import JSONFormatter
+from core.logging.filters import ThirdPartyDebugFilter
 
 __all__ = ["ChannelHandler"]
 
@@ -31,6 +33,7 @@ class ChannelHandler(logging.Handler):
         super().__init__(level)
         self.buffer = buffer
         self.setFormatter(formatter if formatter is not None else JSONFormatter())
+        self.addFilter(ThirdPartyDebugFilter())
 
     def handle(self, record: logging.LogRecord) -> bool:
         """Emit `record` if the filters pass it, without taking the handler lock."""

@@ -55,6 +55,7 @@ from actors.log_shipper.diagnostics import report
 from actors.log_shipper.kafka_sink import KafkaSink
 from actors.log_shipper.sinks import FileSink, LogSink, StdoutSink
 from core.errors import PipelineError, classify_exception
+from core.logging.error_text import error_text
 from core.types import ErrorCategory
 
 __all__ = [
@@ -238,7 +239,7 @@ class LogShipperActor:
         batch.abandoned = True
         report(
             f"{sink!r} gave up a batch of {len(batch.records)} records after"
-            f" {failures} failed attempts; last error: {exc!r}"
+            f" {failures} failed attempts; last error: {type(exc).__name__}: {error_text(exc)}"
         )
 
     async def _drain_reporting_failures(self) -> None:
@@ -246,14 +247,17 @@ class LogShipperActor:
             await self.flush()
         except Exception as exc:
             queued = self._buffer.statistics().queued
-            report(f"stopped with {queued} records undelivered: {exc!r}")
+            report(
+                f"stopped with {queued} records undelivered: "
+                f"{type(exc).__name__}: {error_text(exc)}"
+            )
 
     async def _close_sinks(self) -> None:
         for sink in self._sinks:
             try:
                 await sink.aclose()
             except Exception as exc:
-                report(f"closing {sink!r} failed: {exc!r}")
+                report(f"closing {sink!r} failed: {type(exc).__name__}: {error_text(exc)}")
 
 
 def _sink_error(
@@ -261,7 +265,7 @@ def _sink_error(
 ) -> LogSinkError:
     error = LogSinkError(
         f"log sink {sink!r} failed {failures} times on a batch of {len(batch.records)} records:"
-        f" {exc!r}",
+        f" {type(exc).__name__}: {error_text(exc)}",
         category=category,
         retry_after=exc.retry_after if isinstance(exc, PipelineError) else None,
         context={"sink": repr(sink), "failures": failures, "category": category.value},

@@ -17,6 +17,7 @@ from typing import IO, Protocol, TextIO, runtime_checkable
 
 import anyio.to_thread
 
+from actors._file_mode import DEFAULT_FILE_MODE, check_file_mode, open_for_append
 from actors.log_shipper.buffer import FormattedRecord
 
 __all__ = ["FileSink", "LogSink", "StdoutSink"]
@@ -65,12 +66,20 @@ class FileSink:
     """Appends each record's line to a file (created if missing), flushed per batch.
 
     With `fsync=True` every batch is also forced to disk before `write` returns: slower,
-    but a machine crash then loses nothing that was reported shipped.
+    but a machine crash then loses nothing that was reported shipped. A missing file is
+    created with permissions `file_mode` (default 0600; see actors._file_mode).
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, fsync: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        fsync: bool = False,
+        file_mode: int = DEFAULT_FILE_MODE,
+    ) -> None:
         self.path = Path(path)
         self._fsync = fsync
+        self.file_mode = check_file_mode(file_mode)
         self._file: IO[str] | None = None
 
     def __repr__(self) -> str:
@@ -86,7 +95,7 @@ class FileSink:
 
     def _write_blocking(self, text: str) -> None:
         if self._file is None:
-            self._file = self.path.open("a", encoding="utf-8")
+            self._file = open_for_append(self.path, self.file_mode, text=True)
         try:
             self._file.write(text)
             self._file.flush()

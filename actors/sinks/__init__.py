@@ -3,8 +3,9 @@
 `handler.target` in the configuration names one of:
 
     print              one line per record on stdout: where it came from, key and value
-    jsonl:PATH         append one JSON object per record to PATH (created if missing; its
-                       directory must exist and be writable)
+    jsonl:PATH         append one JSON object per record to PATH (created if missing, with
+                       permissions 0600 unless told otherwise; its directory must exist
+                       and be writable)
     forward:TOPIC      produce the record to TOPIC (acks=all); acknowledged before each commit
     package.module:fn  your own callable, sync or async, given an `actors.messages.Record`
 
@@ -41,9 +42,11 @@ import anyio.to_thread
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from actors._file_mode import DEFAULT_FILE_MODE, check_file_mode, open_for_append
 from actors.consumer.handler_calls import Handler
 from actors.messages import Record
 from core.errors import ConfigurationError, PermanentError, TransientError
+from core.logging.error_text import error_text
 
 __all__ = [
     "ForwardHandler",
@@ -103,11 +106,14 @@ class JsonLinesHandler:
     """Appends `record_to_json(record)` as one line to `path`; fsyncs in `before_commit`.
 
     A plain function of the record, so the consumer calls it in a worker thread, one
-    trip per run of records: the disk never stalls the event loop.
+    trip per run of records: the disk never stalls the event loop. A missing file is
+    created with permissions `file_mode` (default 0600: it holds record values; see
+    actors._file_mode).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, file_mode: int = DEFAULT_FILE_MODE) -> None:
         self.path = path
+        self.file_mode = check_file_mode(file_mode)
         self._lock = threading.Lock()
         self._file: IO[bytes] | None = None
         self._unsynced = False
@@ -139,7 +145,8 @@ class JsonLinesHandler:
         with self._lock:
             if self._sync_failure is not None:
                 raise PermanentError(
-                    f"an earlier fsync of {str(self.path)!r} failed ({self._sync_failure}); "
+                    f"an earlier fsync of {str(self.path)!r} failed "
+                    f"({error_text(self._sync_failure)}); "
                     "lines since the last good sync may be lost, so nothing more is committed"
                 ) from self._sync_failure
             if not self._unsynced:
@@ -162,7 +169,7 @@ class JsonLinesHandler:
 
     def _open(self) -> IO[bytes]:
         if self._file is None:
-            self._file = self.path.open("ab")
+            self._file = open_for_append(self.path, self.file_mode, text=False)
         return self._file
 
 
@@ -181,6 +188,14 @@ class ForwardHandler:
 
     The producer starts on the first record, so building the handler never touches the
     network; a failed start is tried again with the next call.
+
+    Size: built with the consumer's producer settings (actors.consumer.client_config),
+    the producer's request limit is at least the consumer's fetch limit plus room for
+    headers, so a record the consumer fetched is never refused by the producer itself.
+    A record larger still (Kafka delivers a single record above the fetch limit) is
+    refused by `send` in the call, which the consumer treats as PERMANENT: it is
+    dead-lettered, cut to fit if need be. A target topic whose broker limit is below the
+    source's refuses in `before_commit`, as above: give the target the source's limit.
     """
 
     def __init__(self, topic: str, producer_settings: Mapping[str, Any]) -> None:
@@ -281,12 +296,13 @@ def build_handler(
     *,
     producer_settings: Mapping[str, Any] | None = None,
     base_dir: Path | None = None,
+    file_mode: int = DEFAULT_FILE_MODE,
 ) -> Handler:
     """The handler `target` names (see the module docstring).
 
     `producer_settings` are `AIOKafkaProducer` arguments (connection and security) for
     `forward:`; a relative `jsonl:` path is relative to `base_dir` (default: the
-    working directory).
+    working directory); a `jsonl:` file is created with permissions `file_mode`.
     """
     kind, _, argument = target.partition(":")
     if target == "print":
@@ -297,7 +313,7 @@ def build_handler(
         path = Path(argument).expanduser()
         path = path if path.is_absolute() else (base_dir or Path.cwd()) / path
         _require_appendable(target, path)
-        return JsonLinesHandler(path)
+        return JsonLinesHandler(path, file_mode=file_mode)
     if kind == "forward":
         if not argument:
             raise _bad(target, "'forward:' needs a topic, e.g. 'forward:events.copy'")
@@ -317,12 +333,13 @@ def load_handler(target: str) -> Handler:
     except ModuleNotFoundError as exc:
         raise _bad(
             target,
-            f"cannot import module {module_name!r}: {exc} "
+            f"cannot import module {module_name!r}: {error_text(exc)} "
             "(install it in this environment or put it on PYTHONPATH)",
         ) from None
     except Exception as exc:
         raise _bad(
-            target, f"importing module {module_name!r} failed: {type(exc).__name__}: {exc}"
+            target,
+            f"importing module {module_name!r} failed: {type(exc).__name__}: {error_text(exc)}",
         ) from exc
     for name in attribute.split("."):
         if not hasattr(found, name):

@@ -52,6 +52,7 @@ from actors.token_refresher.schedule import next_refresh_at
 from actors.token_refresher.scope import ScopeRefreshStats, ScopeState
 from core.auth.token_cache import CachedToken, Clock, TokenCache
 from core.errors import PipelineError, classify_exception, most_severe
+from core.logging.error_text import error_text
 from core.resilience.backoff import RetryConfig, compute_delay
 from core.types import ErrorCategory
 
@@ -90,7 +91,7 @@ class TokenRefreshError(PipelineError):
 
     def __init__(self, scope: str, category: ErrorCategory, cause: BaseException) -> None:
         super().__init__(
-            f"could not refresh the token for {scope} ({category.value}): {cause}",
+            f"could not refresh the token for {scope} ({category.value}): {error_text(cause)}",
             category=category,
             context={"scope": scope},
         )

@@ -36,6 +36,7 @@ from core.auth.errors import CredentialConfigurationError, CredentialError
 from core.auth.token_cache import CachedToken, TokenCache, to_utc_datetime
 from core.auth.token_file import TokenFileCredential
 from core.errors import PipelineError
+from core.logging.error_text import error_text
 
 __all__ = [
     "AUTH_METHODS",
@@ -385,7 +386,7 @@ class AzureCredentialProvider:
         try:
             return self._factory()
         except (ValueError, TypeError, OSError) as exc:
-            detail = redact(str(exc), self._secrets)
+            detail = redact(error_text(exc), self._secrets)
             raise CredentialConfigurationError(f"{self._label} cannot be set up: {detail}") from exc
 
     def _fetch(self, scope: str, *, force_refresh: bool) -> CachedToken:
@@ -412,7 +413,8 @@ class AzureCredentialProvider:
             expires_on = to_utc_datetime(access.expires_on)
         except ValueError as exc:
             raise CredentialError(
-                f"{self._label} returned a token for {scope} with an unusable expiry: {exc}"
+                f"{self._label} returned a token for {scope} with an unusable expiry: "
+                f"{error_text(exc)}"
             ) from exc
         if expires_on <= self._cache.now():
             hint = _EXPIRED_HINTS.get(self._method, "check this machine's clock")

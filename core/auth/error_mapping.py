@@ -32,6 +32,7 @@ from azure.core import exceptions as azure_errors
 
 from core.auth.errors import CredentialConfigurationError, CredentialError
 from core.errors import classify_exception, classify_http_status
+from core.logging.safe_text import safe_str, utf8_safe
 from core.types import ErrorCategory
 
 __all__ = ["credential_error_from", "redact"]
@@ -64,7 +65,7 @@ def credential_error_from(
     """A `CredentialError` for `exc`, raised while `method` asked for a token for `scope`."""
     detail = redact(_message_of(exc), secrets)
     prefix = f"{method} could not get a token for {scope}"
-    if str(exc).startswith(_CLI_NOT_FOUND):
+    if safe_str(exc).startswith(_CLI_NOT_FOUND):
         return CredentialConfigurationError(
             f"{prefix}: the Azure CLI (`az`) is not on PATH. Install it, or choose another "
             "method with AZURE_AUTH_METHOD"
@@ -77,13 +78,14 @@ def credential_error_from(
             f"{prefix}: the token service is unreachable or failing ({detail}); retry later",
             category=ErrorCategory.TRANSIENT,
         )
-    if str(exc).startswith(_NOT_LOGGED_IN):
+    if safe_str(exc).startswith(_NOT_LOGGED_IN):
         return CredentialError(f"{prefix}: the Azure CLI is not logged in: run `az login`")
     return CredentialError(f"{prefix}: {detail}", category=ErrorCategory.AUTH)
 
 
 def _message_of(exc: BaseException) -> str:
-    text = str(getattr(exc, "message", None) or exc).strip() or type(exc).__name__
+    text = utf8_safe(safe_str(getattr(exc, "message", None) or exc)).strip()
+    text = text or type(exc).__name__
     return text if len(text) <= _MAX_DETAIL else text[:_MAX_DETAIL] + " [...]"
 
 
@@ -99,7 +101,7 @@ def _is_transient(exc: BaseException) -> bool:
         return True
     if isinstance(exc, subprocess.TimeoutExpired):
         return True
-    if isinstance(exc, azure_errors.AzureError) and _TRANSIENT_OAUTH_ERRORS.search(str(exc)):
+    if isinstance(exc, azure_errors.AzureError) and _TRANSIENT_OAUTH_ERRORS.search(safe_str(exc)):
         return True
     status = _http_status(exc)
     if status is not None:
@@ -113,7 +115,7 @@ def _http_status(exc: BaseException) -> int | None:
     if isinstance(exc, azure_errors.HttpResponseError) and isinstance(exc.status_code, int):
         return exc.status_code
     if type(exc).__module__.startswith("msal"):
-        match = _MSAL_HTTP_STATUS.search(str(exc))
+        match = _MSAL_HTTP_STATUS.search(safe_str(exc))
         return int(match.group(1)) if match else None
     return None
 

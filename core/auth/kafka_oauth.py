@@ -1,10 +1,12 @@
-"""SASL OAUTHBEARER tokens for aiokafka, from an `AzureCredentialProvider`.
+"""SASL OAUTHBEARER tokens for aiokafka, from any `core.types.TokenProvider`.
 
 aiokafka asks its `sasl_oauth_token_provider` for a token on every connection,
 on the event loop. `EventHubsTokenProvider.token()` answers from the provider's
-cache when the token is fresh (no thread hop, no blocking), and otherwise runs
-the blocking credential call in a worker thread, bounded by a timeout, so a
-hung `az` or token endpoint can neither freeze the loop nor hang the connect.
+cache when the provider has one (a `cached_token(scope)` method returning the
+token while it is fresh, as `AzureCredentialProvider` has: no thread hop, no
+blocking), and otherwise runs the blocking `get_token(scope)` in a worker thread,
+bounded by a timeout, so a hung `az` or token endpoint can neither freeze the loop
+nor hang the connect. A provider without a cache is asked on every connection.
 
 Which scope Event Hubs accepts: Microsoft's Event Hubs documentation names
 `https://eventhubs.azure.net/` as the Entra resource for Event Hubs (the same
@@ -19,6 +21,7 @@ and which also works for sovereign-cloud namespaces given by FQDN); pass
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -26,10 +29,10 @@ import anyio
 import anyio.to_thread
 from aiokafka.abc import AbstractTokenProvider
 
-from core.auth.credentials import AzureCredentialProvider
 from core.auth.errors import KafkaOAuthError
 from core.errors import AuthError
-from core.types import ErrorCategory
+from core.logging.error_text import error_text
+from core.types import ErrorCategory, TokenProvider
 
 __all__ = [
     "EVENTHUBS_DOMAIN",
@@ -108,11 +111,11 @@ def _bad_namespace(given: str, reason: str) -> KafkaOAuthError:
 
 
 class EventHubsTokenProvider(AbstractTokenProvider):  # type: ignore[misc]  # aiokafka is untyped
-    """aiokafka's OAUTHBEARER token provider, backed by an `AzureCredentialProvider`."""
+    """aiokafka's OAUTHBEARER token provider, backed by any `TokenProvider`."""
 
     def __init__(
         self,
-        provider: AzureCredentialProvider,
+        provider: TokenProvider,
         scope: str,
         *,
         timeout: float = DEFAULT_TOKEN_TIMEOUT,
@@ -122,6 +125,8 @@ class EventHubsTokenProvider(AbstractTokenProvider):  # type: ignore[misc]  # ai
         self._provider = provider
         self._scope = scope
         self._timeout = timeout
+        cached: Callable[[str], str | None] | None = getattr(provider, "cached_token", None)
+        self._cached = cached if callable(cached) else None
 
     @property
     def scope(self) -> str:
@@ -130,9 +135,10 @@ class EventHubsTokenProvider(AbstractTokenProvider):  # type: ignore[misc]  # ai
 
     async def token(self) -> str:
         """A fresh token: from the cache if possible, else fetched in a worker thread."""
-        cached = self._provider.cached_token(self._scope)
-        if cached is not None:
-            return cached
+        if self._cached is not None:
+            cached = self._cached(self._scope)
+            if cached is not None:
+                return cached
         try:
             with anyio.fail_after(self._timeout):
                 return await anyio.to_thread.run_sync(
@@ -146,7 +152,8 @@ class EventHubsTokenProvider(AbstractTokenProvider):  # type: ignore[misc]  # ai
             ) from exc
         except AuthError as exc:
             raise KafkaOAuthError(
-                f"no Event Hubs token for {self._scope}: {exc}", category=exc.category
+                f"no Event Hubs token for {self._scope}: {error_text(exc)}",
+                category=exc.category,
             ) from exc
 
     def extensions(self) -> dict[str, str]:
@@ -154,16 +161,21 @@ class EventHubsTokenProvider(AbstractTokenProvider):  # type: ignore[misc]  # ai
         return {}
 
     def __repr__(self) -> str:
-        return f"EventHubsTokenProvider(scope={self._scope!r}, method={self._provider.method!r})"
+        method = getattr(self._provider, "method", type(self._provider).__name__)
+        return f"EventHubsTokenProvider(scope={self._scope!r}, method={method!r})"
 
 
 def create_kafka_oauth_callback(
-    provider: AzureCredentialProvider,
+    provider: TokenProvider,
     namespace_or_scope: str,
     *,
     timeout: float = DEFAULT_TOKEN_TIMEOUT,
 ) -> EventHubsTokenProvider:
-    """aiokafka's `sasl_oauth_token_provider` for a namespace (see `eventhubs_scope_for`)."""
+    """aiokafka's `sasl_oauth_token_provider` for a namespace (see `eventhubs_scope_for`).
+
+    `provider` is any `TokenProvider`; its `cached_token(scope)`, if it has one, is the
+    fast path (see the module docstring).
+    """
     return EventHubsTokenProvider(
         provider, eventhubs_scope_for(namespace_or_scope), timeout=timeout
     )

@@ -1,9 +1,13 @@
 """A thread-safe, per-scope cache of bearer tokens that stops serving them early.
 
-A token is served until `refresh_margin` before it expires (default 10 minutes:
-a refresh at 50 minutes into Azure AD's 60-minute tokens). The margin
-leaves time for a refresh to fail and be retried, and for the token to travel to
-a broker and be checked there, before it really expires.
+`refresh_margin` is the cache's serving margin, not the time of a refresh: a token
+is no longer served once it is within `refresh_margin` of its expiry (default 10
+minutes, so a 60-minute Azure AD token is served for 50 minutes), and the next
+request fetches a new one. The margin leaves time for a refresh to fail and be
+retried, and for the token to travel to a broker and be checked there, before it
+really expires. When refreshes happen is the token refresher's business: it refreshes
+ahead of this margin (its lead time is the margin plus a little more), so a request
+finds a fresh token in the cache.
 
 Everything is UTC: expiries are stored as aware UTC datetimes, naive datetimes
 are rejected (their zone would be a guess), and epoch seconds are UTC by

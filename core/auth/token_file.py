@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 from azure.core.credentials import AccessToken
 
 from core.auth.errors import CredentialConfigurationError, CredentialError
+from core.logging.error_text import error_text
 
 __all__ = ["TokenFileCredential", "jwt_expiry", "parse_token_document"]
 
@@ -178,7 +179,8 @@ class TokenFileCredential:
             return parse_token_document(text)
         except ValueError as exc:
             raise CredentialError(
-                f"token file {self._path} holds no usable token: {exc}. Write the raw JWT, or "
+                f"token file {self._path} holds no usable token: {error_text(exc)}. "
+                "Write the raw JWT, or "
                 'JSON {"access_token": "...", "expires_on": <epoch seconds>}'
             ) from None
 

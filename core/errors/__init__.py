@@ -2,9 +2,12 @@
 
 from core.errors.classification import (
     SEVERITY,
+    ComposedClassifier,
     DefaultErrorClassifier,
+    UserClassifier,
     classify_exception,
     classify_http_status,
+    compose_classifier,
     is_retryable,
     most_severe,
 )
@@ -25,11 +28,14 @@ from core.errors.exceptions import (
     TokenExpiredError,
     TransientError,
 )
+from core.errors.retry_after import MAX_RETRY_AFTER_S, parse_retry_after, retry_after_of
 
 __all__ = [
+    "MAX_RETRY_AFTER_S",
     "SEVERITY",
     "AuthError",
     "CircuitOpenError",
+    "ComposedClassifier",
     "ConfigurationError",
     "ConnectionError",
     "DefaultErrorClassifier",
@@ -44,8 +50,12 @@ __all__ = [
     "TimeoutError",
     "TokenExpiredError",
     "TransientError",
+    "UserClassifier",
     "classify_exception",
     "classify_http_status",
+    "compose_classifier",
     "is_retryable",
     "most_severe",
+    "parse_retry_after",
+    "retry_after_of",
 ]

@@ -10,6 +10,9 @@ standard library) are mapped once, here, by what they mean for a retry:
   TRANSIENT; the rest UNKNOWN.
 * azure-core: ClientAuthenticationError AUTH (checked before its base class),
   HttpResponseError by status, request/response transport errors TRANSIENT.
+* httpx (recognised by module and class names, never imported): HTTPStatusError by
+  its response's status; timeouts and transport errors TRANSIENT. How long an HTTP
+  error asks us to wait (Retry-After) is core.errors.retry_after's business.
 * builtins: TimeoutError, ConnectionError and network OSErrors TRANSIENT;
   ValueError/TypeError/KeyError/IndexError/AttributeError/UnicodeError (bad
   input) PERMANENT.
@@ -19,22 +22,33 @@ standard library) are mapped once, here, by what they mean for a retry:
   `SEVERITY` (PERMANENT > AUTH > CIRCUIT_OPEN > TRANSIENT > UNKNOWN): one member
   that cannot succeed makes the whole group unrecoverable; an auth failure needs a
   refresh before any retry could help; an open circuit must be waited out.
+
+Domain knowledge plugs in with `compose_classifier`: a classifier of the user's is
+consulted first on every exception (and on each member and cause the built-in rules
+would look at); where it answers None or UNKNOWN ("I do not know this one"), the
+built-in rules decide. A classifier that raises is treated as having no answer, so a
+bug in it cannot turn every failure into a crash of the decision path.
 """
 
 from __future__ import annotations
 
 import errno
+import logging
 import socket
-from typing import Final
+from collections.abc import Callable
+from typing import Final, TypeAlias
 
 from core.errors.exceptions import PipelineError
-from core.types import ErrorCategory
+from core.types import ErrorCategory, ErrorClassifier
 
 __all__ = [
     "SEVERITY",
+    "ComposedClassifier",
     "DefaultErrorClassifier",
+    "UserClassifier",
     "classify_exception",
     "classify_http_status",
+    "compose_classifier",
     "is_retryable",
     "most_severe",
 ]
@@ -167,6 +181,59 @@ class DefaultErrorClassifier:
 
 
 _MAX_CAUSE_DEPTH: Final = 8
+_logger = logging.getLogger(__name__)
+
+UserClassifier: TypeAlias = "ErrorClassifier | Callable[[BaseException], ErrorCategory | None]"
+"""An object with `classify(exc)`, or a plain function; None or UNKNOWN means "no answer"."""
+
+
+class ComposedClassifier:
+    """`ErrorClassifier` that asks a user's classifier first and the built-in rules after."""
+
+    def __init__(self, first: UserClassifier) -> None:
+        classify: Callable[[BaseException], object] | None = getattr(first, "classify", None)
+        if classify is None:
+            if not callable(first):
+                raise TypeError(
+                    f"a classifier needs a classify(exc) method or must be callable, got {first!r}"
+                )
+            classify = first
+        self.first = first
+        self._ask = classify
+
+    def classify(self, exc: BaseException) -> ErrorCategory:
+        """The user's answer when it has one, else the built-in rules' (see the module)."""
+        return self._classify(exc, depth=0)
+
+    def _classify(self, exc: BaseException, depth: int) -> ErrorCategory:
+        answer = self._answer(exc)
+        if answer is not None:
+            return answer
+        if isinstance(exc, BaseExceptionGroup):
+            category = most_severe([self._classify(member, depth) for member in exc.exceptions])
+        else:
+            category = _classify_single(exc)
+        if category is _UNKNOWN and exc.__cause__ is not None and depth < _MAX_CAUSE_DEPTH:
+            return self._classify(exc.__cause__, depth + 1)
+        return category
+
+    def _answer(self, exc: BaseException) -> ErrorCategory | None:
+        try:
+            answer = self._ask(exc)
+        except Exception:
+            _logger.exception("error classifier %r failed; the built-in rules decide", self.first)
+            return None
+        if isinstance(answer, ErrorCategory) and answer is not _UNKNOWN:
+            return answer
+        return None
+
+    def __repr__(self) -> str:
+        return f"ComposedClassifier({self.first!r})"
+
+
+def compose_classifier(first: UserClassifier | None) -> ErrorClassifier:
+    """A classifier asking `first` before the built-in rules (only those when it is None)."""
+    return DefaultErrorClassifier() if first is None else ComposedClassifier(first)
 
 
 def _classify(exc: BaseException, depth: int) -> ErrorCategory:
@@ -206,6 +273,20 @@ def _judge(exc: BaseException) -> tuple[ErrorCategory, bool]:
         return _classify_kafka(exc), True
     if module.startswith("azure."):
         return _classify_azure(exc)
+    if module.startswith("httpx"):
+        return _classify_httpx(exc)
+    return _classify_builtin(exc)
+
+
+def _classify_httpx(exc: BaseException) -> tuple[ErrorCategory, bool]:
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if "HTTPStatusError" in names:
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        if isinstance(status, int):
+            return classify_http_status(status), False
+        return ErrorCategory.UNKNOWN, False
+    if names & {"TimeoutException", "NetworkError", "RemoteProtocolError", "ProxyError"}:
+        return ErrorCategory.TRANSIENT, True
     return _classify_builtin(exc)
 
 

@@ -124,13 +124,17 @@ class ConfigurationError(PermanentError):
 class CircuitOpenError(PipelineError):
     """A circuit breaker refused the call; `retry_after` says when it will try again.
 
-    A negative wait (the recovery time already passed while computing it) is
-    clamped to 0. Built on every rejection of an open breaker, so construction is
-    kept to slot stores (no instance-dict writes) and skips the base class's
-    validation; the message is formatted only when asked.
+    Two spellings: `CircuitOpenError(breaker_name, retry_after)`, what a breaker
+    raises, and `CircuitOpenError("message")` (optionally `retry_after=`), the
+    message-first spelling every other PipelineError takes. Without a wait, the
+    first argument is the message, `breaker_name` is "" and `retry_after` is 0.
+    A negative or non-finite wait (the recovery time already passed while
+    computing it) becomes 0. Built on every rejection of an open breaker, so
+    construction is kept to slot stores (no instance-dict writes) and skips the
+    base class's validation; the message is formatted only when asked.
     """
 
-    __slots__ = ("_extra_context", "breaker_name", "retry_after")
+    __slots__ = ("_extra_context", "_text", "breaker_name", "retry_after")
 
     default_category = ErrorCategory.CIRCUIT_OPEN
 
@@ -139,18 +143,25 @@ class CircuitOpenError(PipelineError):
     def __init__(
         self,
         breaker_name: str,
-        retry_after: float,
+        retry_after: float | None = None,
         *,
         context: Mapping[str, Any] | None = None,
     ) -> None:
-        wait = retry_after if retry_after > 0.0 else 0.0
-        self.args = (breaker_name, wait)
+        if retry_after is None:  # the message-first spelling
+            self._text: str | None = breaker_name
+            breaker_name, wait = "", 0.0
+        else:
+            self._text = None
+            wait = retry_after if 0.0 < retry_after < math.inf else 0.0
+        self.args = (breaker_name, wait) if self._text is None else (self._text,)
         self.breaker_name = breaker_name
         self.retry_after = wait
         self._extra_context = context
 
     @property
     def message(self) -> str:
+        if self._text is not None:
+            return self._text
         return f"circuit {self.breaker_name!r} is open; retry in {self.retry_after:.3f}s"
 
     @property
@@ -161,14 +172,16 @@ class CircuitOpenError(PipelineError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Rebuild from the constructor's arguments, so the error can be copied and pickled."""
-        arguments = (type(self), self.breaker_name, self.retry_after, self._extra_context)
+        first = self.breaker_name if self._text is None else self._text
+        wait = self.retry_after if self._text is None else None
+        arguments = (type(self), first, wait, self._extra_context)
         return (_rebuild_circuit_open, arguments, self.__dict__)
 
 
 def _rebuild_circuit_open(
     cls: type[CircuitOpenError],
     breaker_name: str,
-    retry_after: float,
+    retry_after: float | None,
     context: Mapping[str, Any] | None,
 ) -> CircuitOpenError:
     return cls(breaker_name, retry_after, context=context)

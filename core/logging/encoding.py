@@ -1,12 +1,12 @@
 """Turn any log payload into one line of valid JSON, whatever the caller put in it.
 
 The fast path is a single `orjson.dumps` with a `default=` hook: bytes are decoded as
-UTF-8 with replacement characters, sets become lists, and any other unknown object
-becomes its str() (its repr() if str() raises), masked like a message: an exception
-passed as a field may quote a connection string. NaN and infinities become null, as orjson
-writes them. Only when orjson still refuses (integers beyond 64 bits, strings holding lone
-surrogates, nesting beyond orjson's limit) is the payload rebuilt into plain JSON types
-and encoded again; that slow path never raises.
+UTF-8 with replacement characters (and masked like a message), sets become lists, and
+any other unknown object becomes its str() (its repr() if str() raises), masked like a
+message: an exception passed as a field may quote a connection string. NaN and
+infinities become null, as orjson writes them. Only when orjson still refuses (integers
+beyond 64 bits, strings holding lone surrogates, nesting beyond orjson's limit) is the
+payload rebuilt into plain JSON types and encoded again; that slow path never raises.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, Final
 import orjson
 
 from core.logging.masking import mask_text
-from core.logging.safe_text import safe_str
+from core.logging.safe_text import safe_str, utf8_safe
 
 __all__ = ["dumps", "orjson_default", "to_json_safe"]
 
@@ -40,14 +40,12 @@ def to_json_safe(value: Any, depth: int = 0) -> Any:
     if isinstance(value, int):
         return int(value) if _INT_MIN <= value <= _UINT_MAX else str(value)
     if isinstance(value, str):
-        return _clean_text(value)
+        return utf8_safe(value)
     if depth >= _MAX_DEPTH:
         return "<nested too deep>"
     if isinstance(value, dict):
         return {
-            _clean_text(key if isinstance(key, str) else safe_str(key)): to_json_safe(
-                item, depth + 1
-            )
+            utf8_safe(key if isinstance(key, str) else safe_str(key)): to_json_safe(item, depth + 1)
             for key, item in value.items()
         }
     if isinstance(value, list | tuple | set | frozenset):
@@ -55,22 +53,13 @@ def to_json_safe(value: Any, depth: int = 0) -> Any:
     try:
         return orjson.loads(orjson.dumps(value, default=orjson_default))
     except TypeError:
-        return _clean_text(safe_str(value))
+        return utf8_safe(safe_str(value))
 
 
 def orjson_default(value: Any) -> Any:
     """Render what orjson cannot serialise by itself (its `default=` hook)."""
     if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value).decode("utf-8", "replace")
+        return mask_text(bytes(value).decode("utf-8", "replace"))
     if isinstance(value, set | frozenset):
         return list(value)
     return mask_text(safe_str(value))
-
-
-def _clean_text(text: str) -> str:
-    """Replace lone surrogates (not encodable as UTF-8) by backslash escapes."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text

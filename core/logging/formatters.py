@@ -15,6 +15,18 @@ rendered once when the context is entered, timestamps reuse the formatted second
 scalar values are not copied, and the JSON is one `orjson.dumps` call. Tracebacks are
 rendered by core.logging.tracebacks: the standard library's text without 3.11's carets,
 whose computation costs more than a supervisor restart.
+
+Every record's fields pass through core.logging.secret_values.redact_value before they
+are encoded, so a registered secret value is hidden in fields too, not only in messages
+and tracebacks.
+
+A line is at most `max_line_bytes` UTF-8 bytes (default `DEFAULT_MAX_LINE_BYTES`, 64 KiB):
+a 5 MB exception message must not become a 5 MB line in every sink and buffer. A line
+over the limit is rebuilt with each long text field cut in its middle, keeping its start
+and its end (a traceback's end names the exception) around a marker saying how many
+characters were cut, and a `log_truncated_bytes` field giving the original size; if
+that is still too long, only the timestamp, level, logger, message and exception are
+kept, cut harder. Lines within the limit pay one length comparison.
 """
 
 from __future__ import annotations
@@ -29,14 +41,22 @@ import orjson
 
 from core.logging.context import state_var
 from core.logging.encoding import dumps, orjson_default
-from core.logging.fields import PLAIN_SCALARS, output_name
+from core.logging.fields import OUTPUT_KEYS, PLAIN_SCALARS, output_name
 from core.logging.filters import CONTEXT_ATTRIBUTE
 from core.logging.masking import MASK, mask_text, mask_value
 from core.logging.safe_text import safe_str
+from core.logging.secret_values import redact_value
 from core.logging.timestamps import MILLISECOND_SUFFIXES, UtcTimestamps
 from core.logging.tracebacks import format_exception
 
-__all__ = ["ConsoleFormatter", "JSONFormatter"]
+__all__ = ["DEFAULT_MAX_LINE_BYTES", "ConsoleFormatter", "JSONFormatter"]
+
+DEFAULT_MAX_LINE_BYTES: Final = 64 * 1024
+"""The longest line a formatter writes, in UTF-8 bytes, unless told otherwise."""
+
+_MIN_LINE_BYTES: Final = 1024
+_MAX_CHAR_BYTES: Final = 6
+"""The most bytes one character can take in a line: a JSON escape such as \\u0000."""
 
 _FRESH_RECORD_ATTRIBUTES: Final = tuple(
     logging.LogRecord("", logging.INFO, "", 0, "", None, None).__dict__
@@ -70,8 +90,13 @@ class _RecordDictFormatter(logging.Formatter):
     the slower path. LogContext fields arrive already rendered (see core.logging.fields).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
         super().__init__()
+        if max_line_bytes < _MIN_LINE_BYTES:
+            raise ValueError(
+                f"max_line_bytes must be at least {_MIN_LINE_BYTES}, got {max_line_bytes}"
+            )
+        self.max_line_bytes = max_line_bytes
         self._timestamps = UtcTimestamps()
         self._extra_names: dict[object, str] = {}
         """Extra field -> output name, or "" for a LogRecord attribute to skip."""
@@ -135,6 +160,38 @@ class _RecordDictFormatter(logging.Formatter):
             out["stack"] = self.formatStack(record.stack_info)
         return out
 
+    def format(self, record: logging.LogRecord) -> str:
+        """Return the record as one line (see the subclass), bounded and secrets redacted."""
+        out = redact_value(self.to_dict(record))
+        line = self.render(out)
+        limit = self.max_line_bytes
+        if len(line) * 4 > limit:  # may be over the limit: measure exactly
+            size = len(line.encode("utf-8", "surrogatepass"))
+            if size > limit:
+                return self._shortened(out, size)
+        return line
+
+    def render(self, out: dict[str, Any]) -> str:
+        """The text of one record's fields; each formatter writes its own layout."""
+        raise NotImplementedError
+
+    def _shortened(self, out: dict[str, Any], size: int) -> str:
+        """The record within `max_line_bytes`: long fields cut, else only the essentials."""
+        limit = self.max_line_bytes
+        field_chars = limit // (4 * _MAX_CHAR_BYTES)
+        shrunk = {name: _cut_field(value, field_chars) for name, value in out.items()}
+        shrunk["log_truncated_bytes"] = size
+        line = self.render(shrunk)
+        if len(line.encode("utf-8", "surrogatepass")) <= limit:
+            return line
+        essentials: dict[str, Any] = {
+            name: _cut_field(out[name], limit // (4 * _MAX_CHAR_BYTES))
+            for name in ("timestamp", "level", "logger", "message", "exception")
+            if name in out
+        }
+        essentials["log_truncated_bytes"] = size
+        return self.render(essentials)
+
     def formatException(self, ei: _ExcInfo) -> str:  # noqa: N802 (logging's name)
         """The traceback text without 3.11's carets (see core.logging.tracebacks)."""
         exc, tb = ei[1], ei[2]
@@ -165,9 +222,8 @@ class JSONFormatter(_RecordDictFormatter):
     value yields valid JSON (see core.logging.encoding).
     """
 
-    def format(self, record: logging.LogRecord) -> str:
-        """Return the record as a single line of JSON (no trailing newline)."""
-        out = self.to_dict(record)
+    def render(self, out: dict[str, Any]) -> str:
+        """Return the fields as a single line of JSON (no trailing newline)."""
         try:
             return orjson.dumps(out, default=orjson_default).decode()
         except TypeError:
@@ -181,14 +237,17 @@ class ConsoleFormatter(_RecordDictFormatter):
     value print as JSON. A traceback or stack, when present, follows on the next lines.
     """
 
-    def format(self, record: logging.LogRecord) -> str:
-        """Return the record as one line of text, plus any traceback lines."""
-        out = self.to_dict(record)
-        exception = out.pop("exception", None)
-        stack = out.pop("stack", None)
-        head = f"{out.pop('timestamp')} {out.pop('level'):<8} {out.pop('logger')} "
-        parts = [head + out.pop("message")]
-        parts.extend(f"{name}={_render(value)}" for name, value in out.items())
+    def render(self, out: dict[str, Any]) -> str:
+        """Return the fields as one line of text, plus any traceback lines."""
+        exception = out.get("exception")
+        stack = out.get("stack")
+        head = f"{out['timestamp']} {out['level']:<8} {out['logger']} "
+        parts = [head + out["message"]]
+        parts.extend(
+            f"{name}={_render(value)}"
+            for name, value in out.items()
+            if name not in OUTPUT_KEYS  # placed by the layout; fields never clash with them
+        )
         text = " ".join(parts)
         if exception is not None:
             text = f"{text}\n{exception}"
@@ -203,6 +262,24 @@ def _unformattable_message(record: logging.LogRecord, problem: Exception) -> str
         f"{safe_str(record.msg)} (arguments {safe_str(record.args)} "
         f"do not fit: {safe_str(problem)})"
     )
+
+
+def _cut_field(value: Any, max_chars: int) -> Any:
+    """`value` with its middle cut out when it is longer than `max_chars` as text.
+
+    A container is rendered as JSON, then cut like a string. Secrets were redacted
+    before, so a cut cannot leave half of one.
+    """
+    if type(value) is not str:
+        if type(value) in PLAIN_SCALARS:
+            return value
+        value = dumps(value)
+    if len(value) <= max_chars:
+        return value
+    marker = f" …[{len(value) - max_chars} characters cut]… "
+    keep = max(max_chars - len(marker), 0)
+    head = keep // 2
+    return value[:head] + marker + value[len(value) - (keep - head) :]
 
 
 def _render(value: Any) -> str:

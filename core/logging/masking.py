@@ -10,24 +10,38 @@ The substring rule is the requester's and is deliberately broad: "partition_key"
 without those parts (a Kafka record key is never logged: KafkaLogContext has no key field).
 
 Message text. Messages are free text, so only the shapes credentials take in it are
-masked, and only when a cheap marker test finds a candidate ("=" or "bearer" present):
-- `name=value` where `name` looks secret under the same rule (SAS `sig=...`,
-  `SharedAccessKey=...`, `AccountKey=...`, `password=...`, `?token=...`): the value
-  (after an optional opening quote), up to the next whitespace, `&`, `;`, `,` or quote,
-  becomes "***";
-- `Bearer <token>` with a token of 8 or more token characters: the token becomes "***".
-`name: value` forms and values in other shapes are not recognised: pass structured data
-as fields, where the name rule applies.
+masked, and each only when a cheap substring test finds its marker (so a marker written
+in mixed case, "BeArEr", is not looked for):
+- every value registered with core.logging.secret_values.register_secret, wherever it
+  appears (the process's own configured secrets, found by value, not by shape);
+- `name=value` and `name = value` where `name` looks secret under the same rule (SAS
+  `sig=...`, `SharedAccessKey=...`, `AccountKey=...`, `password = ...`, `?token=...`):
+  a quoted value (single or double quotes, backslash escapes, an optional `b` prefix)
+  is masked whole, spaces included; a bare value up to the next whitespace, `&`, `;`,
+  `,`, quote or closing bracket;
+- `"name": value` and `'name': value`, the same with a quoted name and a colon: dict
+  reprs and JSON;
+- `Authorization: <scheme> <credentials>` and `Authorization=...`: the credentials;
+- `Bearer <token>`: the token, when it has 8 or more token characters or holds anything
+  but lower-case letters ("the bearer token expired" is prose); after `Authorization:`
+  any token, whatever its length;
+- `Basic <base64>` whose base64 decodes to `user:password`: the base64;
+- URL user info, `scheme://user:password@host`: the password.
+An unquoted `name: value` is not recognised (it is how plain sentences read, "token:
+refreshed"); pass structured data as fields, where the name rule applies.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import re
 from collections.abc import Mapping
 from typing import Any, Final
 
 from core.logging.safe_text import safe_str
+from core.logging.secret_values import MASK, redact_secrets
 
 __all__ = [
     "MASK",
@@ -36,8 +50,6 @@ __all__ = [
     "mask_text",
     "mask_value",
 ]
-
-MASK: Final = "***"
 
 SECRET_NAME_PARTS: Final[tuple[str, ...]] = (
     "password",
@@ -60,9 +72,24 @@ TOO_DEEP: Final = "<nested too deep>"
 _CACHE_LIMIT: Final = 4096
 _secret_name_cache: dict[str, bool] = {}
 
-_ASSIGNMENT: Final = re.compile(r"(?<![A-Za-z0-9_.\-])([A-Za-z0-9_.\-]+)(=[\"']?)([^\s&;,\"']+)")
-"""`name=value`; linear time (a name starts only where a name-character run starts)."""
-_BEARER: Final = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9\-._~+/]{8,}=*")
+_ASSIGNMENT: Final = re.compile(
+    r"""(?<![A-Za-z0-9_.\-])(?:(["'])([A-Za-z0-9_.\-]+)\1\s*[:=]\s*|([A-Za-z0-9_.\-]+)\s*=\s*)"""
+    r"""(b?"(?:[^"\\]|\\.)*"?|b?'(?:[^'\\]|\\.)*'?|[^\s&;,"'}\])]+)"""
+)
+"""`name=value`, `name = value`, `"name": value`; linear time (a name starts only where a
+name-character run starts; a quoted value runs to its closing quote or the end)."""
+_AUTHORIZATION: Final = re.compile(
+    r"(?i)(\bauthorization[\"']?\s*[:=]\s*[\"']?)"
+    r"((?:bearer|basic|digest|negotiate|sharedaccesssignature)\s+)?([^\s\"',;]+)"
+)
+_BEARER: Final = re.compile(
+    r"\b([Bb][Ee][Aa][Rr][Ee][Rr]\s+)"
+    r"(?=[A-Za-z0-9\-._~+/]{8}|[a-z]*[A-Z0-9\-._~+/])[A-Za-z0-9\-._~+/]+=*"
+)
+"""A bearer token: 8 or more token characters, or any holding more than lower-case letters
+(in prose, "bearer token" is a word; after an Authorization header any length is masked)."""
+_BASIC: Final = re.compile(r"(?i)\b(basic\s+)([A-Za-z0-9+/]{4,}={0,2})")
+_URL_USER_INFO: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^\s/@:]*:)([^\s/@]+)(@)")
 
 
 def is_secret_name(name: str) -> bool:
@@ -102,19 +129,51 @@ def mask_value(value: Any, depth: int = 0) -> Any:
 
 
 def mask_text(text: str) -> str:
-    """Return `text` with SAS signatures, shared keys, bearer tokens and the like masked."""
-    has_assignment = "=" in text
-    if not has_assignment and "earer" not in text and "EARER" not in text:
-        return text
-    lowered = text.lower()
-    if "bearer" in lowered:
+    """Return `text` with registered secrets and credential-shaped substrings masked.
+
+    Each shape is looked for only when a plain substring test finds its marker, so the
+    common message (none of them) costs a few `in` tests.
+    """
+    text = redact_secrets(text)
+    if "uthorization" in text or "UTHORIZATION" in text:
+        text = _AUTHORIZATION.sub(_mask_authorization, text)
+    if "earer" in text or "EARER" in text:
         text = _BEARER.sub(r"\1" + MASK, text)
-    if has_assignment and any(part in lowered for part in SECRET_NAME_PARTS):
-        text = _ASSIGNMENT.sub(_mask_assignment, text)
+    if "asic" in text or "ASIC" in text:
+        text = _BASIC.sub(_mask_basic, text)
+    if "@" in text and "://" in text:
+        text = _URL_USER_INFO.sub(r"\1" + MASK + r"\3", text)
+    if "=" in text or (":" in text and ('"' in text or "'" in text)):
+        lowered = text.lower()
+        if any(part in lowered for part in SECRET_NAME_PARTS):
+            text = _ASSIGNMENT.sub(_mask_assignment, text)
     return text
 
 
 def _mask_assignment(match: re.Match[str]) -> str:
-    """Mask the value of one `name=value` whose name looks secret."""
-    name, separator, _ = match.groups()
-    return name + separator + MASK if is_secret_name(name) else match.group(0)
+    """Mask the value of one `name=value` whose name looks secret, keeping its quotes."""
+    if not is_secret_name(match.group(2) or match.group(3)):
+        return match.group(0)
+    value = match.group(4)
+    head = match.group(0)[: match.start(4) - match.start(0)]
+    prefix = "b" if value[:1] == "b" and value[1:2] in ("'", '"') else ""
+    quote = value[len(prefix) : len(prefix) + 1]
+    if quote in ("'", '"'):
+        closed = len(value) > len(prefix) + 1 and value.endswith(quote)
+        return head + prefix + quote + MASK + (quote if closed else "")
+    return head + MASK
+
+
+def _mask_authorization(match: re.Match[str]) -> str:
+    """Mask the credentials of an Authorization header, keeping its scheme."""
+    return match.group(1) + (match.group(2) or "") + MASK
+
+
+def _mask_basic(match: re.Match[str]) -> str:
+    """Mask `Basic <base64>` when the base64 is `user:password`; leave prose alone."""
+    encoded = match.group(2)
+    try:
+        decoded = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return match.group(0)
+    return match.group(1) + MASK if b":" in decoded else match.group(0)

@@ -11,6 +11,7 @@ import logging
 import sys
 from typing import Final, TextIO
 
+from core.logging.filters import ThirdPartyDebugFilter
 from core.logging.formatters import ConsoleFormatter, JSONFormatter
 
 __all__ = ["HANDLER_NAME", "setup_logging"]
@@ -27,12 +28,14 @@ def setup_logging(
     `level` is a level number or name (any case); an unknown name raises ValueError before
     anything changes. The handler formats with JSONFormatter, or ConsoleFormatter when
     `json_format` is false. It formats in the thread that logs, so it reads the live
-    context and needs no ContextFilter (a handler that formats later does).
+    context and needs no ContextFilter (a handler that formats later does). It drops
+    third-party DEBUG records (see core.logging.filters.ThirdPartyDebugFilter).
     """
     level_number = _level_number(level)
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.set_name(HANDLER_NAME)
     handler.setFormatter(JSONFormatter() if json_format else ConsoleFormatter())
+    handler.addFilter(ThirdPartyDebugFilter())
     root = logging.getLogger()
     for existing in list(root.handlers):
         if existing.get_name() == HANDLER_NAME:

@@ -2,7 +2,8 @@
 
 Decisions:
 
-* Only TRANSIENT and UNKNOWN failures (by `core.errors.classify_exception`) count
+* Only TRANSIENT and UNKNOWN failures (by `core.errors.classify_exception`, or the
+  `classifier` given, e.g. `core.errors.compose_classifier(yours)`) count
   against the dependency. PERMANENT, AUTH and CIRCUIT_OPEN errors say nothing about
   its health: they are re-raised and counted as neither failure nor success (they
   do not break a failure streak, and a half-open trial that ends with one frees its
@@ -54,7 +55,7 @@ from core.resilience.circuit_config import (
 )
 from core.resilience.circuit_listeners import CircuitListener, TransitionPublisher
 from core.resilience.circuit_state import CircuitState, CircuitStats
-from core.types import ErrorCategory
+from core.types import ErrorCategory, ErrorClassifier
 
 __all__ = [
     "DEFAULT_CIRCUIT_CONFIG",
@@ -92,6 +93,7 @@ class CircuitBreaker:
 
     __slots__ = (
         "_cancellations",
+        "_classify",
         "_clock",
         "_consecutive_failures",
         "_count_rejection",
@@ -118,8 +120,11 @@ class CircuitBreaker:
         name: str,
         config: CircuitBreakerConfig = DEFAULT_CIRCUIT_CONFIG,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        classifier: ErrorClassifier | None = None,
     ) -> None:
         self.name = name
+        self._classify = classifier.classify if classifier is not None else classify_exception
         self.config = config
         self._clock = clock
         self._lock = threading.Lock()
@@ -308,7 +313,7 @@ class CircuitBreaker:
 
     def _record_error(self, admitted: _Epoch | None, exc: Exception) -> None:
         """Count an error and apply it to the state machine (see `_record_success`)."""
-        category = classify_exception(exc)
+        category = self._classify(exc)
         counted = category is _TRANSIENT or category is _UNKNOWN  # hashing an Enum is slow
         with self._lock:
             current = self._epoch

@@ -7,7 +7,7 @@ or the `classifier` given):
 * AUTH: retried only if `on_auth_error` is given; it is called with the error
   (and awaited if it returns an awaitable) to refresh the credentials, and the
   retry follows at once: the refresh fixed the cause, and an auth failure says
-  nothing about the dependency's load. A `retry_after` on the error is honoured.
+  nothing about the dependency's load. A wait the error asks for is honoured.
 * PERMANENT, CIRCUIT_OPEN: re-raised at once; retrying cannot help, and an open
   circuit must be waited out by whoever supervises the caller.
 
@@ -21,7 +21,9 @@ into each other's `__context__`. BaseExceptions that are not Exceptions
 Speed: the success path is one `try` around the call (plus `budget.record_call()`
 when a budget is given); everything else lives on the failure path. There, a retry
 classifies the error, looks its backoff ceiling up (computed once per decorated
-function), checks for `retry_after` with one attribute lookup, and leaves no reference
+function), reads the wait the error asks for (`core.errors.retry_after_of`: a
+`retry_after` attribute, else the HTTP Retry-After of the response it carries, capped
+at an hour), and leaves no reference
 cycle behind (see `_RetryPolicy`); whether to log at DEBUG is decided once per call.
 """
 
@@ -31,7 +33,6 @@ import dataclasses
 import functools
 import inspect
 import logging
-import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -39,7 +40,7 @@ from typing import Any, Final, ParamSpec, TypeVar, cast
 
 import anyio
 
-from core.errors import classify_exception
+from core.errors import classify_exception, retry_after_of
 from core.resilience.backoff import (
     AUTH_RETRY,
     DEFAULT_RETRY,
@@ -66,7 +67,6 @@ _logger = logging.getLogger(__name__)
 _TRANSIENT: Final = ErrorCategory.TRANSIENT
 _UNKNOWN: Final = ErrorCategory.UNKNOWN
 _AUTH: Final = ErrorCategory.AUTH
-_NUMBER: Final = (int, float)  # a tuple: `int | float` would build a new union at every check
 
 
 def with_retry(
@@ -78,6 +78,9 @@ def with_retry(
     sleep: Callable[[float], object] | None = None,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Decorate a function (sync or async) to retry it as the module docstring says.
+
+    `classifier` replaces the built-in rules; pass `core.errors.compose_classifier(yours)`
+    to consult yours first and fall back to them.
 
     `sleep` replaces `time.sleep` (sync) or `anyio.sleep` (async; a sync `sleep`
     works there too, its result is awaited only if awaitable). A synchronous
@@ -230,9 +233,7 @@ class _RetryPolicy:
         if self.budget is not None and not self.budget.try_acquire_retry():
             _logger.debug("%s: retry budget exhausted; giving up after %r", self.name, error)
             return None
-        retry_after = getattr(error, "retry_after", None)
-        if retry_after is not None:
-            retry_after = _usable_seconds(retry_after)
+        retry_after = retry_after_of(error)
         if refresh_auth:
             delay = retry_after or 0.0
         elif attempts <= len(self.ceilings):
@@ -258,10 +259,3 @@ class _RetryPolicy:
 async def _maybe_await(result: object) -> None:
     if inspect.isawaitable(result):
         await result
-
-
-def _usable_seconds(value: object) -> float | None:
-    """A retry_after the failing side asked for, as a float, or None if it is not usable."""
-    if isinstance(value, _NUMBER) and not isinstance(value, bool) and 0 <= value < math.inf:
-        return float(value)
-    return None

@@ -4,17 +4,27 @@ Deliberately minimal (GET/HEAD, one request per connection, 8 KiB header limit) 
 built on anyio's TCP listener, so it runs as one more supervised child of the process
 without a web framework. The checks are callables, evaluated at request time, so the
 answers always reflect the current state of the actors.
+
+There is no authentication: whoever reaches the port reads /metrics (topic names, the
+consumer group, partitions, offsets, lag, counts of handled, failed and dead-lettered
+records, breaker states, the token's time to expiry: no record data, no secrets). Bound
+beyond loopback (a container's 0.0.0.0, for the kubelet and the scraper), the server
+logs a warning naming the addresses, so the exposure is a decision someone made.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import anyio
-from anyio.abc import SocketStream, TaskStatus
+from anyio.abc import Listener, SocketAttribute, SocketStream, TaskStatus
 
 __all__ = ["Check", "HealthServer"]
+
+_log = logging.getLogger("supervisor.health")
 
 _MAX_HEADER_BYTES = 8192
 _READ_TIMEOUT_S = 5.0
@@ -57,6 +67,16 @@ class HealthServer:
         listener = await anyio.create_tcp_listener(local_host=self.host, local_port=self.port)
         async with listener:
             self.port = listener.extra(anyio.abc.SocketAttribute.local_port)
+            exposed = _beyond_loopback(listener)
+            if exposed:
+                _log.warning(
+                    "health endpoint listens beyond loopback on %s port %d: anyone who can "
+                    "reach it reads /metrics (topics, group, offsets, lag, counts; no "
+                    "record data or secrets)",
+                    ", ".join(exposed),
+                    self.port,
+                    extra={"event": "health_exposed", "addresses": exposed},
+                )
             task_status.started(self.port)
             await listener.serve(self._serve_one)
 
@@ -92,6 +112,22 @@ _REASONS = {
     405: "Method Not Allowed",
     503: "Service Unavailable",
 }
+
+
+def _beyond_loopback(listener: Listener[SocketStream]) -> list[str]:
+    """The addresses `listener` is bound to that are not loopback addresses."""
+    parts = getattr(listener, "listeners", None) or [listener]
+    exposed = []
+    for part in parts:
+        address = part.extra(SocketAttribute.local_address)
+        host = str(address[0] if isinstance(address, tuple) else address)
+        try:
+            loopback = ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+        except ValueError:  # a UNIX socket path: not on the network
+            loopback = True
+        if not loopback:
+            exposed.append(host)
+    return exposed
 
 
 def _probe(check: Check) -> tuple[int, bytes, str]:

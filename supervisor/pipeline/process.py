@@ -1,15 +1,22 @@
 """Running the pipeline as a process: signals, the graceful-stop deadline, the exit code.
 
-    first SIGTERM or SIGINT   graceful stop: the children stop in reverse start order (the
-                              consumer finishes the record in hand, commits and leaves
+    first SIGTERM, SIGINT     graceful stop: the children stop in reverse start order (the
+    or SIGHUP                 consumer finishes the record in hand, commits and leaves
                               the group; the log shipper delivers what is queued)
     second signal             stop at once: exit 128 + the signal's number; records not
                               yet committed are delivered again (at-least-once)
+    SIGUSR1, SIGUSR2          ignored, with one line on stderr and a log record
     graceful stop overruns    after supervisor.graceful_stop_s, stop at once: exit 1
     escalation                exit 1, with one line on stderr naming actor, category, cause
 
 "At once" is `os._exit`: the children's graceful stops run shielded from cancellation
 (that is what makes them graceful), so nothing short of leaving the process ends them.
+
+SIGHUP stops gracefully like SIGTERM: it is what a closing terminal or session sends,
+and its default action would end the process without a commit. There is no reload on
+SIGHUP: the configuration is read once, and a restart applies a new one. SIGUSR1 and
+SIGUSR2 have no meaning here, and their default action would also end the process
+without a commit; a stray `kill -USR1` is therefore noted and ignored.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 import anyio
 
 from core.errors import PipelineError
+from core.logging.error_text import error_text
 from core.types import ErrorCategory
 from supervisor import EscalationError
 
@@ -43,6 +51,8 @@ EXIT_OK: Final = 0
 EXIT_ESCALATED: Final = 1
 EXIT_USAGE: Final = 2
 PROGRAM: Final = "kafka-pipeline"
+MAX_CAUSE_BYTES: Final = 2048
+"""An escalation line quotes at most this much of its cause's text."""
 
 _log = logging.getLogger("supervisor.process")
 
@@ -63,13 +73,14 @@ def escalation_line(error: EscalationError) -> str:
     """`kafka-pipeline: actor 'X' escalated (category): cause`, on one line.
 
     A cause wrapped in exception groups of one member (what a task group raises for
-    the one failure inside it) is shown unwrapped: the line names the real cause.
+    the one failure inside it) is shown unwrapped: the line names the real cause. The
+    cause's text is rendered by core.logging.error_text, cut at `MAX_CAUSE_BYTES`.
     """
     cause = _innermost(error.__cause__)
     if cause is None:
         what = error.reason
     else:
-        detail = " ".join(str(cause).split())
+        detail = " ".join(error_text(cause, max_bytes=MAX_CAUSE_BYTES).split())
         if isinstance(cause, PipelineError) and detail:
             text = detail
         else:
@@ -104,7 +115,10 @@ async def serve(pipeline: Pipeline, *, stderr: Console | None = None) -> int:
             _say(err, escalation_line(exc))
             return EXIT_ESCALATED
         except ExceptionGroup as exc:
-            errors = "; ".join(f"{type(e).__name__}: {e}" for e in exc.exceptions)
+            errors = "; ".join(
+                f"{type(e).__name__}: {error_text(e, max_bytes=MAX_CAUSE_BYTES)}"
+                for e in exc.exceptions
+            )
             _say(err, f"{PROGRAM}: actors failed while stopping: {errors}")
             return EXIT_ESCALATED
         finally:
@@ -112,9 +126,15 @@ async def serve(pipeline: Pipeline, *, stderr: Console | None = None) -> int:
     return EXIT_OK
 
 
+STOP_SIGNALS: Final = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+IGNORED_SIGNALS: Final = (signal.SIGUSR1, signal.SIGUSR2)
+
+
 async def _follow_signals(pipeline: Pipeline, deadline: float, err: Console) -> None:
-    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+    with anyio.open_signal_receiver(*STOP_SIGNALS, *IGNORED_SIGNALS) as signals:
         async for first in signals:
+            if _ignored(first, err):
+                continue
             name = signal.Signals(first).name
             _say(err, f"{PROGRAM}: {name}: stopping gracefully")
             _log.info(
@@ -127,9 +147,21 @@ async def _follow_signals(pipeline: Pipeline, deadline: float, err: Console) -> 
             break
         with anyio.move_on_after(deadline):
             async for second in signals:
+                if _ignored(second, err):
+                    continue
                 name = signal.Signals(second).name
                 _exit_now(err, f"{name} again: stopping at once", 128 + second)
         _exit_now(err, f"graceful stop took longer than {deadline:g}s: stopping at once", 1)
+
+
+def _ignored(number: int, err: Console) -> bool:
+    """True (after saying so) for a signal that has no meaning here."""
+    if number not in IGNORED_SIGNALS:
+        return False
+    name = signal.Signals(number).name
+    _say(err, f"{PROGRAM}: {name}: ignored (SIGTERM, SIGINT or SIGHUP stop the process)")
+    _log.warning("%s ignored", name, extra={"event": "signal_ignored", "signal": name})
+    return True
 
 
 def _exit_now(err: Console, reason: str, code: int) -> None:

@@ -12,6 +12,7 @@ UNKNOWN (it is a loop the supervisor cannot explain).
 from __future__ import annotations
 
 from core.errors import PipelineError
+from core.logging.error_text import error_text
 from core.types import ErrorCategory
 
 __all__ = ["EscalationError"]
@@ -36,7 +37,7 @@ class EscalationError(PipelineError):
         what = "returned" if category is None else f"failed {category.name}"
         message = f"supervisor {supervisor!r}: child {child!r} {what} ({reason})"
         if cause is not None:
-            message += f": {type(cause).__name__}: {cause}"
+            message += f": {type(cause).__name__}: {error_text(cause, max_bytes=4096)}"
         super().__init__(
             " ".join(message.split()),
             category=category or ErrorCategory.UNKNOWN,

@@ -151,6 +151,43 @@ async def test_sigterm_stops_gracefully_after_every_record_was_handled_and_commi
     assert {"event": "child_stopped", "child": "log_shipper"}.items() <= logs[-1].items()
 
 
+async def test_sigusr1_and_sigusr2_are_ignored_and_sighup_stops_gracefully(
+    bootstrap_servers: str, tmp_path: Path, processes: list[Process]
+) -> None:
+    """USR1/USR2 leave the process running (a line each); HUP stops it like TERM, all committed."""
+    topic, group = await _topic_with_records(bootstrap_servers, RECORDS), unique_name("proc-g")
+    config = _config(
+        tmp_path / "pipeline.toml",
+        bootstrap_servers,
+        topic,
+        group,
+        """
+        [handler]
+        target = "jsonl:handled.jsonl"
+        """,
+    )
+    output = tmp_path / "handled.jsonl"
+    process = Process(tmp_path, config)
+    processes.append(process)
+    with anyio.fail_after(30):
+        await _until(lambda: output.exists() and len(output.read_bytes().splitlines()) >= RECORDS)
+    for signum in (signal.SIGUSR1, signal.SIGUSR2):
+        process.signal(signum)
+    with anyio.fail_after(10):
+        await _until(lambda: process.stderr.count("ignored") == 2)
+    assert process.popen.poll() is None, "an ignored signal must not end the process"
+    process.signal(signal.SIGHUP)
+    assert await process.exit_code(within=15) == 0
+    *ignored, stopping = process.stderr.splitlines()
+    assert sorted(ignored) == [  # two pending signals may be delivered in either order
+        "kafka-pipeline: SIGUSR1: ignored (SIGTERM, SIGINT or SIGHUP stop the process)",
+        "kafka-pipeline: SIGUSR2: ignored (SIGTERM, SIGINT or SIGHUP stop the process)",
+    ]
+    assert stopping == "kafka-pipeline: SIGHUP: stopping gracefully"
+    offsets = await committed_offsets(bootstrap_servers, group, topic, PARTITIONS)
+    assert sum(offsets.values()) == RECORDS
+
+
 async def test_a_poison_storm_escalates_and_exits_1_naming_actor_category_and_cause(
     bootstrap_servers: str, tmp_path: Path, processes: list[Process]
 ) -> None:

@@ -5,10 +5,18 @@ without a trace id, and one whose handler raises ValueError: each is PERMANENT, 
 lands in the dead-letter topic with its original bytes and headers plus the dlq.* ones,
 and the good records around them are all handled (the consumer never stalls). When most
 records are poison, the poison-storm guard stops the process: exit 1, one line.
+
+Records that once stopped the consumer before the handler or the dead-letter path ran
+are mixed into a stream of good records too: a null trace_id header and a 200 KB trace
+id (handled), an error message holding lone surrogates, an exception whose __str__
+raises and a value so close to 1 MB that its dead-letter copy with the dlq.* headers is
+over the producer's default limit (dead-lettered); and, with `[dedup] json_field`,
+distinct JSON ids beyond 2**64 that orjson would round to the same float (all handled).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import signal
@@ -16,6 +24,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from reliability_harness import (
     PipelineProcess,
     Sink,
@@ -42,8 +51,22 @@ MAX_BYTES = 512 * 1024
 _sink = JsonLinesHandler(Path("handled.jsonl"))
 
 
+class UnprintableError(ValueError):
+    """A bad-input error whose __str__ fails."""
+
+    def __str__(self):
+        raise RuntimeError("no text for this error")
+
+
 async def handle(record):
     value = record.value or b""
+    raising = dict(record.headers).get("raise")
+    if raising == b"surrogate":
+        raise ValueError("cannot read " + value.decode("utf-8", "surrogateescape"))
+    if raising == b"unprintable":
+        raise UnprintableError()
+    if raising == b"near-limit":
+        raise ValueError(f"value of {len(value)} bytes is refused")
     if len(value) > MAX_BYTES:
         raise ValueError(f"value of {len(value)} bytes is over the limit of {MAX_BYTES}")
     if not any(name == "trace_id" for name, _ in record.headers):
@@ -200,3 +223,139 @@ async def test_a_poison_storm_stops_the_process_with_exit_1(
         exit_code=1,
         dead_lettered_in_window=f"{dead_lettered} of {window}",
     )
+
+
+NEAR_LIMIT = 1_048_576
+"""aiokafka's default max_request_size: the source record is just under it."""
+
+
+def _near_limit_record(n: int) -> Record:
+    """A record whose estimated size is a few bytes under the default request limit."""
+    record_id = f"near-limit-{n}"
+    headers = [("kind", b"near-limit"), ("trace_id", record_id.encode()), ("raise", b"near-limit")]
+    overhead = DefaultRecordBatchBuilder.estimate_size_in_bytes(record_id.encode(), b"", headers)
+    value = b"v" * (NEAR_LIMIT - 64 - overhead - 8)
+    return record_id.encode(), value, headers
+
+
+def _former_crasher(kind: str, n: int) -> Record:
+    """One record of `kind` that once stopped the consumer before its handler ran."""
+    record_id = f"{kind}-{n}"
+    trace = [("trace_id", record_id.encode())]
+    value = orjson.dumps({"id": record_id})
+    if kind == "null-trace-id":
+        return record_id.encode(), value, [("kind", b"null-trace-id"), ("trace_id", None)]  # type: ignore[list-item]
+    if kind == "long-trace-id":
+        return record_id.encode(), value, [("kind", b"long"), ("trace_id", b"t" * 200_000)]
+    if kind == "surrogate":
+        bad = b'{"id": "' + record_id.encode() + b'"} \xff\xfe'
+        return record_id.encode(), bad, [("kind", b"surrogate"), ("raise", b"surrogate"), *trace]
+    if kind == "unprintable":
+        return (
+            record_id.encode(),
+            value,
+            [("kind", b"unprintable"), ("raise", b"unprintable"), *trace],
+        )
+    return _near_limit_record(n)
+
+
+HANDLED_PILLS = ("null-trace-id", "long-trace-id")
+DEAD_LETTERED_PILLS = ("surrogate", "unprintable", "near-limit")
+
+
+async def test_records_that_once_stopped_the_consumer_are_handled_or_dead_lettered(
+    bootstrap_servers: str,
+    tmp_path: Path,
+    processes: list[PipelineProcess],
+    reliability_report: ReliabilityReport,
+) -> None:
+    """Each former crasher between good records: handled or dead-lettered, all good handled."""
+    topic, group = unique_name("crashers"), unique_name("crashers-g")
+    await create_topics(bootstrap_servers, [topic, f"{topic}.dlq"])
+    good = workload("good", 60)
+    records: list[Record] = []
+    kinds = [*HANDLED_PILLS, *DEAD_LETTERED_PILLS]
+    for n, record in enumerate(good):
+        records.append(record)
+        if n % 10 == 5 and n // 10 < len(kinds):
+            records.append(_former_crasher(kinds[n // 10], n))
+    pills = {offset: record for offset, record in enumerate(records) if record not in good}
+    assert len(pills) == len(kinds)
+    for record in records:  # one by one: a record near 1 MB must not share a request
+        await produce(bootstrap_servers, topic, [record])
+    process = _process(tmp_path, bootstrap_servers, topic, group, {})
+    processes.append(process)
+    process.start()
+    sink = Sink(tmp_path / "handled.jsonl")
+    expected_handled = len(good) + len(HANDLED_PILLS)
+    await until(
+        lambda: sink.count() >= expected_handled,
+        60,
+        "good records and handled pills",
+        alive=process,
+    )
+    dead = await read_topic(bootstrap_servers, f"{topic}.dlq", expected=len(DEAD_LETTERED_PILLS))
+    assert process.running, process.stderr()
+    process.signal(signal.SIGTERM)
+    assert await process.exit_code(within=15) == 0
+    committed = await committed_offsets(bootstrap_servers, group, topic, 1)
+
+    handled_kinds = [dict(entry["headers"]).get("kind") for entry in sink.entries()]
+    assert sorted(k for k in handled_kinds if k is not None) == sorted(["null-trace-id", "long"])
+    assert sink.count() == expected_handled
+    assert sorted(dict(r.headers)["kind"].decode() for r in dead) == sorted(DEAD_LETTERED_PILLS)
+    for letter in dead:
+        headers = dict(letter.headers)
+        key, value, _ = pills[int(headers["dlq.source.offset"])]
+        assert letter.key == key
+        if "dlq.value.cut" in headers:  # the broker refused the whole copy: cut to fit
+            assert value.startswith(letter.value or b"")
+            assert headers["dlq.value.sha256"] == hashlib.sha256(value).hexdigest().encode()
+        else:
+            assert letter.value == value
+        assert headers["dlq.error.message"].decode("utf-8")
+    messages = {dict(r.headers)["kind"]: dict(r.headers)["dlq.error.message"] for r in dead}
+    assert messages[b"surrogate"].endswith(b"\\udcff\\udcfe")
+    assert messages[b"unprintable"] == b"UnprintableError()"
+    assert committed == {0: len(records)}
+    near = next(r for r in dead if dict(r.headers)["kind"] == b"near-limit")
+    reliability_report.record(
+        "4. poison records",
+        former_crashers_handled=len(HANDLED_PILLS),
+        former_crashers_dead_lettered=len(dead),
+        near_limit_copy_cut="dlq.value.cut" in dict(near.headers),
+    )
+
+
+async def test_distinct_json_ids_beyond_64_bits_are_all_handled(
+    bootstrap_servers: str,
+    tmp_path: Path,
+    processes: list[PipelineProcess],
+    reliability_report: ReliabilityReport,
+) -> None:
+    """Ids 2**64, 2**64 + 1, ... read by [dedup] json_field: none skipped as a duplicate."""
+    topic, group = unique_name("bigint"), unique_name("bigint-g")
+    await create_topics(bootstrap_servers, [topic, f"{topic}.dlq"])
+    records: list[Record] = list(workload("before", 5))
+    for n in range(10):
+        big = 2**64 + n
+        records.append(
+            (
+                str(big).encode(),
+                b'{"id": ' + str(big).encode() + b"}",
+                [("trace_id", str(big).encode())],
+            )
+        )
+    records.extend(workload("after", 5))
+    await produce(bootstrap_servers, topic, records)
+    process = _process(tmp_path, bootstrap_servers, topic, group, {"dedup": {"json_field": "id"}})
+    processes.append(process)
+    process.start()
+    sink = Sink(tmp_path / "handled.jsonl")
+    await until(lambda: sink.count() >= len(records), 60, "every record handled", alive=process)
+    process.signal(signal.SIGTERM)
+    assert await process.exit_code(within=15) == 0
+    assert sorted(sink.ids()) == sorted(key.decode() for key, _, _ in records)
+    committed = await committed_offsets(bootstrap_servers, group, topic, 1)
+    assert committed == {0: len(records)}
+    reliability_report.record("4. poison records", distinct_ids_beyond_2_64_handled=10)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import tracemalloc
+
 import orjson
 import pytest
 from clocks import ManualClock
@@ -89,3 +92,79 @@ def test_non_utf8_header_is_undecodable() -> None:
     """A trace id header that is not UTF-8 is reported as undecodable."""
     with pytest.raises(UnreadableTraceIdError):
         TraceIdReader("header", "trace_id").read(None, [("trace_id", b"\xff")])
+
+
+def test_a_null_header_value_means_no_trace_id() -> None:
+    """A trace_id header whose value is null is a record without an id: not deduplicated."""
+    reader = TraceIdReader("header", "trace_id")
+    assert reader.read(b"v", [("other", b"x"), ("trace_id", None)]) is None
+
+
+JSON_IDS = st.one_of(
+    st.integers(min_value=-(2**200), max_value=2**200),
+    st.text(max_size=40),
+    st.floats(allow_nan=False, allow_infinity=False),
+)
+
+
+@given(first=JSON_IDS, second=JSON_IDS)
+def test_distinct_json_ids_never_collide(first: object, second: object) -> None:
+    """Two JSON ids with different literals (integers beyond 2**64 included) read differently."""
+    reader = TraceIdReader("json_field", "id")
+    literal_first = json.dumps(first)
+    literal_second = json.dumps(second)
+    read_first = reader.read(f'{{"id": {literal_first}}}'.encode(), [])
+    read_second = reader.read(f'{{"id": {literal_second}}}'.encode(), [])
+    same_text = str(first) == str(second) or literal_first == literal_second
+    assert (read_first == read_second) == same_text
+
+
+@pytest.mark.parametrize("literal", ["18446744073709551616", "-9223372036854775809", "1e400"])
+def test_numbers_orjson_cannot_hold_exactly_are_read_as_their_literal(literal: str) -> None:
+    """Integers beyond 64 bits and numbers beyond a double are read as their exact text."""
+    reader = TraceIdReader("json_field", "id")
+    assert reader.read(f'{{"id": {literal}, "x": 1}}'.encode(), []) == literal
+
+
+@given(
+    ids=st.lists(st.text(min_size=1, max_size=300), min_size=2, max_size=40, unique=True),
+)
+def test_long_ids_are_kept_as_digests_and_still_told_apart(ids: list[str]) -> None:
+    """Ids of any length are remembered and distinct ids stay distinct in the window."""
+    window = DedupWindow(len(ids))
+    for trace_id in ids[:-1]:
+        window.remember(trace_id)
+    assert all(window.contains(trace_id) for trace_id in ids[:-1])
+    assert not window.contains(ids[-1])
+
+
+def test_window_memory_does_not_grow_with_id_size() -> None:
+    """64 ids of 900 kB take about what 64 ids of 200 characters take (measured, tracemalloc)."""
+    capacity = 64
+    short = _window_bytes(capacity, 200)
+    huge = _window_bytes(capacity, 900_000)
+    assert huge <= 2 * short
+    assert huge < capacity * 1024  # far below the 57.6 MB the ids themselves hold
+
+
+def _window_bytes(capacity: int, id_length: int) -> int:
+    """Bytes the window holds after remembering `capacity` distinct ids of `id_length`."""
+    ids = [f"{n:08d}" + "x" * (id_length - 8) for n in range(capacity)]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        window = DedupWindow(capacity)
+        for trace_id in ids:
+            window.remember(trace_id)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(window) == capacity
+    return held
+
+
+@pytest.mark.parametrize("value", [b"[" * 100_000, b'{"id": ' + b"[" * 100_000, b"\xff\xfe{}"])
+def test_values_neither_parser_can_read_are_unreadable_not_a_crash(value: bytes) -> None:
+    """Nesting past both parsers' limits or bytes that are not UTF-8: no id, no exception."""
+    with pytest.raises(UnreadableTraceIdError):
+        TraceIdReader("json_field", "id").read(value, [])

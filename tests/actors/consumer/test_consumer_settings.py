@@ -9,8 +9,14 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.abc import AbstractTokenProvider
+from hypothesis import given
+from hypothesis import strategies as st
 
-from actors.consumer.client_config import consumer_kwargs, producer_kwargs
+from actors.consumer.client_config import (
+    DEAD_LETTER_HEADER_ROOM,
+    consumer_kwargs,
+    producer_kwargs,
+)
 from actors.consumer.settings import (
     EVENT_HUBS_MAX_REQUEST_SIZE,
     ConsumerSettings,
@@ -192,14 +198,28 @@ def test_producer_kwargs_wait_for_all_replicas_within_the_size_limit() -> None:
             sasl_mechanism="PLAIN",
             sasl_username="u",
             sasl_password="p",
-            max_request_size=900_000,
+            max_request_size=9_000_000,
         )
     )
     assert kwargs["acks"] == "all"
     assert kwargs["enable_idempotence"] is False
-    assert kwargs["max_request_size"] == 900_000
+    assert kwargs["max_request_size"] == 9_000_000
     assert (kwargs["sasl_plain_username"], kwargs["sasl_plain_password"]) == ("u", "p")
     assert "ssl_context" not in kwargs
+
+
+@given(
+    max_request_size=st.integers(min_value=1, max_value=10**8),
+    fetch=st.integers(min_value=1, max_value=10**8),
+)
+def test_producer_request_limit_covers_a_fetched_record_plus_the_dead_letter_headers(
+    max_request_size: int, fetch: int
+) -> None:
+    """Never below the configured limit, never below the fetch limit plus the header room."""
+    kwargs = producer_kwargs(
+        settings(max_request_size=max_request_size, max_partition_fetch_bytes=fetch)
+    )
+    assert kwargs["max_request_size"] == max(max_request_size, fetch + DEAD_LETTER_HEADER_ROOM)
 
 
 def test_ssl_without_a_context_gets_the_default_one() -> None:

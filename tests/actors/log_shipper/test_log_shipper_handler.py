@@ -135,3 +135,49 @@ def test_capacity_must_be_positive() -> None:
     """A buffer that could hold nothing is refused."""
     with pytest.raises(ValueError, match="capacity"):
         LogBuffer(0)
+
+
+@given(
+    lengths=st.lists(st.integers(min_value=1, max_value=400), max_size=60),
+    max_chars=st.integers(min_value=1, max_value=2000),
+)
+def test_buffer_holds_at_most_max_chars_keeping_the_newest_and_counting_drops(
+    lengths: list[int], max_chars: int
+) -> None:
+    """By size as by count: the newest lines that fit stay (the newest always), drops counted."""
+    buffer = LogBuffer(1000, max_chars=max_chars)
+    lines = [str(n % 10) * length for n, length in enumerate(lengths)]
+    for line in lines:
+        buffer.put(FormattedRecord("x", line))
+    stats = buffer.statistics()
+    kept = queued_lines(buffer) if lines else []
+    assert kept == lines[len(lines) - len(kept) :]
+    assert stats.queued_chars == sum(len(line) for line in kept)
+    assert stats.queued_chars <= max_chars or len(kept) == 1
+    assert stats.dropped == len(lines) - len(kept)
+    if len(kept) < len(lines):  # the next older line would not have fit
+        assert stats.queued_chars + len(lines[-len(kept) - 1]) > max_chars
+
+
+def test_handler_drops_third_party_debug_records_but_keeps_our_own(
+    logger: logging.Logger,
+) -> None:
+    """aiokafka's DEBUG (which quotes record values) never reaches the buffer; its warnings do."""
+    buffer = LogBuffer(10)
+    handler = ChannelHandler(buffer)
+    library = logging.getLogger("aiokafka.consumer.fetcher")
+    library.addHandler(handler)
+    library.propagate = False
+    previous = library.level
+    library.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+    try:
+        library.debug("record value b'card=4111111111111111'")
+        library.warning("fetch failed")
+        logger.debug("our own debug line")
+    finally:
+        library.removeHandler(handler)
+        library.propagate = True
+        library.setLevel(previous)
+    messages = [json.loads(line)["message"] for line in queued_lines(buffer)]
+    assert messages == ["fetch failed", "our own debug line"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import stat
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,29 @@ def test_sinks_satisfy_the_log_sink_protocol(tmp_path: Path) -> None:
     """Both built-in sinks are LogSinks (checked at runtime against the Protocol)."""
     assert isinstance(StdoutSink(io.StringIO()), LogSink)
     assert isinstance(FileSink(tmp_path / "x.log"), LogSink)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("given", "expected"), [(None, 0o600), (0o640, 0o640)])
+async def test_a_new_log_file_is_private_unless_configured_otherwise(
+    tmp_path: Path, given: int | None, expected: int
+) -> None:
+    """The log file is created 0600 by default (logs may quote record data), or as configured."""
+    path = tmp_path / "pipeline.log"
+    sink = FileSink(path) if given is None else FileSink(path, file_mode=given)
+    await sink.write([FormattedRecord("l", "line")])
+    await sink.aclose()
+    assert stat.S_IMODE(path.stat().st_mode) == expected
+
+
+@pytest.mark.anyio
+async def test_an_existing_log_file_keeps_its_permissions(tmp_path: Path) -> None:
+    """A file someone else created keeps the mode they chose; lines are appended to it."""
+    path = tmp_path / "pipeline.log"
+    path.write_text("old\n")
+    path.chmod(0o644)
+    sink = FileSink(path)
+    await sink.write([FormattedRecord("l", "new")])
+    await sink.aclose()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert path.read_text() == "old\nnew\n"

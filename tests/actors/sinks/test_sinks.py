@@ -6,6 +6,7 @@ import base64
 import contextlib
 import io
 import os
+import stat
 import textwrap
 from pathlib import Path
 
@@ -182,23 +183,68 @@ def test_a_jsonl_path_that_cannot_be_appended_to_is_refused_when_built(
     assert sorted(tmp_path.rglob("*")) == before
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere: nothing to refuse")
 @pytest.mark.parametrize("existing", [True, False], ids=["file read-only", "directory read-only"])
 def test_a_jsonl_path_this_process_may_not_write_is_refused(tmp_path: Path, existing: bool) -> None:
-    """A read-only file, or a new file in a read-only directory, fails at build time."""
+    """A read-only file, or a new file in a read-only directory, fails at build time.
+
+    Root may write past any permission bits, so as root the path's parent is a regular
+    file instead: a path nobody can write, refused the same way before anything starts.
+    """
     directory = tmp_path / "out"
     directory.mkdir()
     path = directory / "out.jsonl"
-    if existing:
+    expected = "not writable by this process"
+    if os.geteuid() == 0:
+        (directory / "plain-file").write_text("")
+        path = directory / "plain-file" / "out.jsonl"
+        expected = "is not a directory"
+    elif existing:
         path.write_text("")
         path.chmod(0o444)
     else:
         directory.chmod(0o555)
     try:
-        with pytest.raises(ConfigurationError, match="not writable by this process"):
+        with pytest.raises(ConfigurationError, match=expected):
             build_handler(f"jsonl:{path}")
+        with pytest.raises(OSError):  # and the refusal is real: this path cannot be opened
+            path.open("ab").close()
     finally:
         directory.chmod(0o755)
+
+
+@pytest.mark.parametrize("file_mode", [0o600, 0o640])
+def test_a_new_jsonl_file_is_created_with_the_configured_private_mode(
+    tmp_path: Path, file_mode: int
+) -> None:
+    """The output holds record values: created 0600 by default (0640 when configured)."""
+    path = tmp_path / "out.jsonl"
+    handler = build_handler(f"jsonl:{path}", file_mode=file_mode)
+    assert isinstance(handler, JsonLinesHandler)
+    handler(Record("t", 0, 0, None, b"v"))
+    handler.close()
+    assert stat.S_IMODE(path.stat().st_mode) == file_mode & ~_umask()
+
+
+def test_the_default_jsonl_file_mode_is_0600(tmp_path: Path) -> None:
+    """Without a mode, nobody but the owner may read the output."""
+    path = tmp_path / "out.jsonl"
+    handler = build_handler(f"jsonl:{path}")
+    assert isinstance(handler, JsonLinesHandler)
+    handler(Record("t", 0, 0, None, b"v"))
+    handler.close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_mode_beyond_permission_bits_is_refused(tmp_path: Path) -> None:
+    """0o1777 is not a file permission mode."""
+    with pytest.raises(ValueError, match="file mode"):
+        build_handler(f"jsonl:{tmp_path / 'x.jsonl'}", file_mode=0o1777)
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 @pytest.fixture

@@ -364,3 +364,40 @@ def test_scope_parsing_is_total_and_idempotent(text: str) -> None:
         assert outcome.startswith("https://")
         assert outcome.endswith("/.default")
         assert eventhubs_scope_for(outcome) == outcome
+
+
+class StaticTokenProvider:
+    """The smallest TokenProvider: get_token only, no cache; counts the scopes asked for."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.asked: list[str] = []
+
+    def get_token(self, scope: str) -> str:
+        self.asked.append(scope)
+        return self.token
+
+
+@pytest.mark.anyio
+async def test_any_token_provider_without_a_cache_is_asked_in_a_worker_thread() -> None:
+    """A plain TokenProvider (no cached_token) works: each token() asks get_token for the scope."""
+    provider = StaticTokenProvider("plain-token")
+    callback = create_kafka_oauth_callback(provider, "myns")
+    assert await callback.token() == "plain-token"
+    assert await callback.token() == "plain-token"
+    assert provider.asked == [NAMESPACE_SCOPE, NAMESPACE_SCOPE]
+    assert "StaticTokenProvider" in repr(callback)
+
+
+@pytest.mark.anyio
+async def test_a_token_provider_with_a_cache_is_answered_without_get_token() -> None:
+    """A provider's cached_token(scope), when it returns a token, is the whole answer."""
+
+    class CachingProvider(StaticTokenProvider):
+        def cached_token(self, scope: str) -> str | None:
+            return "from-cache"
+
+    provider = CachingProvider("fetched")
+    callback = create_kafka_oauth_callback(provider, "myns")
+    assert finish_without_suspending(callback.token()) == "from-cache"
+    assert provider.asked == []

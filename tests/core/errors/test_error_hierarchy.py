@@ -128,6 +128,35 @@ def test_circuit_open_error_clamps_a_negative_wait_to_zero(retry_after: float) -
     assert str(error).endswith(f"retry in {expected:.3f}s")
 
 
+def test_circuit_open_error_accepts_a_message_first_like_every_pipeline_error() -> None:
+    """`CircuitOpenError("message")` is the message, with no breaker name and no wait."""
+    error = CircuitOpenError("downstream refused: circuit open")
+    assert str(error) == "downstream refused: circuit open"
+    assert error.message == "downstream refused: circuit open"
+    assert (error.breaker_name, error.retry_after) == ("", 0.0)
+    assert error.category is ErrorCategory.CIRCUIT_OPEN
+    assert CircuitOpenError("open", retry_after=3.0).retry_after == 3.0
+
+
+@pytest.mark.parametrize(
+    "error",
+    [CircuitOpenError("just a message"), CircuitOpenError("b", 2.0, context={"k": 1})],
+)
+def test_circuit_open_error_survives_pickling_in_both_spellings(error: CircuitOpenError) -> None:
+    """A pickled copy has the same message, breaker name and wait."""
+    copy = pickle.loads(pickle.dumps(error))
+    assert (str(copy), copy.breaker_name, copy.retry_after) == (
+        str(error),
+        error.breaker_name,
+        error.retry_after,
+    )
+
+
+def test_circuit_open_error_makes_a_non_finite_wait_zero() -> None:
+    """An infinite wait cannot reach a sleep."""
+    assert CircuitOpenError("b", math.inf).retry_after == 0.0
+
+
 @pytest.mark.parametrize("cls", DOMAIN_CLASSES)
 def test_domain_errors_are_domain_and_pipeline_errors(cls: type[DomainError]) -> None:
     """Kusto, Delta table, OneLake and download errors share DomainError's status handling."""

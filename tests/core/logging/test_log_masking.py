@@ -6,6 +6,8 @@ import dataclasses
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from core.logging import MASK, SECRET_NAME_PARTS, is_secret_name, mask_text, mask_value
 from core.logging.masking import TOO_DEEP
@@ -138,3 +140,55 @@ def test_mask_text_takes_linear_time_on_long_name_like_runs() -> None:
     masked = mask_text(text)
     assert time.perf_counter() - started < 1.0
     assert masked.endswith("key=***")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Authorization: Bearer abc", "Authorization: Bearer ***"),
+        ("authorization=Basic dXNlcjpwYXNz", "authorization=*** ***"),
+        ("password = hunter2 was refused", "password = *** was refused"),
+        ("password = 'two words' refused", "password = '***' refused"),
+        ("{'password': 'a b', 'user': 'u'}", "{'password': '***', 'user': 'u'}"),
+        ('{"client_secret": "x\\"y", "n": 1}', '{"client_secret": "***", "n": 1}'),
+        ("{'token': b'raw', 'n': 1}", "{'token': b'***', 'n': 1}"),
+        ("{'api_key': 12345}", "{'api_key': ***}"),
+        ("GET https://user:pa55@host:8080/path", "GET https://user:***@host:8080/path"),
+        ("Basic dXNlcjpwYXNz sent", "Basic *** sent"),
+    ],
+)
+def test_mask_text_masks_headers_spaced_assignments_reprs_urls_and_basic_auth(
+    text: str, expected: str
+) -> None:
+    """Short bearer tokens after Authorization, `a = b`, dict/JSON reprs, URL user info, Basic."""
+    assert mask_text(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["basic setup done", "token: refreshed", "the bearer token expired", "https://host:443/x"],
+)
+def test_mask_text_leaves_prose_and_urls_without_credentials(text: str) -> None:
+    """Words after "basic"/"bearer", unquoted `name: value` and plain URLs stay readable."""
+    assert mask_text(text) == text
+
+
+@given(
+    name=st.sampled_from(["password", "client_secret", "sas_token", "AccountKey"]),
+    value=st.text(
+        st.characters(blacklist_categories=["Cs"], blacklist_characters="'\\\""), min_size=1
+    ),
+    quote=st.sampled_from(["'", '"']),
+    spaces=st.sampled_from(["", " ", "  "]),
+)
+def test_a_quoted_secret_value_is_masked_whole_in_any_repr(
+    name: str, value: str, quote: str, spaces: str
+) -> None:
+    """`name = 'value'`, `'name': 'value'` and `"name": "value"` never leak the value."""
+    for text in (
+        f"{name}{spaces}={spaces}{quote}{value}{quote}",
+        f"{{{quote}{name}{quote}:{spaces}{quote}{value}{quote}}}",
+    ):
+        masked = mask_text(text)
+        assert f"{quote}{MASK}{quote}" in masked
+        assert masked.count(value) < text.count(value) or value in MASK

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import urllib.error
 import urllib.request
+from types import SimpleNamespace
 
 import anyio
 import pytest
 
-from supervisor.pipeline.health_server import Check, HealthServer
+from supervisor.pipeline.health_server import Check, HealthServer, _beyond_loopback
 
 pytestmark = pytest.mark.anyio
 
@@ -80,3 +82,45 @@ async def test_a_client_that_sends_garbage_does_not_stop_the_server() -> None:
         await anyio.to_thread.run_sync(garbage, port)
         assert (await anyio.to_thread.run_sync(_get, port, "/healthz"))[0] == 200
         group.cancel_scope.cancel()
+
+
+async def test_no_exposure_warning_on_loopback(caplog: pytest.LogCaptureFixture) -> None:
+    """Bound to 127.0.0.1 (and to localhost's loopback addresses), nothing is logged."""
+    for host in ("127.0.0.1", "localhost"):
+        server = HealthServer(
+            host, 0, live=lambda: Check(True), ready=lambda: Check(True), metrics=lambda: (b"", "")
+        )
+        with caplog.at_level(logging.WARNING, logger="supervisor.health"):
+            async with anyio.create_task_group() as group:
+                await group.start(server.run)
+                group.cancel_scope.cancel()
+    assert "beyond loopback" not in caplog.text
+
+
+class _BoundTo:
+    """A listener's socket attributes only: tests may not bind beyond loopback here."""
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+
+    def extra(self, attribute: object) -> tuple[str, int]:
+        return (self.host, 8080)
+
+
+@pytest.mark.parametrize(
+    ("hosts", "exposed"),
+    [
+        (["0.0.0.0"], ["0.0.0.0"]),
+        (["::", "0.0.0.0"], ["::", "0.0.0.0"]),
+        (["127.0.0.1", "::1"], []),
+        (["10.1.2.3"], ["10.1.2.3"]),
+        (["fe80::1%eth0"], ["fe80::1%eth0"]),
+    ],
+)
+def test_addresses_beyond_loopback_are_the_ones_warned_about(
+    hosts: list[str], exposed: list[str]
+) -> None:
+    """Every bound address that is not loopback is named; loopback ones are not."""
+
+    multi = SimpleNamespace(listeners=[_BoundTo(host) for host in hosts])
+    assert _beyond_loopback(multi) == exposed  # type: ignore[arg-type]

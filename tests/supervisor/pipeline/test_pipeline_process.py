@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from core.errors import PermanentError, TransientError
 from core.types import ErrorCategory
 from supervisor import EscalationError
-from supervisor.pipeline.process import escalation_line
+from supervisor.pipeline.process import MAX_CAUSE_BYTES, escalation_line
 
 
 def test_a_permanent_failure_shows_the_cause_as_the_actor_said_it() -> None:
@@ -117,3 +117,37 @@ def test_a_group_of_several_errors_is_shown_as_the_group() -> None:
         cause=cause,
     )
     assert "last: ExceptionGroup: two failures (2 sub-exceptions)" in escalation_line(error)
+
+
+class UnprintableError(ValueError):
+    """A cause whose __str__ raises."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no text")
+
+
+def _escalated(cause: BaseException) -> EscalationError:
+    return EscalationError(
+        supervisor="kafka-pipeline",
+        child="kafka_consumer",
+        category=ErrorCategory.PERMANENT,
+        reason="permanent failure",
+        cause=cause,
+    )
+
+
+def test_a_cause_whose_str_raises_or_holds_surrogates_still_makes_a_line() -> None:
+    """The line is built from error_text: repr fallback, escaped surrogates, valid UTF-8."""
+    line = escalation_line(_escalated(UnprintableError("x")))
+    assert line.endswith("UnprintableError: UnprintableError('x')")
+    bad = b"\xff".decode("utf-8", "surrogateescape")
+    escaped = escalation_line(_escalated(ValueError(f"bad {bad}")))
+    assert escaped.endswith("ValueError: bad \\udcff")
+    escaped.encode("utf-8")
+
+
+def test_a_five_megabyte_cause_makes_a_short_line() -> None:
+    """The cause's text is cut: one short line on stderr, not megabytes."""
+    line = escalation_line(_escalated(ValueError("x" * 5_000_000)))
+    assert len(line.encode()) < MAX_CAUSE_BYTES + 200
+    assert line.endswith("…")

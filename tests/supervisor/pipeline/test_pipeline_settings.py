@@ -171,12 +171,25 @@ def test_a_token_file_that_cannot_be_read_is_a_config_error(
     assert str(raised.value) == f"auth.token_file: {token} {problem}"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may read any file: nothing to refuse")
-def test_a_token_file_without_read_permission_is_a_config_error(config_dir: Path) -> None:
-    """A token file this process may not read names the field and the reason."""
-    (config_dir / "token.json").chmod(0o200)
-    with pytest.raises(ConfigError, match="cannot be read \\(Permission denied\\)"):
+def test_a_token_file_this_process_cannot_read_is_a_config_error(config_dir: Path) -> None:
+    """A token file this process may not read names the field and the reason.
+
+    Root reads past any permission bits, so as root the token file is a link to a path
+    whose parent is a regular file instead: unreadable for everyone.
+    """
+    token = config_dir / "token.json"
+    if os.geteuid() == 0:
+        (config_dir / "plain-file").write_text("")
+        token.unlink()
+        token.symlink_to(config_dir / "plain-file" / "token.json")
+        reason = "Not a directory"
+    else:
+        token.chmod(0o200)
+        reason = "Permission denied"
+    with pytest.raises(ConfigError, match=f"cannot be read \\({reason}\\)"):
         build_auth(_event_hubs(config_dir))
+    with pytest.raises(OSError):  # and the refusal is real: the file cannot be opened
+        token.open("rb").close()
 
 
 def test_a_token_file_s_contents_are_left_to_the_refresher(config_dir: Path) -> None:
