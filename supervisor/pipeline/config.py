@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from actors.consumer.settings import OffsetReset, SaslMechanism, SecurityProtocol
 from supervisor.pipeline.config_loader import ConfigError, EnvValue, Secret, bind, env_overrides
+from supervisor.pipeline.sinks import check_sink_tables
 
 __all__ = [
     "AuthConfig",
@@ -145,18 +146,21 @@ class HandlerConfig:
     """What each record is handed to."""
 
     target: str = "print"
-    """`print`, `jsonl:PATH`, `forward:TOPIC`, or your own `package.module:function`."""
+    """`print`, `jsonl:PATH`, `forward:TOPIC`, `delta` (configured by `[delta]`), or your
+    own `package.module:function`."""
     run_in_thread: bool = True
     """Run a synchronous handler in a worker thread so it cannot block the event loop."""
 
     def __post_init__(self) -> None:
-        builtin = self.target == "print" or self.target.startswith(("jsonl:", "forward:"))
+        builtin = self.target in ("print", "delta") or self.target.startswith(
+            ("jsonl:", "forward:")
+        )
         module, _, function = self.target.partition(":")
         if not builtin and not (module and function):
             raise ConfigError(
                 "handler.target",
-                f"got {self.target!r}; allowed: 'print', 'jsonl:PATH', 'forward:TOPIC' "
-                "or 'package.module:function'",
+                f"got {self.target!r}; allowed: 'print', 'jsonl:PATH', 'forward:TOPIC', "
+                "'delta' or 'package.module:function'",
             )
 
 
@@ -294,8 +298,12 @@ class Config:
     supervisor: SupervisionConfig = field(default_factory=SupervisionConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
+    delta: dict[str, Any] = field(default_factory=dict)
+    """The Delta sink's table (`handler.target = "delta"`); its keys are the sink's own
+    (actors.sinks.delta.DeltaSinkSettings), validated by it."""
 
     def __post_init__(self) -> None:
+        check_sink_tables(self)
         uses_azure = self.auth.method != "none" and self.kafka.profile == "kafka"
         if uses_azure and self.kafka.sasl_mechanism != "OAUTHBEARER":
             raise ConfigError(
@@ -344,6 +352,12 @@ def render_config(config: Config) -> str:
     lines: list[str] = []
     for section in dataclasses.fields(config):
         table = getattr(config, section.name)
+        if isinstance(table, dict):  # a sink's own table: shown as given, when given
+            if table:
+                lines.append(f"[{section.name}]")
+                lines.extend(f"{key} = {_render_value(value)}" for key, value in table.items())
+                lines.append("")
+            continue
         lines.append(f"[{section.name}]")
         for item in dataclasses.fields(table):
             value = getattr(table, item.name)
@@ -360,8 +374,11 @@ def _render_value(value: Any) -> str:
         return '"***"'
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, tuple):
+    if isinstance(value, tuple | list):
         return "[" + ", ".join(_render_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        items = (f"{key} = {_render_value(item)}" for key, item in value.items())
+        return "{ " + ", ".join(items) + " }"
     if isinstance(value, int | float):
         return repr(value)
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -162,6 +162,10 @@ def _coerce(hint: Any, value: Any, where: str, base_dir: Path) -> Any:
             )
             for index, item in enumerate(items)
         )
+    if origin is dict:  # a sink's own table: passed through for the sink to validate
+        if not isinstance(value, Mapping):
+            raise ConfigError(where, f"got {_describe(value)}; expected a table [{where}]")
+        return dict(value)
     if dataclasses.is_dataclass(hint):
         if not isinstance(value, Mapping):
             raise ConfigError(where, f"got {_describe(value)}; expected a table [{where}]")

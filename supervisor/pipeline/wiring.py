@@ -49,6 +49,7 @@ from actors.messages import RefreshRequest
 from actors.sinks import build_handler, close_handler
 from actors.token_refresher import TokenRefresherActor, ask_for_fresh_token
 from core.logging import ConsoleFormatter, JSONFormatter
+from core.resilience import CircuitBreaker
 from supervisor import ChildSpec, Restart, Strategy, Supervisor
 from supervisor.pipeline.config import Config
 from supervisor.pipeline.health import HealthEndpoint, liveness, readiness
@@ -63,6 +64,7 @@ from supervisor.pipeline.settings import (
     restart_backoff,
 )
 from supervisor.pipeline.settings import log_sinks as configured_sinks
+from supervisor.pipeline.sinks import build_sink_handler
 
 __all__ = [
     "BREAKER_MONITOR",
@@ -107,10 +109,14 @@ class Pipeline:
         self.config = config
         self._auth = build_auth(config)
         self.consumer_settings = consumer_settings(config, self._auth)
-        self.handler = handler or build_handler(
-            config.handler.target,
-            producer_settings=forward_producer_settings(self.consumer_settings),
-            base_dir=base_dir,
+        self.handler = (
+            handler
+            or build_sink_handler(config, self._auth.provider if self._auth else None)
+            or build_handler(
+                config.handler.target,
+                producer_settings=forward_producer_settings(self.consumer_settings),
+                base_dir=base_dir,
+            )
         )
         self.consumer_state = ConsumerState.for_settings(self.consumer_settings)
         self.log_buffer = LogBuffer(config.logging.buffer_size)
@@ -124,7 +130,9 @@ class Pipeline:
             RefreshRequest
         ](_STREAM_CAPACITY)
         self.breaker_monitor = BreakerMonitorActor(
-            [self.consumer_state.breaker], self._commands_send, handler_breaker_name=HANDLER_BREAKER
+            [self.consumer_state.breaker, *_downstream_breakers(self.handler)],
+            self._commands_send,
+            handler_breaker_name=HANDLER_BREAKER,
         )
         self.token_refresher = (
             TokenRefresherActor(
@@ -307,3 +315,10 @@ class Pipeline:
                 print(f"kafka-pipeline: last log records not delivered: {exc!r}", file=sys.stderr)
             for sink in self._sinks:
                 await sink.aclose()
+
+
+def _downstream_breakers(handler: Handler) -> tuple[CircuitBreaker, ...]:
+    """The breakers a handler calls its downstreams through, when it lists them in a
+    `breakers` attribute (the built-in sinks do): the monitor logs and reports them."""
+    breakers = getattr(handler, "breakers", ())
+    return tuple(breaker for breaker in breakers if isinstance(breaker, CircuitBreaker))

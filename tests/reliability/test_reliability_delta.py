@@ -1,8 +1,8 @@
 """kill -9 of the whole process, five times, while it writes a topic into a Delta table.
 
-The process is the real one (`python -m supervisor run`), its handler the Delta sink
-behind today's consumer (`DeltaRecordHandler`: rows buffered per partition, one Delta
-commit per partition before each Kafka commit). The kills land at random points: in a
+The process is the real one (`python -m supervisor run`) configured with the built-in
+Delta sink (`handler.target = "delta"`, `[delta] table`): rows buffered per partition,
+one Delta commit per partition before each Kafka commit. The kills land at random points: in a
 Parquet write, between the Delta commit and the Kafka commit, anywhere. Afterwards the
 table is read back: each (partition, offset) of the topic is in it exactly once, no
 duplicate and none missing. Unlike the jsonl scenario, no duplicate is allowed at all:
@@ -11,7 +11,6 @@ the table's transaction identifiers make a redelivered record a no-op.
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import time
@@ -32,21 +31,9 @@ pytestmark = pytest.mark.anyio
 RECORDS = 50_000
 PARTITIONS = 4
 KILLS = 5
-LONGEST_LIFE_S = 0.5
+LONGEST_LIFE_S = 0.2
 """A life is killed within this long after its first Delta commit: at several thousand
 records/s a longer life could finish the topic before the last kill."""
-
-DELTA_HANDLER = '''
-"""The Delta sink as the process's handler, configured by environment variables."""
-import os
-
-from actors.sinks.delta import DeltaRecordHandler, DeltaSink, DeltaSinkSettings
-
-settings = DeltaSinkSettings(table=os.environ["DELTA_TABLE"])
-handle = DeltaRecordHandler(
-    DeltaSink(settings, group_id=os.environ["DELTA_GROUP"]), flush_records=2_000
-)
-'''
 
 
 def table_version(table: Path) -> int:
@@ -69,15 +56,15 @@ async def test_five_kill_9_leave_each_record_in_the_delta_table_exactly_once(
     for partition in range(PARTITIONS):
         records = workload(f"delta-p{partition}", per_partition)
         await produce(bootstrap_servers, topic, records, partition=partition)
-    (tmp_path / "delta_handler.py").write_text(DELTA_HANDLER)
     table = tmp_path / "table"
     sections = pipeline_sections(
-        bootstrap_servers, topic, group, {"handler": {"target": "delta_handler:handle"}}
+        bootstrap_servers,
+        topic,
+        group,
+        {"handler": {"target": "delta"}, "delta": {"table": str(table)}},
     )
     config = write_config(tmp_path / "pipeline.toml", sections)
-    python_path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
-    env = {"PYTHONPATH": python_path, "DELTA_TABLE": str(table), "DELTA_GROUP": group}
-    process = PipelineProcess(tmp_path, config, env=env)
+    process = PipelineProcess(tmp_path, config)
     processes.append(process)
     started = time.monotonic()
 

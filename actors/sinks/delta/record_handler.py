@@ -21,6 +21,7 @@ from typing import Final
 
 from actors.messages import Record
 from actors.sinks.delta.sink import DeltaSink, PartitionKey
+from core.resilience import CircuitBreaker
 
 __all__ = ["DeltaRecordHandler"]
 
@@ -39,6 +40,11 @@ class DeltaRecordHandler:
 
     def __repr__(self) -> str:
         return f"DeltaRecordHandler({self.sink!r})"
+
+    @property
+    def breakers(self) -> tuple[CircuitBreaker, ...]:
+        """The breaker the table is written through, for the breaker monitor to watch."""
+        return (self.sink.breaker,)
 
     async def __call__(self, record: Record) -> None:
         """Check the record and buffer it; write its partition's buffer when it is full."""

@@ -187,3 +187,29 @@ def test_rendered_config_never_shows_a_secret(secret: str) -> None:
     assert config.auth.client_secret == Secret(secret)
     assert secret not in render_config(config).replace('"***"', "")
     assert secret not in repr(config).replace("Secret('***')", "")
+
+
+def test_the_delta_sink_is_configured_by_its_own_table(tmp_path: Path) -> None:
+    """`handler.target = "delta"` reads `[delta]`, whose keys the sink itself validates."""
+    text = f'[handler]\ntarget = "delta"\n[delta]\ntable = "{tmp_path / "t"}"\nvalue = "raw"\n'
+    config = parse_config(text, environ={})
+    assert config.delta == {"table": str(tmp_path / "t"), "value": "raw"}
+    assert '[delta]\ntable = "' in render_config(config)
+
+
+def test_a_bad_delta_key_is_named() -> None:
+    """An unknown or invalid key of `[delta]` is a ConfigError-class error naming it."""
+    with pytest.raises(ConfigurationError, match=r"delta\.compression"):
+        parse_config(
+            '[handler]\ntarget = "delta"\n[delta]\ntable = "t"\ncompression = 1\n', environ={}
+        )
+    with pytest.raises(ConfigurationError, match=r"delta\.value"):
+        parse_config(
+            '[handler]\ntarget = "delta"\n[delta]\ntable = "t"\nvalue = "csv"\n', environ={}
+        )
+
+
+def test_a_sink_table_for_another_target_is_refused() -> None:
+    """A `[delta]` table while the handler is something else is a mistake, not ignored."""
+    with pytest.raises(ConfigError, match=r"^delta: is set, but handler.target is 'print'"):
+        parse_config('[handler]\ntarget = "print"\n[delta]\ntable = "t"\n', environ={})
