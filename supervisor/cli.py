@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING
 import anyio
 
 from core.errors import ConfigurationError
-from supervisor.pipeline.config import Config, load_config, render_config
+from core.logging import error_text
+from supervisor.pipeline.config import Config, load_config, register_secrets, render_config
 from supervisor.pipeline.process import EXIT_OK, EXIT_USAGE, PROGRAM, serve
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.command(args)
     except ConfigurationError as exc:
-        sys.stderr.write(f"{PROGRAM}: configuration error: {' '.join(str(exc).split())}\n")
+        sys.stderr.write(f"{PROGRAM}: configuration error: {' '.join(error_text(exc).split())}\n")
         return EXIT_USAGE
     except KeyboardInterrupt:  # Ctrl-C before the signal handlers were installed
         return EXIT_INTERRUPTED
@@ -95,6 +96,7 @@ def _positive_seconds(text: str) -> float:
 def _run(args: argparse.Namespace) -> int:
     path: Path = args.config
     config = load_config(path)
+    register_secrets(config)
     base_dir = path.resolve().parent
 
     async def build_and_serve() -> int:
@@ -106,6 +108,7 @@ def _run(args: argparse.Namespace) -> int:
 def _check_config(args: argparse.Namespace) -> int:
     path: Path = args.config
     config = load_config(path)
+    register_secrets(config)
     base_dir = path.resolve().parent
 
     async def build() -> Pipeline:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from actors.consumer.settings import OffsetReset, SaslMechanism, SecurityProtocol
+from core.logging import register_secret
 from supervisor.pipeline.config_loader import ConfigError, EnvValue, Secret, bind, env_overrides
 from supervisor.pipeline.sinks import check_sink_tables
 
@@ -38,6 +39,7 @@ __all__ = [
     "SupervisionConfig",
     "load_config",
     "parse_config",
+    "register_secrets",
     "render_config",
 ]
 
@@ -345,6 +347,20 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Conf
     except OSError as exc:
         raise ConfigError("config", f"cannot read {str(path)!r}: {exc.strerror}") from None
     return parse_config(text, environ=environ, base_dir=path.resolve().parent)
+
+
+def register_secrets(config: Config) -> None:
+    """Have every configured secret redacted by value from all logs and error texts from
+    now on (core.logging.register_secret): a secret echoed by a library, or quoted in a
+    dead-letter header, is never written out."""
+    for section in dataclasses.fields(config):
+        table = getattr(config, section.name)
+        if not dataclasses.is_dataclass(table):
+            continue
+        for item in dataclasses.fields(table):
+            value = getattr(table, item.name)
+            if isinstance(value, Secret):
+                register_secret(value.reveal())
 
 
 def render_config(config: Config) -> str:

@@ -10,8 +10,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.errors import ConfigurationError, classify_exception
+from core.logging import forget_secrets, redact_secrets
 from core.types import ErrorCategory
-from supervisor.pipeline.config import Config, ConfigError, load_config, parse_config, render_config
+from supervisor.pipeline.config import (
+    Config,
+    ConfigError,
+    load_config,
+    parse_config,
+    register_secrets,
+    render_config,
+)
 from supervisor.pipeline.config_loader import Secret
 
 NO_ENV: dict[str, str] = {}
@@ -213,3 +221,17 @@ def test_a_sink_table_for_another_target_is_refused() -> None:
     """A `[delta]` table while the handler is something else is a mistake, not ignored."""
     with pytest.raises(ConfigError, match=r"^delta: is set, but handler.target is 'print'"):
         parse_config('[handler]\ntarget = "print"\n[delta]\ntable = "t"\n', environ={})
+
+
+def test_configured_secrets_are_redacted_by_value_once_registered() -> None:
+    """After register_secrets, a configured secret quoted in any text is redacted."""
+    secret = "s3cr3t-from-the-env"
+    config = parse_config(
+        '[kafka]\nsasl_mechanism = "PLAIN"\nsasl_username = "u"\n',
+        environ={"KAFKA_PIPELINE_KAFKA__SASL_PASSWORD": secret},
+    )
+    try:
+        register_secrets(config)
+        assert secret not in redact_secrets(f"broker said: bad password {secret!r} for u")
+    finally:
+        forget_secrets()
