@@ -37,6 +37,7 @@ __all__ = [
     "RetryConfig",
     "Secret",
     "SupervisionConfig",
+    "file_mode_bits",
     "load_config",
     "parse_config",
     "register_secrets",
@@ -56,6 +57,17 @@ def _positive(where: str, value: float) -> None:
 def _share(where: str, value: float) -> None:
     if not 0 < value <= 1:
         raise ConfigError(where, f"got {value!r}; must be in (0, 1]")
+
+
+def file_mode_bits(where: str, text: str) -> int:
+    """The permission bits octal `text` names ("0600", "640"), or ConfigError naming `where`."""
+    try:
+        bits = int(text, 8)
+    except ValueError:
+        bits = -1
+    if not 0 <= bits <= 0o777:
+        raise ConfigError(where, f"got {text!r}; expected octal permissions 0000-0777, e.g. '0640'")
+    return bits
 
 
 @dataclass(frozen=True)
@@ -152,8 +164,11 @@ class HandlerConfig:
     own `package.module:function`."""
     run_in_thread: bool = True
     """Run a synchronous handler in a worker thread so it cannot block the event loop."""
+    file_mode: str = "0600"
+    """Permissions (octal, 0000-0777) of a `jsonl:` file the handler creates."""
 
     def __post_init__(self) -> None:
+        file_mode_bits("handler.file_mode", self.file_mode)
         builtin = self.target in ("print", "delta") or self.target.startswith(
             ("jsonl:", "forward:")
         )
@@ -266,8 +281,11 @@ class LoggingConfig:
     buffer_size: int = 10_000
     batch_size: int = 500
     flush_interval_s: float = 0.5
+    file_mode: str = "0600"
+    """Permissions (octal, 0000-0777) of `file` when the process creates it."""
 
     def __post_init__(self) -> None:
+        file_mode_bits("logging.file_mode", self.file_mode)
         _positive("logging.buffer_size", self.buffer_size)
         _positive("logging.batch_size", self.batch_size)
         _positive("logging.flush_interval_s", self.flush_interval_s)

@@ -55,6 +55,7 @@ from supervisor.pipeline.config import (
     ConfigError,
     KafkaConfig,
     SupervisionConfig,
+    file_mode_bits,
 )
 
 __all__ = [
@@ -272,7 +273,8 @@ def log_sinks(config: Config, settings: ConsumerSettings) -> list[LogSink]:
     """Where the process's own log records go (see the module docstring)."""
     sinks: list[LogSink] = [StdoutSink()]
     if config.logging.file is not None:
-        sinks.append(FileSink(config.logging.file))
+        mode = file_mode_bits("logging.file_mode", config.logging.file_mode)
+        sinks.append(FileSink(config.logging.file, file_mode=mode))
     if config.logging.kafka_topic:
         sinks.append(
             KafkaSink(

@@ -51,7 +51,7 @@ from actors.token_refresher import TokenRefresherActor, ask_for_fresh_token
 from core.logging import ConsoleFormatter, JSONFormatter
 from core.resilience import CircuitBreaker
 from supervisor import ChildSpec, Restart, Strategy, Supervisor
-from supervisor.pipeline.config import Config
+from supervisor.pipeline.config import Config, file_mode_bits
 from supervisor.pipeline.health import HealthEndpoint, liveness, readiness
 from supervisor.pipeline.health_server import Check, HealthServer
 from supervisor.pipeline.metrics import MetricsExporter
@@ -116,6 +116,7 @@ class Pipeline:
                 config.handler.target,
                 producer_settings=forward_producer_settings(self.consumer_settings),
                 base_dir=base_dir,
+                file_mode=file_mode_bits("handler.file_mode", config.handler.file_mode),
             )
         )
         self.consumer_state = ConsumerState.for_settings(self.consumer_settings)

@@ -15,6 +15,7 @@ from core.types import ErrorCategory
 from supervisor.pipeline.config import (
     Config,
     ConfigError,
+    file_mode_bits,
     load_config,
     parse_config,
     register_secrets,
@@ -235,3 +236,17 @@ def test_configured_secrets_are_redacted_by_value_once_registered() -> None:
         assert secret not in redact_secrets(f"broker said: bad password {secret!r} for u")
     finally:
         forget_secrets()
+
+
+@given(st.integers(min_value=0, max_value=0o777))
+def test_file_modes_are_octal_permissions(bits: int) -> None:
+    """Any permission mode written in octal is read back as those bits."""
+    config = parse_config(f'[handler]\nfile_mode = "{bits:04o}"\n', environ={})
+    assert file_mode_bits("handler.file_mode", config.handler.file_mode) == bits
+
+
+@pytest.mark.parametrize("text", ["0800", "1000", "rw-------", "", "-1"])
+def test_a_file_mode_that_is_not_octal_permissions_is_refused(text: str) -> None:
+    """A mode outside 0000-0777 or not octal names the key."""
+    with pytest.raises(ConfigError, match=r"^logging\.file_mode: got"):
+        parse_config(f'[logging]\nfile_mode = "{text}"\n', environ={})
