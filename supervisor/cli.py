@@ -11,9 +11,11 @@ on stderr, no traceback), 128 + N when a second signal N stopped the process at 
 error: it is TRANSIENT, so the consumer is restarted with backoff until the restart
 intensity is spent, then the process escalates (exit 1).
 
-check-config builds the whole tree without starting it, so a file it accepts does not
-fail `run` with a configuration error: the handler is imported, the Kafka settings
-are checked together, and so on.
+check-config does what `run` does before it starts anything (one function for both):
+it loads and validates the file, builds the whole tree (importing the handler, checking
+the Kafka settings together) and checks the machine (the log file can be appended to,
+the health address can be bound). A file it accepts does not fail `run` with a
+configuration error at startup, on the same machine at the same moment.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from typing import TYPE_CHECKING
 import anyio
 
 from core.errors import ConfigurationError
-from supervisor.pipeline.config import Config, load_config, render_config
+from core.logging.safe_text import safe_str
+from supervisor.pipeline.config import load_config, render_config
 from supervisor.pipeline.process import EXIT_OK, EXIT_USAGE, PROGRAM, serve
 
 if TYPE_CHECKING:
@@ -94,35 +97,42 @@ def _positive_seconds(text: str) -> float:
 
 def _run(args: argparse.Namespace) -> int:
     path: Path = args.config
-    config = load_config(path)
-    base_dir = path.resolve().parent
 
-    async def build_and_serve() -> int:
-        return await serve(_pipeline(config, base_dir))
+    async def prepare_and_serve() -> int:
+        return await serve(_prepared(path))
 
-    return anyio.run(build_and_serve, backend="asyncio")
+    return anyio.run(prepare_and_serve, backend="asyncio")
 
 
 def _check_config(args: argparse.Namespace) -> int:
     path: Path = args.config
-    config = load_config(path)
-    base_dir = path.resolve().parent
 
-    async def build() -> Pipeline:
-        return _pipeline(config, base_dir)
+    async def prepare() -> Pipeline:
+        return _prepared(path)
 
-    pipeline = anyio.run(build, backend="asyncio")
+    pipeline = anyio.run(prepare, backend="asyncio")
     children = ", ".join(spec.name for spec in pipeline.root.children)
-    sys.stdout.write(render_config(config))
+    sys.stdout.write(render_config(pipeline.config))
     sys.stdout.write(f"# valid; supervision tree ({pipeline.root.name}): {children}\n")
     return EXIT_OK
 
 
-def _pipeline(config: Config, base_dir: Path) -> Pipeline:
-    """The wired tree; imported here so that a bad file is reported without loading it."""
-    from supervisor.pipeline.wiring import Pipeline
+def _prepared(path: Path) -> Pipeline:
+    """Everything `run` does before it starts anything, and all `check-config` does:
+    load and validate the file, build the tree (importing the handler), check the
+    machine (log file, health address). Any error on the way is a configuration error,
+    whatever its type: nothing has started, and a restart cannot fix it."""
+    from supervisor.pipeline.wiring import Pipeline  # a bad file is reported without it
 
-    return Pipeline(config, base_dir=base_dir)
+    try:
+        config = load_config(path)
+        pipeline = Pipeline(config, base_dir=path.resolve().parent)
+        pipeline.check_environment()
+    except ConfigurationError:
+        raise
+    except Exception as exc:
+        raise ConfigurationError(f"{type(exc).__name__}: {safe_str(exc)}") from None
+    return pipeline
 
 
 def _demo(args: argparse.Namespace) -> int:
