@@ -10,6 +10,7 @@ Event Hubs documents for Kafka clients. The SASL password is masked in `repr`.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import re
 import ssl
@@ -56,7 +57,7 @@ EVENT_HUBS_MAX_REQUEST_SIZE: Final = 1_000_000
 _TOPIC_CHARACTERS: Final = re.compile(r"[a-zA-Z0-9._-]+")
 _TOPIC_MAX_LENGTH: Final = 249
 _BOOTSTRAP_SERVER: Final = re.compile(
-    r"(?:\[(?P<ipv6>[0-9A-Fa-f:.%]+)\]|(?P<host>[^\s:\[\]]+)):(?P<port>\d+)"
+    r"(?:\[(?P<ipv6>[^\[\]]+)\]|(?P<host>[^\s:\[\]]+)):(?P<port>\d{1,5})"
 )
 
 
@@ -89,12 +90,22 @@ def bootstrap_problem(servers: str) -> str | None:
         return "must not be empty"
     for entry in entries:
         match = _BOOTSTRAP_SERVER.fullmatch(entry)
-        if match is None or not 1 <= int(match["port"]) <= 65_535:
+        if match is None or not 1 <= int(match["port"]) <= 65_535 or not _ipv6(match["ipv6"]):
             return (
                 f"{entry!r} is not host:port (port 1..65535; IPv6 as [address]:port), "
                 f"in {servers!r}"
             )
     return None
+
+
+def _ipv6(text: str | None) -> bool:
+    """True unless `text` is given and is not an IPv6 address (a zone such as %eth0 allowed)."""
+    if text is None:
+        return True
+    try:
+        return isinstance(ipaddress.ip_address(text), ipaddress.IPv6Address)
+    except ValueError:
+        return False
 
 
 def _require(condition: bool, field_name: str, problem: str) -> None:

@@ -400,13 +400,16 @@ _TOML_ESCAPES: Final = {
 
 
 def toml_string(text: str) -> str:
-    """`text` as a TOML basic string: every control character escaped, never a raw one."""
+    """`text` as a TOML basic string on one line: quotes, backslashes and every character
+    that is not printable (control characters, NUL, line and paragraph separators) are
+    escaped, so nothing in a value can break or disguise the output."""
     out = []
     for char in text:
         if char in _TOML_ESCAPES:
             out.append(_TOML_ESCAPES[char])
-        elif ord(char) < 0x20 or ord(char) == 0x7F:
-            out.append(f"\\u{ord(char):04X}")
+        elif not char.isprintable():
+            code = ord(char)
+            out.append(f"\\u{code:04X}" if code <= 0xFFFF else f"\\U{code:08X}")
         else:
             out.append(char)
     return '"' + "".join(out) + '"'

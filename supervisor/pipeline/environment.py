@@ -32,7 +32,7 @@ def check_log_file(path: Path, where: str = "logging.file") -> None:
     """Raise ConfigError unless `path` is (or can become) a regular file to append to."""
     try:
         existing = path.stat()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         existing = None
     except OSError as exc:
         raise ConfigError(where, f"{path} cannot be examined: {exc.strerror}") from None
@@ -40,7 +40,8 @@ def check_log_file(path: Path, where: str = "logging.file") -> None:
         kind = "a directory" if stat.S_ISDIR(existing.st_mode) else "a device, FIFO or socket"
         raise ConfigError(where, f"{path} is {kind}; logs are appended to a regular file")
     if existing is None and not path.parent.is_dir():
-        raise ConfigError(where, f"{path}: directory {path.parent} does not exist")
+        problem = "is not a directory" if path.parent.exists() else "does not exist"
+        raise ConfigError(where, f"{path}: directory {path.parent} {problem}")
     try:
         descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     except OSError as exc:
