@@ -2,7 +2,8 @@
 
     kafka-pipeline run --config FILE.toml     run the supervised pipeline until signalled
     kafka-pipeline check-config FILE.toml     validate, print the effective configuration
-    kafka-pipeline demo [--duration SECONDS]  the pipeline on an embedded broker, live
+    kafka-pipeline demo [--duration SECONDS] [--keep]
+                                              the pipeline on an embedded broker, live
 
 Exit codes: 0 after a graceful stop, 1 after an escalation (one line on stderr naming
 the actor, the category and the cause), 2 for a usage or configuration error (one line
@@ -24,6 +25,7 @@ import argparse
 import signal
 import sys
 from collections.abc import Sequence
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -80,6 +82,11 @@ def _parser() -> argparse.ArgumentParser:
         type=_positive_seconds,
         metavar="SECONDS",
         help="stop by itself after this long (default: run until Ctrl-C)",
+    )
+    demo.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the temporary directory with the logs (default: removed at the end)",
     )
     demo.set_defaults(command=_demo)
     return parser
@@ -139,4 +146,5 @@ def _demo(args: argparse.Namespace) -> int:
     from supervisor.demo.runner import run_demo  # the demo's imports stay out of `run`
 
     duration: float | None = args.duration
-    return anyio.run(run_demo, duration, backend="asyncio")
+    keep: bool = args.keep
+    return anyio.run(partial(run_demo, duration, keep=keep), backend="asyncio")
