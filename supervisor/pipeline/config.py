@@ -66,10 +66,10 @@ class KafkaConfig:
     client_id: str = "kafka-pipeline"
     profile: Literal["kafka", "eventhubs"] = "kafka"
     """`eventhubs` applies Event Hubs' documented client settings and OAUTHBEARER."""
-    eventhubs_namespace: str = ""
+    eventhubs_namespace: str | None = None
     security_protocol: SecurityProtocol = "PLAINTEXT"
     sasl_mechanism: SaslMechanism | None = None
-    sasl_username: str = ""
+    sasl_username: str | None = None
     sasl_password: Secret | None = None
     auto_offset_reset: OffsetReset = "earliest"
     session_timeout_ms: int = ranged(10_000, 1_000, 3_600_000, unit="ms")
@@ -99,8 +99,8 @@ class AuthConfig:
     client_secret: Secret | None = None
     certificate_path: Path | None = None
     token_file: Path | None = None
-    scope: str = ""
-    """Token scope; empty means the Event Hubs scope of kafka.eventhubs_namespace."""
+    scope: str | None = None
+    """Token scope; unset means the Event Hubs scope of kafka.eventhubs_namespace."""
     refresh_margin_s: float = ranged(600.0, 1.0, 3_000.0, unit="s")
     """The token cache stops serving a token this long before it expires; the refresher
     replaces it 5 minutes before that (at 45 minutes into a 60-minute token)."""

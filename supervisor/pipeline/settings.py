@@ -274,6 +274,7 @@ def _consumer_settings(config: Config, auth: AuthWiring | None) -> ConsumerSetti
     }
     if kafka.profile == "eventhubs":
         assert auth is not None  # Config requires an Azure AD method for Event Hubs
+        assert kafka.eventhubs_namespace is not None  # and KafkaConfig a namespace
         changed = {k: v for k, v in tuned.items() if v != getattr(_KAFKA_DEFAULTS, k)}
         return event_hubs_profile(
             kafka.eventhubs_namespace,
@@ -290,7 +291,7 @@ def _consumer_settings(config: Config, auth: AuthWiring | None) -> ConsumerSetti
         group_id=kafka.group_id,
         security_protocol=kafka.security_protocol,
         sasl_mechanism=kafka.sasl_mechanism,
-        sasl_username=kafka.sasl_username or None,
+        sasl_username=kafka.sasl_username,
         sasl_password=kafka.sasl_password.reveal() if kafka.sasl_password else None,
         oauth_token_provider=auth.token_provider if auth else None,
         auth_scope=auth.scope if auth else None,
