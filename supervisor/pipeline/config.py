@@ -1,11 +1,20 @@
 """The process configuration: TOML (`tomllib`) into typed, frozen objects.
 
-Every field has a default, documented beside it; `kafka-pipeline check-config FILE`
-prints the effective values with secrets masked. Precedence, lowest first: defaults,
-the file, then environment variables `KAFKA_PIPELINE_<SECTION>__<FIELD>` (e.g.
-`KAFKA_PIPELINE_KAFKA__BOOTSTRAP_SERVERS`). Secrets (`kafka.sasl_password`,
-`auth.client_secret`) come only from environment variables or from files named by
-`<field>_file`; `auth.client_secret` also falls back to the usual `AZURE_CLIENT_SECRET`.
+Every field has a default, documented beside it, and every number a finite range
+(`config_ranges`); `kafka-pipeline check-config FILE` prints the effective values with
+secrets masked and each range beside its value. This module checks each key and the
+rules between tables (an Azure AD method with OAUTHBEARER, no output to a consumed
+topic); the Kafka rules (topic names, the server list, SASL, heartbeat below the
+session timeout, the dead-letter pattern) are checked once, by the consumer's settings,
+and reported under the key they came from (`settings.consumer_settings`). An empty
+value that means "not set" is None (omit the key, or an empty environment variable).
+
+Precedence, lowest first: defaults, the file, then environment variables
+`KAFKA_PIPELINE_<SECTION>__<FIELD>` (e.g. `KAFKA_PIPELINE_KAFKA__BOOTSTRAP_SERVERS`); a
+variable with that prefix that names no key is refused (see `env_overrides`). Secrets
+(`kafka.sasl_password`, `auth.client_secret`) come only from environment variables or
+from files named by `<field>_file`; `auth.client_secret` also falls back to the usual
+`AZURE_CLIENT_SECRET`.
 """
 
 from __future__ import annotations
