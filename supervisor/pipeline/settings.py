@@ -2,7 +2,8 @@
 
 Kept apart from the wiring so each mapping is a plain function, tested on its own:
 
-- `consumer_settings`: `Config` -> the consumer actor's `ConsumerSettings`. With
+- `consumer_settings`: `Config` -> the consumer actor's `ConsumerSettings`, which checks
+  the Kafka rules once; its errors are reported under the configuration key. With
   `kafka.profile = "eventhubs"` the values Event Hubs documents (`event_hubs_profile`)
   replace the defaults; a kafka.* value that differs from its default still wins. The
   dead-letter topic pattern `dead_letter.topic` (`{topic}.dlq`: one per topic) is passed
@@ -13,8 +14,8 @@ Kept apart from the wiring so each mapping is a plain function, tested on its ow
   token file must exist and be readable (ConfigError otherwise); what it holds is
   checked by the refresher, since its writer may replace it at any time.
 - `log_sinks`: stdout always, plus `logging.file` and `logging.kafka_topic` when set.
-- `restart_backoff`: the root supervisor's backoff. A maximum delay below its base
-  (here or in `[retry]`) is a ConfigError, found before anything starts.
+- `restart_backoff`: the root supervisor's backoff (the delays' ranges and order are
+  the configuration's to check, when the file is read).
 - `StopBudget`: how `supervisor.graceful_stop_s` is shared out. Children stop one after
   another in reverse start order, so the parts add up: the consumer (finish the record
   in hand, commit, leave the group; its final commit bounded by half of that) 60%, the
