@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from enum import Enum
 from typing import Any, Final
 
@@ -17,7 +16,6 @@ __all__ = [
     "Record",
     "RefreshRequest",
     "ResumePartitions",
-    "TokenRefreshed",
 ]
 
 
@@ -32,14 +30,6 @@ class RefreshRequest:
     scope: str
     reason: str
     done: anyio.Event = field(default_factory=anyio.Event, compare=False, repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class TokenRefreshed:
-    """A token for `scope` was stored in the cache; it expires at `expires_on` (UTC)."""
-
-    scope: str
-    expires_on: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,8 @@
 
     kafka-pipeline run --config FILE.toml     run the supervised pipeline until signalled
     kafka-pipeline check-config FILE.toml     validate, print the effective configuration
-    kafka-pipeline demo [--duration SECONDS]  the pipeline on an embedded broker, live
+    kafka-pipeline demo [--duration SECONDS] [--keep]
+                                              the pipeline on an embedded broker, live
 
 Exit codes: 0 after a graceful stop, 1 after an escalation (one line on stderr naming
 the actor, the category and the cause), 2 for a usage or configuration error (one line
@@ -11,9 +12,11 @@ on stderr, no traceback), 128 + N when a second signal N stopped the process at 
 error: it is TRANSIENT, so the consumer is restarted with backoff until the restart
 intensity is spent, then the process escalates (exit 1).
 
-check-config builds the whole tree without starting it, so a file it accepts does not
-fail `run` with a configuration error: the handler is imported, the Kafka settings
-are checked together, and so on.
+check-config does what `run` does before it starts anything (one function for both):
+it loads and validates the file, builds the whole tree (importing the handler, checking
+the Kafka settings together) and checks the machine (the log file can be appended to,
+the health address can be bound). A file it accepts does not fail `run` with a
+configuration error at startup, on the same machine at the same moment.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import argparse
 import signal
 import sys
 from collections.abc import Sequence
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,7 +34,7 @@ import anyio
 
 from core.errors import ConfigurationError
 from core.logging import error_text
-from supervisor.pipeline.config import Config, load_config, register_secrets, render_config
+from supervisor.pipeline.config import load_config, register_secrets, render_config
 from supervisor.pipeline.process import EXIT_OK, EXIT_USAGE, PROGRAM, serve
 
 if TYPE_CHECKING:
@@ -79,6 +83,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="stop by itself after this long (default: run until Ctrl-C)",
     )
+    demo.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the temporary directory with the logs (default: removed at the end)",
+    )
     demo.set_defaults(command=_demo)
     return parser
 
@@ -95,41 +104,48 @@ def _positive_seconds(text: str) -> float:
 
 def _run(args: argparse.Namespace) -> int:
     path: Path = args.config
-    config = load_config(path)
-    register_secrets(config)
-    base_dir = path.resolve().parent
 
-    async def build_and_serve() -> int:
-        return await serve(_pipeline(config, base_dir))
+    async def prepare_and_serve() -> int:
+        return await serve(_prepared(path))
 
-    return anyio.run(build_and_serve, backend="asyncio")
+    return anyio.run(prepare_and_serve, backend="asyncio")
 
 
 def _check_config(args: argparse.Namespace) -> int:
     path: Path = args.config
-    config = load_config(path)
-    register_secrets(config)
-    base_dir = path.resolve().parent
 
-    async def build() -> Pipeline:
-        return _pipeline(config, base_dir)
+    async def prepare() -> Pipeline:
+        return _prepared(path)
 
-    pipeline = anyio.run(build, backend="asyncio")
+    pipeline = anyio.run(prepare, backend="asyncio")
     children = ", ".join(spec.name for spec in pipeline.root.children)
-    sys.stdout.write(render_config(config))
+    sys.stdout.write(render_config(pipeline.config))
     sys.stdout.write(f"# valid; supervision tree ({pipeline.root.name}): {children}\n")
     return EXIT_OK
 
 
-def _pipeline(config: Config, base_dir: Path) -> Pipeline:
-    """The wired tree; imported here so that a bad file is reported without loading it."""
-    from supervisor.pipeline.wiring import Pipeline
+def _prepared(path: Path) -> Pipeline:
+    """Everything `run` does before it starts anything, and all `check-config` does:
+    load and validate the file, build the tree (importing the handler), check the
+    machine (log file, health address). Any error on the way is a configuration error,
+    whatever its type: nothing has started, and a restart cannot fix it."""
+    from supervisor.pipeline.wiring import Pipeline  # a bad file is reported without it
 
-    return Pipeline(config, base_dir=base_dir)
+    try:
+        config = load_config(path)
+        register_secrets(config)
+        pipeline = Pipeline(config, base_dir=path.resolve().parent)
+        pipeline.check_environment()
+    except ConfigurationError:
+        raise
+    except Exception as exc:
+        raise ConfigurationError(f"{type(exc).__name__}: {error_text(exc)}") from None
+    return pipeline
 
 
 def _demo(args: argparse.Namespace) -> int:
     from supervisor.demo.runner import run_demo  # the demo's imports stay out of `run`
 
     duration: float | None = args.duration
-    return anyio.run(run_demo, duration, backend="asyncio")
+    keep: bool = args.keep
+    return anyio.run(partial(run_demo, duration, keep=keep), backend="asyncio")

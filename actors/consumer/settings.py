@@ -10,8 +10,11 @@ Event Hubs documents for Kafka clients. The SASL password is masked in `repr`.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
+import re
 import ssl
+import string
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
@@ -32,7 +35,9 @@ __all__ = [
     "RetryBudgetSettings",
     "SaslMechanism",
     "SecurityProtocol",
+    "bootstrap_problem",
     "event_hubs_profile",
+    "topic_problem",
 ]
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -49,16 +54,81 @@ EVENT_HUBS_MAX_REQUEST_SIZE: Final = 1_000_000
 """Event Hubs rejects produce requests above 1 MB (the dead-letter producer's limit)."""
 
 
+_TOPIC_CHARACTERS: Final = re.compile(r"[a-zA-Z0-9._-]+")
+_TOPIC_MAX_LENGTH: Final = 249
+_BOOTSTRAP_SERVER: Final = re.compile(
+    r"(?:\[(?P<ipv6>[^\[\]]+)\]|(?P<host>[^\s:\[\]]+)):(?P<port>\d{1,5})"
+)
+
+
+def topic_problem(name: str) -> str | None:
+    """What makes `name` an invalid Kafka topic name, or None when it is valid.
+
+    Kafka's rule: 1 to 249 characters of ASCII letters, digits, '.', '_' and '-', and
+    not '.' or '..'. A broker refuses anything else, and a client retries forever.
+    """
+    if not name:
+        return "a topic name must not be empty"
+    if len(name) > _TOPIC_MAX_LENGTH:
+        return f"topic name of {len(name)} characters; at most {_TOPIC_MAX_LENGTH}"
+    if name in (".", ".."):
+        return f"{name!r} is not allowed as a topic name"
+    if not _TOPIC_CHARACTERS.fullmatch(name):
+        return f"{name!r} is not a valid topic name; allowed: a-z A-Z 0-9 . _ -"
+    return None
+
+
+def bootstrap_problem(servers: str) -> str | None:
+    """What makes `servers` an unusable `host:port,host:port` list, or None.
+
+    Each entry is `host:port` with a port in 1..65535; an IPv6 address is bracketed
+    (`[::1]:9092`). Checked only for form: whether the host resolves is the broker
+    connection's concern, which retries (DNS may come up after the process).
+    """
+    entries = [entry.strip() for entry in servers.split(",")]
+    if not any(entries):
+        return "must not be empty"
+    for entry in entries:
+        match = _BOOTSTRAP_SERVER.fullmatch(entry)
+        if match is None or not 1 <= int(match["port"]) <= 65_535 or not _ipv6(match["ipv6"]):
+            return (
+                f"{entry!r} is not host:port (port 1..65535; IPv6 as [address]:port), "
+                f"in {servers!r}"
+            )
+    return None
+
+
+def _ipv6(text: str | None) -> bool:
+    """True unless `text` is given and is not an IPv6 address (a zone such as %eth0 allowed)."""
+    if text is None:
+        return True
+    try:
+        return isinstance(ipaddress.ip_address(text), ipaddress.IPv6Address)
+    except ValueError:
+        return False
+
+
 def _require(condition: bool, field_name: str, problem: str) -> None:
+    """Raise ConfigurationError naming the setting; `context["field"]` holds its name so
+    a caller mapping its own keys to these settings can name its key instead."""
     if not condition:
-        raise ConfigurationError(f"consumer setting {field_name}: {problem}")
+        raise ConfigurationError(
+            f"consumer setting {field_name}: {problem}",
+            context={"field": field_name, "problem": problem},
+        )
+
+
+_INT32_MAX: Final = 2**31 - 1
+"""Kafka's protocol sends these counts, sizes and timeouts as int32."""
 
 
 def _positive(settings: object, *names: str) -> None:
     for name in names:
         value = getattr(settings, name)
+        if isinstance(value, int):
+            _require(0 < value <= _INT32_MAX, name, f"got {value!r}; allowed: 1..{_INT32_MAX}")
         _require(
-            value > 0 and not (isinstance(value, float) and math.isinf(value)),
+            value > 0 and math.isfinite(value),
             name,
             f"got {value!r}; must be a finite number greater than 0",
         )
@@ -186,12 +256,12 @@ class ConsumerSettings:
     """The handler's breaker: opening it pauses the partitions instead of crashing."""
 
     def __post_init__(self) -> None:
-        _require(bool(self.bootstrap_servers.strip()), "bootstrap_servers", "must not be empty")
-        _require(
-            bool(self.topics) and all(t.strip() for t in self.topics),
-            "topics",
-            f"got {list(self.topics)!r}; needs at least one non-empty topic name",
-        )
+        servers = bootstrap_problem(self.bootstrap_servers)
+        _require(servers is None, "bootstrap_servers", str(servers))
+        _require(bool(self.topics), "topics", "needs at least one topic name")
+        for topic in self.topics:
+            problem = topic_problem(topic)
+            _require(problem is None, "topics", str(problem))
         _require(bool(self.group_id.strip()), "group_id", "must not be empty (commits need it)")
         self._check_security()
         _positive(
@@ -247,15 +317,26 @@ class ConsumerSettings:
             )
 
     def _check_dead_letter_topic(self, template: str) -> None:
+        """Only the plain `{topic}` placeholder (no attribute, index, conversion or format
+        spec: `{topic.__class__}` would render a class name), and every resulting name
+        is a valid topic that is not consumed from (that would loop)."""
         try:
-            names = {template.format(topic=topic) for topic in self.topics}
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ConfigurationError(
-                f"consumer setting dead_letter_topic: {template!r} may only use {{topic}}"
-            ) from exc
+            fields = [
+                part[1:] for part in string.Formatter().parse(template) if part[1] is not None
+            ]
+        except ValueError:
+            fields = [("?", None, None)]
+        _require(
+            all(field == ("topic", "", None) for field in fields),
+            "dead_letter_topic",
+            f"{template!r} may only use the placeholder {{topic}}",
+        )
+        names = {template.format(topic=topic) for topic in self.topics}
+        for name in sorted(names):
+            problem = topic_problem(name)
+            _require(problem is None, "dead_letter_topic", f"{template!r} gives {problem}")
         clash = names & set(self.topics)
         _require(not clash, "dead_letter_topic", f"{sorted(clash)} is also consumed from")
-        _require(all(names), "dead_letter_topic", "must not be empty (None disables it)")
 
     def dead_letter_topic_for(self, topic: str) -> str | None:
         """The dead-letter topic for records of `topic`; None when dead-lettering is off."""

@@ -30,8 +30,9 @@ the token, i.e. 45 minutes into Azure AD's usual 60-minute token with the cache'
   A fetched token that expires within the cache's margin still counts (the
   alternative, never starting, hides the cause); it is logged as
   `token_not_servable` and replaced after `min_interval`.
-* `TokenRefreshed` notifications are sent without waiting; when the channel is
-  full the notification is dropped and counted: the cache is the source of truth.
+* Nothing is announced: the cache is the one source of truth and its readers pull
+  (the OAUTHBEARER provider on every authentication, /readyz through `stats()`), so
+  no reader can miss or lag behind a notification.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ import anyio
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from actors.messages import RefreshRequest, TokenRefreshed
+from actors.messages import RefreshRequest
 from actors.token_refresher.schedule import next_refresh_at
 from actors.token_refresher.scope import ScopeRefreshStats, ScopeState
 from core.auth.token_cache import CachedToken, Clock, TokenCache
@@ -112,7 +113,6 @@ class TokenRefresherActor:
         min_interval: timedelta = timedelta(seconds=10),
         retry: RetryConfig = REFRESH_RETRY,
         attempt_timeout: float = 30.0,
-        refreshed: MemoryObjectSendStream[TokenRefreshed] | None = None,
         clock: Clock | None = None,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         rng: random.Random | None = None,
@@ -142,22 +142,15 @@ class TokenRefresherActor:
         self._min_interval = min_interval
         self._retry = retry
         self._attempt_timeout = attempt_timeout
-        self._refreshed = refreshed
         self._clock: Clock = clock if clock is not None else cache.now
         self._sleep = sleep
         self._rng = rng if rng is not None else random.Random()
         self._scopes = {scope: ScopeState(scope) for scope in dict.fromkeys(scopes)}
-        self._notifications_dropped = 0
 
     @property
     def scopes(self) -> list[str]:
         """The registered scopes, in registration order."""
         return list(self._scopes)
-
-    @property
-    def notifications_dropped(self) -> int:
-        """TokenRefreshed notifications dropped because their channel was full or closed."""
-        return self._notifications_dropped
 
     def stats(self) -> dict[str, ScopeRefreshStats]:
         """A snapshot per scope: expiry, freshness, refreshes, failures, last error category."""
@@ -286,7 +279,6 @@ class TokenRefresherActor:
                 self._cache.refresh_margin,
                 extra=_fields("token_not_servable", state, seconds_to_expiry=seconds_left),
             )
-        self._notify(TokenRefreshed(scope=state.scope, expires_on=stored.expires_on))
 
     def _on_failure(self, state: ScopeState, exc: Exception) -> None:
         category = classify_exception(exc)
@@ -324,14 +316,6 @@ class TokenRefresherActor:
             exc,
             extra={**fields, "retry_in": round(delay, 3)},
         )
-
-    def _notify(self, message: TokenRefreshed) -> None:
-        if self._refreshed is None:
-            return
-        try:
-            self._refreshed.send_nowait(message)
-        except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
-            self._notifications_dropped += 1
 
     def _stats_of(self, state: ScopeState, now: datetime) -> ScopeRefreshStats:
         entry = self._cache.get_entry(state.scope)

@@ -21,6 +21,7 @@ The presets differ because the dependencies fail differently:
 from __future__ import annotations
 
 import dataclasses
+import math
 
 __all__ = [
     "DEFAULT_CIRCUIT_CONFIG",
@@ -52,8 +53,10 @@ class CircuitBreakerConfig:
             value = getattr(self, field)
             if value < 1:
                 raise ValueError(f"{field} must be >= 1, got {value!r}")
-        if not self.recovery_timeout > 0:  # also rejects NaN
-            raise ValueError(f"recovery_timeout must be > 0 seconds, got {self.recovery_timeout!r}")
+        if not 0 < self.recovery_timeout < math.inf:  # also rejects NaN
+            raise ValueError(
+                f"recovery_timeout must be finite and > 0 seconds, got {self.recovery_timeout!r}"
+            )
 
 
 DEFAULT_CIRCUIT_CONFIG = CircuitBreakerConfig()

@@ -8,7 +8,9 @@ terminal; every two seconds as plain lines otherwise), with a note above it when
 actor is restarted or a record is dead-lettered; a summary closes the run.
 
 The pipeline's JSON logs go to `pipeline.log` in a fresh temporary directory (printed
-at start), not to the terminal; the broker's output to `broker.log` beside it.
+at start), not to the terminal; the broker's output to `broker.log` beside it. The
+directory is removed when the demo ends (the summary says how many log lines it held),
+unless `--keep` asks to keep it (the summary then says where it is).
 
 With `--duration`, production stops a little before the end so the pipeline can catch
 up (it may take up to 5 s more for that), and the demo fails (exit 1) if a valid event
@@ -22,6 +24,7 @@ final commit; the demo stops the broker itself at the end.
 
 from __future__ import annotations
 
+import shutil
 import signal
 import sys
 import tempfile
@@ -67,17 +70,22 @@ _CATCH_UP_S: Final = 5.0
 """With --duration: how long past the end to wait for the pipeline to catch up."""
 
 
-async def run_demo(duration: float | None, *, out: TextIO | None = None) -> int:
-    """Run the demo; the exit code (0: graceful stop and nothing lost)."""
+async def run_demo(duration: float | None, *, keep: bool = False, out: TextIO | None = None) -> int:
+    """Run the demo; the exit code (0: graceful stop and nothing lost). `keep` keeps the
+    temporary directory with the logs; otherwise it is removed, whatever happened."""
     stream = out if out is not None else sys.stdout
     workdir = Path(tempfile.mkdtemp(prefix="kafka-pipeline-demo-"))
-    broker = EmbeddedBroker(log_path=workdir / "broker.log")
-    await anyio.to_thread.run_sync(_start_deaf_to_ctrl_c, broker)
     try:
-        return await _Demo(broker.bootstrap_servers, workdir, stream).run(duration)
+        broker = EmbeddedBroker(log_path=workdir / "broker.log")
+        await anyio.to_thread.run_sync(_start_deaf_to_ctrl_c, broker)
+        try:
+            return await _Demo(broker.bootstrap_servers, workdir, stream, keep=keep).run(duration)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(broker.stop)
     finally:
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(broker.stop)
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _start_deaf_to_ctrl_c(broker: EmbeddedBroker) -> None:
@@ -121,8 +129,10 @@ class _BelowTheStatus:
 
 
 class _Demo:
-    def __init__(self, bootstrap_servers: str, workdir: Path, out: TextIO) -> None:
+    def __init__(self, bootstrap_servers: str, workdir: Path, out: TextIO, *, keep: bool) -> None:
         self._bootstrap = bootstrap_servers
+        self._workdir = workdir
+        self._keep = keep
         self._out = out
         self._tty = out.isatty()
         self._config = _demo_config(bootstrap_servers, workdir)
@@ -162,7 +172,8 @@ class _Demo:
             f"  supervisor  '{root.name}' (one_for_one): "
             + ", ".join(spec.name for spec in root.children),
             f"  endpoints   http://127.0.0.1:{port}/metrics  /readyz  /healthz",
-            f"  logs        {self._log_file} (JSON lines; broker output in broker.log)",
+            f"  logs        {self._log_file} (JSON lines; broker output in broker.log);"
+            + (" kept" if self._keep else " removed at the end (--keep keeps them)"),
             "  stop        Ctrl-C (or --duration SECONDS)",
             "",
         )
@@ -230,13 +241,23 @@ class _Demo:
                 self._ledger,
                 dead_letter_topic=DEAD_LETTER_TOPIC,
                 dead_letter_records=len(stored),
-                log_file=self._log_file,
+                logs=self._logs_note(),
             )
         )
         if code == EXIT_OK and drained and self._ledger.missing():
             self._say("kafka-pipeline demo: valid events were not handled: that is a bug")
             return EXIT_ESCALATED
         return code
+
+    def _logs_note(self) -> str:
+        if self._keep:
+            return f"{self._log_file} (kept)"
+        try:
+            with self._log_file.open("rb") as log:
+                count = sum(1 for _ in log)
+        except OSError:
+            count = 0
+        return f"{count} lines, removed with {self._workdir} (--keep keeps them)"
 
     def _say(self, *lines: str) -> None:
         for line in lines:

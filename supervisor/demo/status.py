@@ -6,12 +6,11 @@ shows is what a Prometheus scrape of the same process would show.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from supervisor.demo.events import DemoLedger
 from supervisor.pipeline.observation import Observation
+from supervisor.pipeline.wiring import KAFKA_CONSUMER
 
-__all__ = ["Notes", "restarts_by_actor", "status_line", "summary_lines"]
+__all__ = ["Notes", "lag_text", "restarts_by_actor", "status_line", "summary_lines"]
 
 
 def restarts_by_actor(observation: Observation) -> dict[str, int]:
@@ -49,7 +48,8 @@ class Notes:
 
 
 def status_line(observation: Observation, ledger: DemoLedger, elapsed: float) -> str:
-    """One line: produced, consumed, handled, dead-lettered, deduplicated, restarts, breaker."""
+    """One line: produced, consumed, handled, dead-lettered, deduplicated, restarts, breaker,
+    lag (see `lag_text`)."""
     consumer = observation.consumer
     breakers = ", ".join(state.value for state in observation.breakers.values()) or "-"
     return (
@@ -57,8 +57,21 @@ def status_line(observation: Observation, ledger: DemoLedger, elapsed: float) ->
         f" | handled {consumer.handled} | dead-lettered {consumer.dead_lettered}"
         f" | deduplicated {consumer.deduplicated}"
         f" | restarts {sum(restarts_by_actor(observation).values())}"
-        f" | breaker {breakers} | lag {sum(consumer.lag.values())}"
+        f" | breaker {breakers} | lag {lag_text(observation)}"
     )
+
+
+def lag_text(observation: Observation) -> str:
+    """The total lag, or "?" when it is not known: the consumer is not running (it is
+    being restarted), has no partition assigned (joining the group), or has not yet
+    measured every assigned partition. Its lag table is emptied when partitions are
+    revoked, so a sum then would read 0 while records wait."""
+    consumer = observation.consumer
+    actor = observation.actors.get(KAFKA_CONSUMER)
+    measured = consumer.assigned and consumer.assigned <= consumer.lag.keys()
+    if actor is None or not actor.running or not measured:
+        return "?"
+    return str(sum(consumer.lag[partition] for partition in consumer.assigned))
 
 
 def summary_lines(
@@ -67,7 +80,7 @@ def summary_lines(
     *,
     dead_letter_topic: str,
     dead_letter_records: int,
-    log_file: Path,
+    logs: str,
 ) -> list[str]:
     """The closing summary; its last content line says whether anything was lost."""
     consumer = observation.consumer
@@ -94,5 +107,5 @@ def summary_lines(
         lines.append(
             f"  nothing lost    every one of the {len(ledger.expected)} valid events was handled"
         )
-    lines.append(f"  logs            {log_file}")
+    lines.append(f"  logs            {logs}")
     return lines

@@ -2,6 +2,8 @@
 
     config         the configuration schema: every setting, its default and range
     config_loader  TOML tables and environment overrides bound to the schema's dataclasses
+    config_ranges  the finite range of every number, declared beside its field
+    environment    what only the machine can tell (log file, health address), before start
     settings       the configuration mapped to what each actor is built with
     wiring         the actor tree: the root supervisor, its children and their streams
     process        signals, the graceful-stop deadline, the exit code

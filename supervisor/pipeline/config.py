@@ -1,11 +1,20 @@
 """The process configuration: TOML (`tomllib`) into typed, frozen objects.
 
-Every field has a default, documented beside it; `kafka-pipeline check-config FILE`
-prints the effective values with secrets masked. Precedence, lowest first: defaults,
-the file, then environment variables `KAFKA_PIPELINE_<SECTION>__<FIELD>` (e.g.
-`KAFKA_PIPELINE_KAFKA__BOOTSTRAP_SERVERS`). Secrets (`kafka.sasl_password`,
-`auth.client_secret`) come only from environment variables or from files named by
-`<field>_file`; `auth.client_secret` also falls back to the usual `AZURE_CLIENT_SECRET`.
+Every field has a default, documented beside it, and every number a finite range
+(`config_ranges`); `kafka-pipeline check-config FILE` prints the effective values with
+secrets masked and each range beside its value. This module checks each key and the
+rules between tables (an Azure AD method with OAUTHBEARER, no output to a consumed
+topic); the Kafka rules (topic names, the server list, SASL, heartbeat below the
+session timeout, the dead-letter pattern) are checked once, by the consumer's settings,
+and reported under the key they came from (`settings.consumer_settings`). An empty
+value that means "not set" is None (omit the key, or an empty environment variable).
+
+Precedence, lowest first: defaults, the file, then environment variables
+`KAFKA_PIPELINE_<SECTION>__<FIELD>` (e.g. `KAFKA_PIPELINE_KAFKA__BOOTSTRAP_SERVERS`); a
+variable with that prefix that names no key is refused (see `env_overrides`). Secrets
+(`kafka.sasl_password`, `auth.client_secret`) come only from environment variables or
+from files named by `<field>_file`; `auth.client_secret` also falls back to the usual
+`AZURE_CLIENT_SECRET`.
 """
 
 from __future__ import annotations
@@ -16,11 +25,12 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
-from actors.consumer.settings import OffsetReset, SaslMechanism, SecurityProtocol
+from actors.consumer.settings import OffsetReset, SaslMechanism, SecurityProtocol, topic_problem
 from core.logging import register_secret
 from supervisor.pipeline.config_loader import ConfigError, EnvValue, Secret, bind, env_overrides
+from supervisor.pipeline.config_ranges import check_ranges, range_of, ranged
 from supervisor.pipeline.sinks import check_sink_tables
 
 __all__ = [
@@ -42,6 +52,7 @@ __all__ = [
     "parse_config",
     "register_secrets",
     "render_config",
+    "toml_string",
 ]
 
 AuthMethod = Literal[
@@ -49,14 +60,13 @@ AuthMethod = Literal[
 ]
 
 
-def _positive(where: str, value: float) -> None:
-    if value <= 0:
-        raise ConfigError(where, f"got {value!r}; must be greater than 0")
+_INT32_MAX = 2**31 - 1
+"""Kafka's protocol carries timeouts and counts as int32: nothing larger can be sent."""
 
 
-def _share(where: str, value: float) -> None:
-    if not 0 < value <= 1:
-        raise ConfigError(where, f"got {value!r}; must be in (0, 1]")
+def _not_below(where: str, value: float, other: str, floor: float) -> None:
+    if value < floor:
+        raise ConfigError(where, f"got {value!r}; must be >= {other} ({floor!r})")
 
 
 def file_mode_bits(where: str, text: str) -> int:
@@ -80,45 +90,26 @@ class KafkaConfig:
     client_id: str = "kafka-pipeline"
     profile: Literal["kafka", "eventhubs"] = "kafka"
     """`eventhubs` applies Event Hubs' documented client settings and OAUTHBEARER."""
-    eventhubs_namespace: str = ""
+    eventhubs_namespace: str | None = None
     security_protocol: SecurityProtocol = "PLAINTEXT"
     sasl_mechanism: SaslMechanism | None = None
-    sasl_username: str = ""
+    sasl_username: str | None = None
     sasl_password: Secret | None = None
     auto_offset_reset: OffsetReset = "earliest"
-    session_timeout_ms: int = 10_000
-    heartbeat_interval_ms: int = 3_000
-    max_poll_records: int = 500
-    commit_interval_s: float = 1.0
-    stall_timeout_s: float = 120.0
+    session_timeout_ms: int = ranged(10_000, 1_000, 3_600_000, unit="ms")
+    heartbeat_interval_ms: int = ranged(3_000, 10, 1_200_000, unit="ms")
+    """Must also be below session_timeout_ms."""
+    max_poll_records: int = ranged(500, 1, 100_000)
+    commit_interval_s: float = ranged(1.0, 0.01, 600.0, unit="s")
+    stall_timeout_s: float = ranged(120.0, 1.0, 86_400.0, unit="s")
 
     def __post_init__(self) -> None:
-        if not self.topics or any(not topic for topic in self.topics):
-            raise ConfigError("kafka.topics", f"got {list(self.topics)!r}; needs topic names")
-        if not self.bootstrap_servers and self.profile == "kafka":
-            raise ConfigError("kafka.bootstrap_servers", "must not be empty")
+        """Each number's range; the Kafka rules (topic names, servers, SASL, heartbeat below
+        session) are the consumer's settings' to check, once (see `settings`)."""
+        check_ranges(self, "kafka")
         if self.profile == "eventhubs" and not self.eventhubs_namespace:
             raise ConfigError(
                 "kafka.eventhubs_namespace", "required when kafka.profile = 'eventhubs'"
-            )
-        if self.sasl_mechanism in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"):
-            if not self.sasl_username:
-                raise ConfigError("kafka.sasl_username", f"required for {self.sasl_mechanism}")
-            if self.sasl_password is None:
-                raise ConfigError(
-                    "kafka.sasl_password",
-                    f"required for {self.sasl_mechanism}; set KAFKA_PIPELINE_KAFKA__SASL_PASSWORD"
-                    " or kafka.sasl_password_file",
-                )
-        for name in ("session_timeout_ms", "heartbeat_interval_ms", "max_poll_records"):
-            _positive(f"kafka.{name}", getattr(self, name))
-        _positive("kafka.commit_interval_s", self.commit_interval_s)
-        _positive("kafka.stall_timeout_s", self.stall_timeout_s)
-        if self.heartbeat_interval_ms >= self.session_timeout_ms:
-            raise ConfigError(
-                "kafka.heartbeat_interval_ms",
-                f"got {self.heartbeat_interval_ms}; must be below kafka.session_timeout_ms "
-                f"({self.session_timeout_ms})",
             )
 
 
@@ -132,13 +123,14 @@ class AuthConfig:
     client_secret: Secret | None = None
     certificate_path: Path | None = None
     token_file: Path | None = None
-    scope: str = ""
-    """Token scope; empty means the Event Hubs scope of kafka.eventhubs_namespace."""
-    refresh_margin_s: float = 600.0
-    """Refresh this long before expiry (600 s: at 50 minutes into a 60-minute token)."""
+    scope: str | None = None
+    """Token scope; unset means the Event Hubs scope of kafka.eventhubs_namespace."""
+    refresh_margin_s: float = ranged(600.0, 1.0, 3_000.0, unit="s")
+    """The token cache stops serving a token this long before it expires; the refresher
+    replaces it 5 minutes before that (at 45 minutes into a 60-minute token)."""
 
     def __post_init__(self) -> None:
-        _positive("auth.refresh_margin_s", self.refresh_margin_s)
+        check_ranges(self, "auth")
         needs: dict[str, tuple[str, ...]] = {
             "secret": ("tenant_id", "client_id"),
             "certificate": ("tenant_id", "client_id", "certificate_path"),
@@ -179,6 +171,14 @@ class HandlerConfig:
                 f"got {self.target!r}; allowed: 'print', 'jsonl:PATH', 'forward:TOPIC', "
                 "'delta' or 'package.module:function'",
             )
+        if self.forward_topic is not None:
+            _check_topic("handler.target", self.forward_topic)
+
+    @property
+    def forward_topic(self) -> str | None:
+        """The topic of a `forward:TOPIC` target, else None."""
+        prefix, _, topic = self.target.partition(":")
+        return topic if prefix == "forward" else None
 
 
 @dataclass(frozen=True)
@@ -189,8 +189,8 @@ class DeadLetterConfig:
     topic: str = "{topic}.dlq"
     """`{topic}` stands for the consumed topic: one dead-letter topic per topic by default;
     a name without `{topic}` is shared by every topic."""
-    poison_window: int = 100
-    poison_max_share: float = 0.5
+    poison_window: int = ranged(100, 1, 100_000)
+    poison_max_share: float = ranged(0.5, 0.0, 1.0, low_open=True)
     """More dead-lettered records than this share of the last `poison_window`: escalate."""
 
     def __post_init__(self) -> None:
@@ -198,8 +198,7 @@ class DeadLetterConfig:
             raise ConfigError(
                 "dead_letter.topic", "must not be empty (enabled = false turns it off)"
             )
-        _positive("dead_letter.poison_window", self.poison_window)
-        _share("dead_letter.poison_max_share", self.poison_max_share)
+        check_ranges(self, "dead_letter")
 
 
 @dataclass(frozen=True)
@@ -208,66 +207,64 @@ class DedupConfig:
 
     enabled: bool = True
     header: str = "trace_id"
-    json_field: str = ""
+    json_field: str | None = None
     """When set, the trace id is read from this top-level field of a JSON value instead."""
-    capacity: int = 100_000
+    capacity: int = ranged(100_000, 1, 10_000_000)
 
     def __post_init__(self) -> None:
-        _positive("dedup.capacity", self.capacity)
+        check_ranges(self, "dedup")
 
 
 @dataclass(frozen=True)
 class RetryConfig:
     """In-place retries of a failing handler call before the consumer gives up."""
 
-    max_attempts: int = 3
-    base_delay_s: float = 0.2
-    max_delay_s: float = 10.0
-    budget_ratio: float = 0.2
+    max_attempts: int = ranged(3, 1, 100)
+    base_delay_s: float = ranged(0.2, 0.0, 3_600.0, unit="s")
+    max_delay_s: float = ranged(10.0, 0.0, 3_600.0, low_open=True, unit="s")
+    """Must also be >= base_delay_s."""
+    budget_ratio: float = ranged(0.2, 0.0, 1.0, low_open=True)
     """Retries may be at most this share of calls over a 10 s window."""
 
     def __post_init__(self) -> None:
-        _positive("retry.max_attempts", self.max_attempts)
-        _positive("retry.max_delay_s", self.max_delay_s)
-        if self.base_delay_s < 0:
-            raise ConfigError("retry.base_delay_s", f"got {self.base_delay_s!r}; must be >= 0")
-        _share("retry.budget_ratio", self.budget_ratio)
+        check_ranges(self, "retry")
+        _not_below("retry.max_delay_s", self.max_delay_s, "retry.base_delay_s", self.base_delay_s)
 
 
 @dataclass(frozen=True)
 class BreakerConfig:
     """The circuit breaker around the handler."""
 
-    failure_threshold: int = 5
-    recovery_timeout_s: float = 30.0
-    half_open_max_calls: int = 1
-    success_threshold: int = 1
+    failure_threshold: int = ranged(5, 1, 10_000)
+    recovery_timeout_s: float = ranged(30.0, 0.0, 3_600.0, low_open=True, unit="s")
+    half_open_max_calls: int = ranged(1, 1, 1_000)
+    success_threshold: int = ranged(1, 1, 1_000)
 
     def __post_init__(self) -> None:
-        for name in ("failure_threshold", "half_open_max_calls", "success_threshold"):
-            _positive(f"breaker.{name}", getattr(self, name))
-        _positive("breaker.recovery_timeout_s", self.recovery_timeout_s)
+        check_ranges(self, "breaker")
 
 
 @dataclass(frozen=True)
 class SupervisionConfig:
     """Restart intensity, backoff and the graceful-stop deadline."""
 
-    max_restarts: int = 5
-    period_s: float = 60.0
-    backoff_base_s: float = 0.5
-    backoff_max_s: float = 30.0
-    stable_after_s: float = 60.0
-    graceful_stop_s: float = 25.0
+    max_restarts: int = ranged(5, 0, 10_000)
+    period_s: float = ranged(60.0, 0.0, 86_400.0, low_open=True, unit="s")
+    backoff_base_s: float = ranged(0.5, 0.0, 3_600.0, unit="s")
+    backoff_max_s: float = ranged(30.0, 0.0, 3_600.0, low_open=True, unit="s")
+    """Must also be >= backoff_base_s."""
+    stable_after_s: float = ranged(60.0, 0.0, 86_400.0, low_open=True, unit="s")
+    graceful_stop_s: float = ranged(25.0, 0.1, 3_600.0, unit="s")
     """First SIGTERM: finish in-flight records, commit, flush logs within this deadline."""
 
     def __post_init__(self) -> None:
-        if self.max_restarts < 0:
-            raise ConfigError("supervisor.max_restarts", f"got {self.max_restarts}; must be >= 0")
-        for name in ("period_s", "backoff_max_s", "stable_after_s", "graceful_stop_s"):
-            _positive(f"supervisor.{name}", getattr(self, name))
-        if self.backoff_base_s < 0:
-            raise ConfigError("supervisor.backoff_base_s", "must be >= 0")
+        check_ranges(self, "supervisor")
+        _not_below(
+            "supervisor.backoff_max_s",
+            self.backoff_max_s,
+            "supervisor.backoff_base_s",
+            self.backoff_base_s,
+        )
 
 
 @dataclass(frozen=True)
@@ -277,18 +274,19 @@ class LoggingConfig:
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "console"] = "json"
     file: Path | None = None
-    kafka_topic: str = ""
-    buffer_size: int = 10_000
-    batch_size: int = 500
-    flush_interval_s: float = 0.5
+    """Appended to; must be a regular file (or creatable) on a device with space left."""
+    kafka_topic: str | None = None
+    buffer_size: int = ranged(10_000, 1, 10_000_000)
+    batch_size: int = ranged(500, 1, 100_000)
+    flush_interval_s: float = ranged(0.5, 0.01, 60.0, unit="s")
     file_mode: str = "0600"
     """Permissions (octal, 0000-0777) of `file` when the process creates it."""
 
     def __post_init__(self) -> None:
+        check_ranges(self, "logging")
         file_mode_bits("logging.file_mode", self.file_mode)
-        _positive("logging.buffer_size", self.buffer_size)
-        _positive("logging.batch_size", self.batch_size)
-        _positive("logging.flush_interval_s", self.flush_interval_s)
+        if self.kafka_topic is not None:
+            _check_topic("logging.kafka_topic", self.kafka_topic)
 
 
 @dataclass(frozen=True)
@@ -297,11 +295,13 @@ class HealthConfig:
 
     enabled: bool = True
     host: str = "127.0.0.1"
-    port: int = 8080
+    """An address or a name that resolves; checked (bound) before anything starts."""
+    port: int = ranged(8080, 0, 65_535, unit="(0: any free port)")
 
     def __post_init__(self) -> None:
-        if not 0 <= self.port <= 65535:
-            raise ConfigError("health.port", f"got {self.port}; allowed: 0..65535 (0 = any free)")
+        check_ranges(self, "health")
+        if not self.host.strip():
+            raise ConfigError("health.host", "must not be empty (127.0.0.1: loopback only)")
 
 
 @dataclass(frozen=True)
@@ -333,6 +333,31 @@ class Config:
             )
         if self.kafka.profile == "eventhubs" and self.auth.method == "none":
             raise ConfigError("auth.method", "kafka.profile = 'eventhubs' needs an Azure AD method")
+        self._refuse_loops()
+
+    def _refuse_loops(self) -> None:
+        """Writing to a consumed topic feeds the pipeline its own output, without end (each
+        log line about a record is one more record; at DEBUG, one record became thousands
+        within seconds). The dead-letter pattern is checked with the consumer's settings."""
+        consumed = set(self.kafka.topics)
+        forward = self.handler.forward_topic
+        if forward in consumed:
+            raise ConfigError(
+                "handler.target",
+                f"forward:{forward} writes to a topic of kafka.topics: a loop",
+            )
+        if self.logging.kafka_topic in consumed:
+            raise ConfigError(
+                "logging.kafka_topic",
+                f"{self.logging.kafka_topic!r} is also in kafka.topics: the logs would be "
+                "consumed, and logged about, without end",
+            )
+
+
+def _check_topic(where: str, name: str) -> None:
+    problem = topic_problem(name)
+    if problem is not None:
+        raise ConfigError(where, problem)
 
 
 def parse_config(
@@ -344,7 +369,7 @@ def parse_config(
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("config", f"not valid TOML: {exc}") from None
-    for section, values in env_overrides(environ).items():
+    for section, values in env_overrides(environ, Config).items():
         table = data.setdefault(section, {})
         if not isinstance(table, dict):
             raise ConfigError(section, "expected a table")
@@ -382,7 +407,9 @@ def register_secrets(config: Config) -> None:
 
 
 def render_config(config: Config) -> str:
-    """The effective configuration as TOML, secrets shown as '***'."""
+    """The effective configuration as TOML, secrets shown as '***', each number's range
+    in a comment beside it. Strings are TOML-escaped (control characters, quotes, NUL),
+    so what is printed is one line per key and parses back to the same values."""
     lines: list[str] = []
     for section in dataclasses.fields(config):
         table = getattr(config, section.name)
@@ -395,8 +422,11 @@ def render_config(config: Config) -> str:
         lines.append(f"[{section.name}]")
         for item in dataclasses.fields(table):
             value = getattr(table, item.name)
+            allowed = range_of(item)
             if value is None:
                 lines.append(f"# {item.name} is not set")
+            elif allowed is not None:
+                lines.append(f"{item.name} = {_render_value(value)}  # {allowed}")
             else:
                 lines.append(f"{item.name} = {_render_value(value)}")
         lines.append("")
@@ -415,4 +445,31 @@ def _render_value(value: Any) -> str:
         return "{ " + ", ".join(items) + " }"
     if isinstance(value, int | float):
         return repr(value)
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return toml_string(str(value))
+
+
+_TOML_ESCAPES: Final = {
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\f": "\\f",
+    "\r": "\\r",
+    '"': '\\"',
+    "\\": "\\\\",
+}
+
+
+def toml_string(text: str) -> str:
+    """`text` as a TOML basic string on one line: quotes, backslashes and every character
+    that is not printable (control characters, NUL, line and paragraph separators) are
+    escaped, so nothing in a value can break or disguise the output."""
+    out = []
+    for char in text:
+        if char in _TOML_ESCAPES:
+            out.append(_TOML_ESCAPES[char])
+        elif not char.isprintable():
+            code = ord(char)
+            out.append(f"\\u{code:04X}" if code <= 0xFFFF else f"\\U{code:08X}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'

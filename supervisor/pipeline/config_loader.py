@@ -10,6 +10,7 @@ named by the `<field>_file` key, so a config file can be committed without leaki
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import types
 from collections.abc import Mapping
 from pathlib import Path
@@ -62,15 +63,46 @@ class EnvValue(str):
     __slots__ = ()
 
 
-def env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
-    """The `KAFKA_PIPELINE_SECTION__FIELD` variables, as {section: {field: raw value}}."""
+def env_overrides(environ: Mapping[str, str], schema: type[Any]) -> dict[str, dict[str, str]]:
+    """The `KAFKA_PIPELINE_SECTION__FIELD` variables, as {section: {field: raw value}}.
+
+    Every variable with the prefix must name a key of `schema` (a dataclass of tables):
+    one that does not (`KAFKA_PIPELINE_KAFKA_TOPICS`, one underscore short) is a
+    ConfigError naming it and the closest valid name. Refused rather than warned about:
+    an override that silently does nothing leaves the file's value in force (another
+    broker, another group), and a warning at startup is easily missed in a log stream;
+    exit 2 stops a systemd restart loop and says what to fix.
+    """
+    known = _override_names(schema)
     found: dict[str, dict[str, str]] = {}
     for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX) or "__" not in name:
+        if not name.startswith(ENV_PREFIX):
             continue
-        section, _, field = name[len(ENV_PREFIX) :].partition("__")
-        found.setdefault(section.lower(), {})[field.lower()] = EnvValue(value)
+        key = known.get(name.upper())
+        if key is None:
+            close = difflib.get_close_matches(name.upper(), known, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise ConfigError(
+                name,
+                f"matches no setting ({ENV_PREFIX}<TABLE>__<KEY>, two underscores){hint}",
+            )
+        section, field = key
+        found.setdefault(section, {})[field] = EnvValue(value)
     return found
+
+
+def _override_names(schema: type[Any]) -> dict[str, tuple[str, str]]:
+    """{`KAFKA_PIPELINE_TABLE__KEY`: (table, key)} for every key of every table of `schema`."""
+    names: dict[str, tuple[str, str]] = {}
+    for section, table in get_type_hints(schema).items():
+        if not dataclasses.is_dataclass(table):
+            continue
+        hints = get_type_hints(table)
+        for name, hint in hints.items():
+            keys = [name, f"{name}_file"] if _is_secret(hint) else [name]
+            for key in keys:
+                names[f"{ENV_PREFIX}{section.upper()}__{key.upper()}"] = (section, key)
+    return names
 
 
 def bind(cls: type[T], data: Mapping[str, Any], path: str, base_dir: Path) -> T:
@@ -133,6 +165,16 @@ def _read_secret(data: Mapping[str, Any], name: str, where: str, base_dir: Path)
 def _describe(value: Any) -> str:
     text = repr(str(value)) if isinstance(value, EnvValue) else repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _text(value: str, where: str) -> str:
+    """`value` as a plain str, refused if it cannot be written as UTF-8 (an environment
+    variable's undecodable bytes arrive as lone surrogates): no client could send it."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(where, f"got {_describe(value)}; not valid UTF-8 text") from None
+    return str(value)
 
 
 def _coerce(hint: Any, value: Any, where: str, base_dir: Path) -> Any:
@@ -203,11 +245,12 @@ def _coerce_scalar(hint: Any, value: Any, where: str, base_dir: Path) -> Any:
         raise ConfigError(where, f"got {_describe(value)}; expected a number")
     if hint is str:
         if isinstance(value, str):
-            return str(value)
+            return _text(value, where)
         raise ConfigError(where, f"got {_describe(value)}; expected a string")
     if hint is Path:
         if not isinstance(value, str) or not value:
             raise ConfigError(where, f"got {_describe(value)}; expected a file path")
+        _text(value, where)
         path = Path(str(value)).expanduser()
         return path if path.is_absolute() else base_dir / path
     raise TypeError(f"{where}: unsupported config type {hint!r}")

@@ -15,13 +15,12 @@ reported not ready, honestly: it consumes nothing.
 from __future__ import annotations
 
 import logging
-import socket
 
 import anyio
 from anyio.abc import TaskStatus
 
 from core.resilience import CircuitState
-from supervisor.pipeline.config import ConfigError
+from supervisor.pipeline.environment import check_health_address
 from supervisor.pipeline.health_server import Check, HealthServer
 from supervisor.pipeline.observation import Observation
 
@@ -83,24 +82,9 @@ class HealthEndpoint:
 
         A port something else holds is the machine's fault, not a failure to retry:
         checked before anything starts, it exits 2 naming the port instead of
-        escalating later. It binds as anyio's listener does (SO_REUSEADDR, IPv6 only
-        on IPv6 addresses) and closes at once; port 0 (any free port) always binds.
+        escalating later. Port 0 is bound too: it proves the host is this machine's.
         """
-        host, port = self._server.host, self._server.port
-        if port == 0:
-            return
-        try:
-            for family, kind, protocol, _, address in socket.getaddrinfo(
-                host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-            ):
-                with socket.socket(family, kind, protocol) as probe:
-                    if family == socket.AF_INET6:
-                        probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                    probe.bind(address)
-                    probe.listen(1)
-        except OSError as exc:
-            raise ConfigError("health.port", f"{port} on {host} cannot be bound: {exc}") from None
+        check_health_address(self._server.host, self._server.port)
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Serve until cancelled."""

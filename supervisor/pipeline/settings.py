@@ -2,7 +2,8 @@
 
 Kept apart from the wiring so each mapping is a plain function, tested on its own:
 
-- `consumer_settings`: `Config` -> the consumer actor's `ConsumerSettings`. With
+- `consumer_settings`: `Config` -> the consumer actor's `ConsumerSettings`, which checks
+  the Kafka rules once; its errors are reported under the configuration key. With
   `kafka.profile = "eventhubs"` the values Event Hubs documents (`event_hubs_profile`)
   replace the defaults; a kafka.* value that differs from its default still wins. The
   dead-letter topic pattern `dead_letter.topic` (`{topic}.dlq`: one per topic) is passed
@@ -13,13 +14,14 @@ Kept apart from the wiring so each mapping is a plain function, tested on its ow
   token file must exist and be readable (ConfigError otherwise); what it holds is
   checked by the refresher, since its writer may replace it at any time.
 - `log_sinks`: stdout always, plus `logging.file` and `logging.kafka_topic` when set.
-- `restart_backoff`: the root supervisor's backoff. A maximum delay below its base
-  (here or in `[retry]`) is a ConfigError, found before anything starts.
+- `restart_backoff`: the root supervisor's backoff (the delays' ranges and order are
+  the configuration's to check, when the file is read).
 - `StopBudget`: how `supervisor.graceful_stop_s` is shared out. Children stop one after
-  another in reverse start order, so the consumer (finish the record in hand, commit,
-  leave the group) gets 60% and the log shipper (deliver what is queued) 30%; the
-  others have no stop() and are cancelled at once. The rest is the margin before the
-  process stops at once.
+  another in reverse start order, so the parts add up: the consumer (finish the record
+  in hand, commit, leave the group; its final commit bounded by half of that) 60%, the
+  log shipper (deliver what is queued) 25%, the last log records (logged after the
+  shipper stopped) 10%; the others have no stop() and are cancelled at once. The last
+  5% is the margin before the process's own deadline stops it at once.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from core.auth import (
     TokenCache,
     eventhubs_scope_for,
 )
+from core.errors import ConfigurationError
 from core.resilience import CircuitBreakerConfig, RetryConfig
 from supervisor import Backoff
 from supervisor.pipeline.config import (
@@ -76,7 +79,7 @@ _SECURITY_KEYS: Final = frozenset({"security_protocol", "ssl_context"})
 
 @dataclass(frozen=True, slots=True)
 class StopBudget:
-    """Shutdown timeouts that together fit within `graceful_stop_s`."""
+    """Shutdown timeouts whose sum fits within `graceful_stop_s` (see the module docstring)."""
 
     graceful_stop_s: float
 
@@ -87,13 +90,19 @@ class StopBudget:
 
     @property
     def consumer_exit(self) -> float:
-        """The consumer's own bound on its final commit and leaving the group."""
+        """The consumer's own bound on its final commit and leaving the group (a part of
+        `consumer`, not added to it)."""
         return 0.3 * self.graceful_stop_s
 
     @property
     def log_shipper(self) -> float:
         """The log shipper's shutdown timeout: deliver every queued record."""
-        return 0.3 * self.graceful_stop_s
+        return 0.25 * self.graceful_stop_s
+
+    @property
+    def last_logs(self) -> float:
+        """Delivering what was logged after the log shipper stopped."""
+        return 0.1 * self.graceful_stop_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,14 +182,58 @@ _KAFKA_DEFAULTS: Final = KafkaConfig()
 
 
 def consumer_settings(config: Config, auth: AuthWiring | None = None) -> ConsumerSettings:
-    """The consumer actor's settings for `config` (see the module docstring)."""
+    """The consumer actor's settings for `config` (see the module docstring).
+
+    The consumer's settings check the Kafka rules (topic names, the server list, SASL,
+    heartbeat below session timeout, the dead-letter pattern); a mistake is reported as
+    a ConfigError naming the configuration key it came from.
+    """
+    try:
+        return _consumer_settings(config, auth)
+    except ConfigError:
+        raise
+    except ConfigurationError as exc:
+        raise _named_by_key(exc) from None
+
+
+_CONSUMER_KEYS: Final = {
+    **{
+        name: f"kafka.{name}"
+        for name in (
+            "bootstrap_servers",
+            "topics",
+            "group_id",
+            "client_id",
+            "security_protocol",
+            "sasl_mechanism",
+            "sasl_username",
+            "sasl_password",
+            "session_timeout_ms",
+            "heartbeat_interval_ms",
+            "max_poll_records",
+            "auto_offset_reset",
+            "commit_interval_s",
+            "stall_timeout_s",
+        )
+    },
+    "dead_letter_topic": "dead_letter.topic",
+    "dedup.header": "dedup.header",
+}
+"""Consumer setting -> the configuration key it is built from (same name, with its table)."""
+
+
+def _named_by_key(error: ConfigurationError) -> ConfigurationError:
+    key = _CONSUMER_KEYS.get(str(error.context.get("field")))
+    if key is None:
+        return error
+    problem = str(error.context.get("problem"))
+    if key == "kafka.sasl_password":
+        problem += "; set KAFKA_PIPELINE_KAFKA__SASL_PASSWORD or kafka.sasl_password_file"
+    return ConfigError(key, problem)
+
+
+def _consumer_settings(config: Config, auth: AuthWiring | None) -> ConsumerSettings:
     kafka, dead_letter = config.kafka, config.dead_letter
-    _require_at_least(
-        "retry.max_delay_s",
-        config.retry.max_delay_s,
-        "retry.base_delay_s",
-        config.retry.base_delay_s,
-    )
     tuned = {
         name: getattr(kafka, name)
         for name in (
@@ -197,8 +250,8 @@ def consumer_settings(config: Config, auth: AuthWiring | None = None) -> Consume
         "dead_letter_topic": dead_letter.topic if dead_letter.enabled else None,
         "dedup": DedupSettings(
             enabled=config.dedup.enabled,
-            header=config.dedup.header or None,
-            json_field=config.dedup.json_field or None,
+            header=config.dedup.header,
+            json_field=config.dedup.json_field,
             capacity=config.dedup.capacity,
         ),
         "poison": PoisonGuardSettings(
@@ -223,6 +276,7 @@ def consumer_settings(config: Config, auth: AuthWiring | None = None) -> Consume
     }
     if kafka.profile == "eventhubs":
         assert auth is not None  # Config requires an Azure AD method for Event Hubs
+        assert kafka.eventhubs_namespace is not None  # and KafkaConfig a namespace
         changed = {k: v for k, v in tuned.items() if v != getattr(_KAFKA_DEFAULTS, k)}
         return event_hubs_profile(
             kafka.eventhubs_namespace,
@@ -239,7 +293,7 @@ def consumer_settings(config: Config, auth: AuthWiring | None = None) -> Consume
         group_id=kafka.group_id,
         security_protocol=kafka.security_protocol,
         sasl_mechanism=kafka.sasl_mechanism,
-        sasl_username=kafka.sasl_username or None,
+        sasl_username=kafka.sasl_username,
         sasl_password=kafka.sasl_password.reveal() if kafka.sasl_password else None,
         oauth_token_provider=auth.token_provider if auth else None,
         auth_scope=auth.scope if auth else None,
@@ -250,18 +304,7 @@ def consumer_settings(config: Config, auth: AuthWiring | None = None) -> Consume
 
 def restart_backoff(supervision: SupervisionConfig) -> Backoff:
     """The supervisor's restart backoff: exponential from backoff_base_s up to backoff_max_s."""
-    _require_at_least(
-        "supervisor.backoff_max_s",
-        supervision.backoff_max_s,
-        "supervisor.backoff_base_s",
-        supervision.backoff_base_s,
-    )
     return Backoff(base=supervision.backoff_base_s, max=supervision.backoff_max_s)
-
-
-def _require_at_least(where: str, value: float, other: str, floor: float) -> None:
-    if value < floor:
-        raise ConfigError(where, f"got {value!r}; must be >= {other} ({floor!r})")
 
 
 def forward_producer_settings(settings: ConsumerSettings) -> dict[str, Any]:

@@ -52,6 +52,7 @@ from core.logging import ConsoleFormatter, JSONFormatter
 from core.resilience import CircuitBreaker
 from supervisor import ChildSpec, Restart, Strategy, Supervisor
 from supervisor.pipeline.config import Config, file_mode_bits
+from supervisor.pipeline.environment import check_log_file
 from supervisor.pipeline.health import HealthEndpoint, liveness, readiness
 from supervisor.pipeline.health_server import Check, HealthServer
 from supervisor.pipeline.metrics import MetricsExporter
@@ -83,8 +84,8 @@ TOKEN_REFRESHER: Final = "token_refresher"
 BREAKER_MONITOR: Final = "breaker_monitor"
 KAFKA_CONSUMER: Final = "kafka_consumer"
 
-_QUICK_STOP_S: Final = 1.0
-"""Shutdown timeout of the children without a stop(): they are cancelled at once anyway."""
+_AT_ONCE: Final = 0.0
+"""Shutdown timeout of the children without a stop(): they are cancelled at once."""
 _REFRESH_BEFORE_RESTART_S: Final = 30.0
 _STREAM_CAPACITY: Final = 16
 
@@ -184,9 +185,11 @@ class Pipeline:
                 await close_handler(self.handler)
 
     def check_environment(self) -> None:
-        """Raise ConfigurationError if the machine cannot run this tree now (the health
-        port is taken): judged at start, not at build, so check-config of a running
-        process's file does not fail on the port that process holds."""
+        """Raise ConfigurationError if the machine cannot run this tree now: the log file
+        cannot be appended to, the health address cannot be bound (see
+        `supervisor.pipeline.environment`). `run` and `check-config` both call it."""
+        if self.config.logging.file is not None:
+            check_log_file(self.config.logging.file)
         if self.health is not None:
             self.health.check_port()
 
@@ -238,15 +241,13 @@ class Pipeline:
             )
         ]
         if self.health is not None:
-            children.append(
-                ChildSpec(HEALTH_SERVER, self.health.run, shutdown_timeout=_QUICK_STOP_S)
-            )
+            children.append(ChildSpec(HEALTH_SERVER, self.health.run, shutdown_timeout=_AT_ONCE))
         if self.token_refresher is not None:
             children.append(
-                ChildSpec(TOKEN_REFRESHER, self.token_refresher.run, shutdown_timeout=_QUICK_STOP_S)
+                ChildSpec(TOKEN_REFRESHER, self.token_refresher.run, shutdown_timeout=_AT_ONCE)
             )
         children.append(
-            ChildSpec(BREAKER_MONITOR, self.breaker_monitor.run, shutdown_timeout=_QUICK_STOP_S)
+            ChildSpec(BREAKER_MONITOR, self.breaker_monitor.run, shutdown_timeout=_AT_ONCE)
         )
         children.append(
             ChildSpec(
@@ -305,11 +306,11 @@ class Pipeline:
         return handler
 
     async def _deliver_last_logs(self) -> None:
-        """Ship what was logged after the shipper stopped, bounded like its own stop."""
+        """Ship what was logged after the shipper stopped, within its share of the budget."""
         if self.log_buffer.statistics().queued == 0:
             return
         shipper = self._new_log_shipper()
-        with anyio.move_on_after(StopBudget(self.config.supervisor.graceful_stop_s).log_shipper):
+        with anyio.move_on_after(StopBudget(self.config.supervisor.graceful_stop_s).last_logs):
             try:
                 await shipper.flush()
             except Exception as exc:  # nobody ships logs any more: stderr is what is left

@@ -40,4 +40,27 @@ def test_the_demo_runs_its_course_and_loses_nothing(tmp_path: Path) -> None:
     assert summary["restarts"] == "kafka_consumer x1"
     assert summary["nothing lost"] == f"every one of the {valid} valid events was handled"
     assert ">> supervisor restarted kafka_consumer" in result.stdout
-    assert Path(summary["logs"]).stat().st_size > 0
+    logged = re.fullmatch(r"(\d+) lines, removed with (\S+) \(--keep keeps them\)", summary["logs"])
+    assert logged is not None
+    assert int(logged[1]) > 0
+    assert Path(logged[2]).parent == tmp_path
+    assert list(tmp_path.glob("kafka-pipeline-demo-*")) == []
+
+
+def test_the_demo_keeps_its_directory_when_asked(tmp_path: Path) -> None:
+    """With --keep the summary names the kept log, which holds the pipeline's JSON lines."""
+    result = subprocess.run(
+        [sys.executable, "-m", "supervisor", "demo", "--duration", "6", "--keep"],
+        cwd=tmp_path,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    kept = re.fullmatch(r"(\S+) \(kept\)", _summary(result.stdout)["logs"])
+    assert kept is not None
+    log = Path(kept[1])
+    assert log.parent.parent == tmp_path
+    assert log.read_bytes().startswith(b"{")
+    assert (log.parent / "broker.log").exists()

@@ -21,6 +21,11 @@ from supervisor.testing.embedded_broker import free_port
 
 pytestmark = pytest.mark.anyio
 
+CLEAN_ENV = {
+    name: value for name, value in os.environ.items() if not name.startswith("KAFKA_PIPELINE_")
+}
+"""The test run's environment without overrides (every KAFKA_PIPELINE_ variable is one)."""
+
 RECORDS = 200
 PARTITIONS = 2
 
@@ -35,7 +40,7 @@ class Process:
         self.popen = subprocess.Popen(
             [sys.executable, "-m", "supervisor", "run", "--config", str(config)],
             cwd=workdir,
-            env={**os.environ, **(env or {})},
+            env={**CLEAN_ENV, **(env or {})},
             stdout=self._stdout,
             stderr=self._stderr,
         )

@@ -2,10 +2,14 @@
 
 tests/supervisor/test_cli.py already covers the bad files (missing file, bad TOML,
 unknown key, wrong type, missing AZURE_CLIENT_SECRET, a handler module that does not
-exist). These are the cases around them: what the environment gets wrong (overrides,
-secret and token files that are not there or cannot be read, a health port already
-taken, a handler module that fails while importing) and configuration that can only be
-judged against the machine (a jsonl sink in a directory that does not exist). Each
+exist). These are the cases around them: what the environment gets wrong (overrides
+with bad values or matching no key, secret and token files that are not there or
+cannot be read, a health port already taken, a handler module that fails while
+importing), numbers outside their range (NaN, infinity, 1e308, beyond int32), Kafka
+names that cannot work (servers, topics, dead-letter patterns), loops (writing to a
+consumed topic) and configuration that can only be judged against the machine (a
+jsonl sink or a log file that cannot be appended to, a health address that cannot be
+bound). Each
 process is pointed at a real broker with a log topic, and the test checks afterwards
 that the topic, its dead-letter topic and the log topic stay empty and the group
 committed nothing.
@@ -13,6 +17,7 @@ committed nothing.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -25,7 +30,8 @@ from supervisor.testing import committed_offsets, create_topics, read_topic, uni
 SCOPE = "https://kp.servicebus.windows.net/.default"
 OAUTH = {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "OAUTHBEARER"}
 
-# name: (config overrides, environment, what the one stderr line must contain)
+# name: (config overrides, environment, what the one stderr line must contain); in the
+# overrides' strings `{topic}` is the consumed topic ({{ and }} stand for braces)
 CASES: dict[str, tuple[dict[str, dict[str, object]], dict[str, str], str]] = {
     "override with a bad value": (
         {},
@@ -35,7 +41,91 @@ CASES: dict[str, tuple[dict[str, dict[str, object]], dict[str, str], str]] = {
     "override of an unknown key": (
         {},
         {"KAFKA_PIPELINE_KAFKA__BOOTSTRAP": "127.0.0.1:1"},
-        "kafka.bootstrap: unknown key",
+        "KAFKA_PIPELINE_KAFKA__BOOTSTRAP: matches no setting",
+    ),
+    "override one underscore short": (
+        {},
+        {"KAFKA_PIPELINE_KAFKA_TOPICS": "elsewhere"},
+        "did you mean KAFKA_PIPELINE_KAFKA__TOPICS?",
+    ),
+    "NaN from the environment": (
+        {},
+        {"KAFKA_PIPELINE_SUPERVISOR__PERIOD_S": "nan"},
+        "supervisor.period_s: got nan; allowed: (0, 86_400] s",
+    ),
+    "backoff NaN": ({"supervisor": {"backoff_base_s": math.nan}}, {}, "backoff_base_s: got nan"),
+    "retry delay infinite": ({"retry": {"max_delay_s": math.inf}}, {}, "max_delay_s: got inf"),
+    "breaker recovery NaN": (
+        {"breaker": {"recovery_timeout_s": math.nan}},
+        {},
+        "breaker.recovery_timeout_s: got nan",
+    ),
+    "log flush interval infinite": (
+        {"logging": {"flush_interval_s": math.inf}},
+        {},
+        "logging.flush_interval_s: got inf",
+    ),
+    "commit interval 1e308": (
+        {"kafka": {"commit_interval_s": 1e308}},
+        {},
+        "kafka.commit_interval_s: got 1e+308; allowed: 0.01..600 s",
+    ),
+    "session timeout above int32": (
+        {"kafka": {"session_timeout_ms": 2**31}},
+        {},
+        "kafka.session_timeout_ms: got 2147483648",
+    ),
+    "bootstrap servers unparseable": (
+        {"kafka": {"bootstrap_servers": "broker-without-port"}},
+        {},
+        "kafka.bootstrap_servers: 'broker-without-port' is not host:port",
+    ),
+    "invalid topic name": (
+        {"kafka": {"topics": ["{topic}", "no spaces"]}},
+        {},
+        "kafka.topics: 'no spaces' is not a valid topic name",
+    ),
+    "dead-letter pattern with an attribute": (
+        {"dead_letter": {"topic": "{{topic.__class__}}"}},
+        {},
+        "dead_letter.topic: '{topic.__class__}' may only use the placeholder {topic}",
+    ),
+    "dead-letter topic is a consumed topic": (
+        {"dead_letter": {"topic": "{{topic}}"}},
+        {},
+        "is also consumed from",
+    ),
+    "forward to a consumed topic": (
+        {"handler": {"target": "forward:{topic}"}},
+        {},
+        "handler.target: forward:",
+    ),
+    "log topic is a consumed topic": (
+        {"logging": {"kafka_topic": "{topic}"}},
+        {},
+        "logging.kafka_topic:",
+    ),
+    "log file on /dev/full": (
+        {"logging": {"file": "/dev/full"}},
+        {},
+        "logging.file: /dev/full is a device, FIFO or socket",
+    ),
+    "log file is a directory": ({"logging": {"file": "."}}, {}, "is a directory"),
+    "log file in a missing directory": (
+        {"logging": {"file": "absent-directory/pipeline.log"}},
+        {},
+        "absent-directory does not exist",
+    ),
+    "health host empty": ({"health": {"host": ""}}, {}, "health.host: must not be empty"),
+    "health host unresolvable": (
+        {"health": {"host": "kp-no-such-host.invalid"}},
+        {},
+        "health.host: 'kp-no-such-host.invalid' does not resolve",
+    ),
+    "health port 0 on another machine's address": (
+        {"health": {"host": "192.0.2.1", "port": 0}},
+        {},
+        "health.port: 0 on 192.0.2.1 cannot be bound",
     ),
     "password file missing": (
         {
@@ -90,6 +180,19 @@ CASES: dict[str, tuple[dict[str, dict[str, object]], dict[str, str], str]] = {
 }
 
 
+def _naming(overrides: dict[str, dict[str, object]], topic: str) -> dict[str, dict[str, object]]:
+    """`overrides` with `{topic}` in their strings (and lists of strings) replaced."""
+
+    def named(value: object) -> object:
+        if isinstance(value, str):
+            return value.format(topic=topic)
+        if isinstance(value, list):
+            return [named(item) for item in value]
+        return value
+
+    return {table: {k: named(v) for k, v in keys.items()} for table, keys in overrides.items()}
+
+
 @pytest.mark.anyio
 @pytest.mark.parametrize("case", list(CASES))
 async def test_a_bad_environment_exits_2_with_one_clear_line_and_writes_nothing(
@@ -104,8 +207,8 @@ async def test_a_bad_environment_exits_2_with_one_clear_line_and_writes_nothing(
     overrides, env, expected = CASES[case]
     topic, logs, group = unique_name("badenv"), unique_name("badenv-logs"), unique_name("badenv-g")
     await create_topics(bootstrap_servers, [topic, f"{topic}.dlq", logs])
-    sections = pipeline_sections(bootstrap_servers, topic, group, overrides)
-    sections.setdefault("logging", {})["kafka_topic"] = logs
+    sections = pipeline_sections(bootstrap_servers, topic, group, _naming(overrides, topic))
+    sections.setdefault("logging", {}).setdefault("kafka_topic", logs)
     if case == "health port taken":
         sections["health"]["port"] = taken_port
     (tmp_path / "kp_broken_on_import.py").write_text("raise RuntimeError('no database URL set')\n")

@@ -139,6 +139,7 @@ async def test_no_secret_appears_in_any_byte_the_process_writes(
     no_egress = {"HTTPS_PROXY": f"http://127.0.0.1:{free_port()}", "NO_PROXY": ""}
     blobs: dict[str, bytes] = {}
     members: dict[str, tuple[PipelineProcess, int]] = {}
+    configs: dict[str, dict[str, dict[str, object]]] = {}
     for name, overrides in variants.items():
         workdir = tmp_path / name
         workdir.mkdir()
@@ -150,6 +151,7 @@ async def test_no_secret_appears_in_any_byte_the_process_writes(
         )
         sections.setdefault("logging", {})["file"] = "pipeline.log"
         config = write_config(workdir / "pipeline.toml", sections)
+        configs[name] = sections
         process_env = {**env, **(no_egress if name == "secret" else {})}
         process = PipelineProcess(workdir, config, env=process_env, name=name)
         processes.append(process)
@@ -160,7 +162,14 @@ async def test_no_secret_appears_in_any_byte_the_process_writes(
         for path, body in (await _scrape(port)).items():
             blobs[f"{name} {path}"] = body
     for name, (process, _) in members.items():
-        blobs[f"check-config {name}"] = _check_config(process.workdir, process.config, process.env)
+        # the same file but another health port: the running process holds its own, and
+        # check-config (which checks the port as run does) would stop before printing
+        checked = write_config(
+            process.workdir / "check.toml",
+            {**configs[name], "health": {**configs[name]["health"], "port": free_port()}},
+        )
+        blobs[f"check-config {name}"] = _check_config(process.workdir, checked, process.env)
+    assert b"\n# valid; supervision tree" in blobs["check-config working"]
     sink = tmp_path / "working" / "handled.jsonl"
     await until(
         lambda: sink.exists() and sink.read_bytes().count(b"\n") >= RECORDS,

@@ -10,6 +10,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from supervisor import cli
 from supervisor.testing import committed_offsets, create_topics, read_topic, unique_name
 
 CLEAN_ENV = {
@@ -56,8 +57,19 @@ BROKEN_CONFIGS = {
         "[health]\nport = {taken_port}\n",
         "health.port: {taken_port} on 127.0.0.1 cannot be bound: [Errno 98]",
     ),
+    "NaN": ("[supervisor]\nperiod_s = nan\n", "supervisor.period_s: got nan; allowed:"),
+    "infinity": ("[logging]\nflush_interval_s = inf\n", "logging.flush_interval_s: got inf"),
+    "log file on /dev/full": (
+        "[logging]\nfile = '/dev/full'\n",
+        "logging.file: /dev/full is a device, FIFO or socket",
+    ),
+    "dead-letter pattern": (
+        "[dead_letter]\ntopic = '{{topic.__class__}}'\n",
+        "dead_letter.topic: '{{topic.__class__}}' may only use the placeholder {{topic}}",
+    ),
 }
-"""name: (the file, the start of its one stderr line); `{taken_port}` is a port in use."""
+"""name: (the file, the start of its one stderr line); `{taken_port}` is a port in use
+(both are format strings: `{{` and `}}` stand for braces)."""
 
 
 @pytest.fixture(scope="module")
@@ -83,9 +95,7 @@ async def test_each_kind_of_bad_config_exits_2_with_one_line_and_writes_nothing(
     if case == "missing file":
         expected = f"config: file not found: {str(config)!r}"
     else:
-        text, expected = (
-            part.replace("{taken_port}", str(taken_port)) for part in BROKEN_CONFIGS[case]
-        )
+        text, expected = (part.format(taken_port=taken_port) for part in BROKEN_CONFIGS[case])
         config.write_text(text)
     result = _cli(
         "run",
@@ -137,16 +147,61 @@ def test_check_config_prints_the_effective_config_with_secrets_masked(tmp_path: 
     )
 
 
-def test_check_config_refuses_what_run_would_refuse(tmp_path: Path) -> None:
-    """A handler that cannot be imported fails check-config with the same one-line error."""
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "[handler]\ntarget = 'kp_absent_module:handle'\n",
+            "handler.target 'kp_absent_module:handle'",
+        ),
+        ("[health]\nport = {taken_port}\n", "health.port: {taken_port} on 127.0.0.1"),
+        ("[logging]\nfile = 'absent/p.log'\n", "logging.file: "),
+        ("[health]\nhost = 'kp-no-such-host.invalid'\n", "health.host: "),
+    ],
+    ids=["handler import", "health port taken", "log directory missing", "health host"],
+)
+def test_check_config_refuses_what_run_would_refuse_at_startup(
+    text: str, expected: str, taken_port: int, tmp_path: Path
+) -> None:
+    """check-config runs run's startup checks (one function): the same one-line error."""
     config = tmp_path / "pipeline.toml"
-    config.write_text("[handler]\ntarget = 'kp_absent_module:handle'\n")
+    config.write_text(text.format(taken_port=taken_port))
     result = _cli("check-config", str(config), cwd=tmp_path)
     assert result.returncode == 2
-    assert result.stderr.startswith(
-        "kafka-pipeline: configuration error: handler.target 'kp_absent_module:handle'"
+    [line] = result.stderr.splitlines()
+    assert line.startswith(
+        f"kafka-pipeline: configuration error: {expected.format(taken_port=taken_port)}"
     )
-    assert len(result.stderr.splitlines()) == 1
+    assert result.stdout == ""
+
+
+def test_check_config_prints_control_characters_escaped(tmp_path: Path) -> None:
+    """A group id with a newline and a NUL prints as one escaped TOML line, read back intact."""
+    config = tmp_path / "pipeline.toml"
+    config.write_text('[kafka]\ngroup_id = "evil\\nline\\u0000x"\n')
+    result = _cli("check-config", str(config), cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (0, "")
+    [line] = [line for line in result.stdout.splitlines() if line.startswith("group_id")]
+    assert line == 'group_id = "evil\\nline\\u0000x"'
+    assert "\x00" not in result.stdout
+
+
+def test_any_error_while_validating_exits_2_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unforeseen error type raised while the file is validated (stood in for by a
+    patched loader: every known case is a ConfigError) still exits 2 with one line."""
+
+    def broken_loader(path: Path) -> object:
+        raise ZeroDivisionError("a bug\nover two lines")
+
+    monkeypatch.setattr(cli, "load_config", broken_loader)
+    assert cli.main(["check-config", str(tmp_path / "pipeline.toml")]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == (
+        "kafka-pipeline: configuration error: ZeroDivisionError: a bug over two lines\n"
+    )
+    assert captured.out == ""
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,7 @@ from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.messages import RefreshRequest, TokenRefreshed
+from actors.messages import RefreshRequest
 from actors.token_refresher import TokenRefresherActor, TokenRefreshError
 from core.auth.credentials import AzureCredentialProvider
 from core.auth.token_cache import TokenCache
@@ -171,7 +171,6 @@ def build_harness(
     *,
     outage: Exception | None = None,
     rng: random.Random | None = None,
-    refreshed: MemoryObjectSendStream[TokenRefreshed] | None = None,
 ) -> Harness:
     """A refresher over the real provider and cache in virtual time, not yet running."""
     time = VirtualTime(START)
@@ -188,7 +187,6 @@ def build_harness(
         lead_time=LEAD,
         min_interval=MIN_INTERVAL,
         retry=RETRY,
-        refreshed=refreshed,
         sleep=time.sleep,
         rng=rng or random.Random(0),
     )
@@ -202,10 +200,9 @@ async def running_refresher(
     *,
     outage: Exception | None = None,
     rng: random.Random | None = None,
-    refreshed: MemoryObjectSendStream[TokenRefreshed] | None = None,
 ) -> AsyncIterator[Harness]:
     """`build_harness`, running until every scope waits for its next refresh; stopped on exit."""
-    harness = build_harness(lifetimes, scopes, outage=outage, rng=rng, refreshed=refreshed)
+    harness = build_harness(lifetimes, scopes, outage=outage, rng=rng)
     with harness.requests, harness.inbox:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(harness.run_actor)
@@ -325,22 +322,6 @@ async def test_no_token_and_an_outage_end_the_run_as_transient_after_max_attempt
         assert isinstance(harness.error, TokenRefreshError)
         assert harness.error.category is ErrorCategory.TRANSIENT
         assert harness.azure_ad.calls == RETRY.max_attempts
-
-
-async def test_refreshed_notifications_are_sent_and_a_full_channel_drops_them() -> None:
-    """Each refresh sends TokenRefreshed; when nobody reads, extra ones are dropped and counted."""
-    send, receive = anyio.create_memory_object_stream[TokenRefreshed](1)
-    lifetime = timedelta(hours=1)
-    with send, receive:
-        async with running_refresher([lifetime], refreshed=send) as harness:
-            await harness.advance(lifetime - LEAD)
-            first = receive.receive_nowait()
-            entry = harness.cache.get_entry(SCOPE)
-
-            assert first.scope == SCOPE
-            assert entry is not None
-            assert first.expires_on < entry.expires_on
-            assert harness.actor.notifications_dropped == 1
 
 
 async def test_a_restarted_refresher_starts_at_once_from_a_token_still_in_the_cache() -> None:

@@ -90,10 +90,12 @@ def test_default_config_is_the_documented_one() -> None:
         ("recovery_timeout", 0.0),
         ("recovery_timeout", -5.0),
         ("recovery_timeout", math.nan),
+        ("recovery_timeout", math.inf),
     ],
 )
 def test_invalid_config_is_rejected_naming_the_field(field: str, value: float) -> None:
-    """A threshold below 1 or a non-positive timeout raises ValueError naming the field."""
+    """A threshold below 1 or a timeout that is not finite and positive raises ValueError
+    naming the field (an infinite one would keep an open breaker open for ever)."""
     with pytest.raises(ValueError, match=field):
         CircuitBreakerConfig(**{field: value})
 

@@ -41,3 +41,24 @@ def test_the_status_line_is_one_line_of_the_observed_counters(observation: Obser
         f"restarts {sum(restarts_by_actor(observation).values())}",
     ):
         assert part in line
+
+
+@settings(max_examples=100)
+@given(observations)
+def test_the_lag_is_shown_only_when_it_is_known(observation: Observation) -> None:
+    """A running consumer that measured every assigned partition shows their summed lag;
+    otherwise (restarting, joining, not yet measured) the line says `lag ?`, never 0."""
+    consumer = observation.consumer
+    actor = observation.actors.get("kafka_consumer")
+    known = (
+        actor is not None
+        and actor.running
+        and bool(consumer.assigned)
+        and all(partition in consumer.lag for partition in consumer.assigned)
+    )
+    line = status_line(observation, DemoLedger(), elapsed=1.5)
+    if known:
+        total = sum(consumer.lag[partition] for partition in consumer.assigned)
+        assert line.endswith(f"| lag {total}")
+    else:
+        assert line.endswith("| lag ?")

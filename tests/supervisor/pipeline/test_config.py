@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import tomllib
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.errors import ConfigurationError, classify_exception
@@ -22,6 +24,8 @@ from supervisor.pipeline.config import (
     render_config,
 )
 from supervisor.pipeline.config_loader import Secret
+from supervisor.pipeline.config_ranges import range_of
+from supervisor.pipeline.settings import consumer_settings
 
 NO_ENV: dict[str, str] = {}
 SERVICE_PRINCIPAL = (
@@ -76,12 +80,21 @@ def test_environment_overrides_the_file() -> None:
         ("[kafka]\ntopics = 'one'\n", "kafka.topics", "expected a list"),
         ("[dedup]\nenabled = 1\n", "dedup.enabled", "expected true or false"),
         ("[kafka]\nsecurity_protocol = 'TLS'\n", "kafka.security_protocol", "allowed:"),
-        ("[retry]\nmax_attempts = 0\n", "retry.max_attempts", "greater than 0"),
+        ("[retry]\nmax_attempts = 0\n", "retry.max_attempts", "allowed: 1..100"),
         ("[dead_letter]\npoison_max_share = 1.5\n", "dead_letter.poison_max_share", "(0, 1]"),
-        ("[health]\nport = 70000\n", "health.port", "0..65535"),
+        ("[health]\nport = 70000\n", "health.port", "0..65_535"),
+        ("[health]\nhost = ' '\n", "health.host", "must not be empty"),
         ("[handler]\ntarget = 'nomodule'\n", "handler.target", "package.module:function"),
         ("kafka = 3\n", "kafka", "expected a table"),
-        ("[kafka]\nheartbeat_interval_ms = 20000\n", "kafka.heartbeat_interval_ms", "below"),
+        ("[kafka]\nsession_timeout_ms = 2147483648\n", "kafka.session_timeout_ms", "3_600_000"),
+        ("[kafka]\ncommit_interval_s = 1e308\n", "kafka.commit_interval_s", "0.01..600 s"),
+        ("[logging]\nflush_interval_s = inf\n", "logging.flush_interval_s", "got inf"),
+        ("[supervisor]\nperiod_s = nan\n", "supervisor.period_s", "got nan"),
+        ("[supervisor]\nbackoff_base_s = 5\nbackoff_max_s = 1\n", "supervisor.backoff_max_s", ">="),
+        ("[retry]\nbase_delay_s = -inf\n", "retry.base_delay_s", "0..3_600 s"),
+        ("[breaker]\nrecovery_timeout_s = inf\n", "breaker.recovery_timeout_s", "(0, 3_600]"),
+        ("[handler]\ntarget = 'forward:bad topic'\n", "handler.target", "not a valid topic"),
+        ("[logging]\nkafka_topic = '..'\n", "logging.kafka_topic", "not allowed"),
     ],
 )
 def test_each_mistake_names_its_field_and_what_is_allowed(
@@ -250,3 +263,137 @@ def test_a_file_mode_that_is_not_octal_permissions_is_refused(text: str) -> None
     """A mode outside 0000-0777 or not octal names the key."""
     with pytest.raises(ConfigError, match=r"^logging\.file_mode: got"):
         parse_config(f'[logging]\nfile_mode = "{text}"\n', environ={})
+
+
+def _ranged_keys() -> list[tuple[str, str, type]]:
+    """(table, key, int or float) of every number the configuration reads."""
+    keys = []
+    for table in dataclasses.fields(Config):
+        defaults = table.default_factory()  # type: ignore[misc]
+        if not dataclasses.is_dataclass(defaults):
+            continue  # a sink's own table: its settings class checks its numbers
+        for item in dataclasses.fields(defaults):
+            if range_of(item) is not None:
+                keys.append((table.name, item.name, int if item.type == "int" else float))
+    return keys
+
+
+RANGED_KEYS = _ranged_keys()
+ANY_NUMBER = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.sampled_from([0, -1, 2**31, 2**63, 1e308, -0.0, 5e-324]),
+)
+
+
+def _toml_number(value: float) -> str:
+    if isinstance(value, float) and math.isnan(value):
+        return "nan"
+    if isinstance(value, float) and math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return repr(value)
+
+
+def test_every_numeric_key_has_a_finite_range() -> None:
+    """Each number of the schema declares a range whose both ends are finite."""
+    assert len(RANGED_KEYS) >= 25
+    for table in dataclasses.fields(Config):
+        defaults = table.default_factory()  # type: ignore[misc]
+        if not dataclasses.is_dataclass(defaults):
+            continue  # a sink's own table: its settings class checks its numbers
+        for item in dataclasses.fields(defaults):
+            allowed = range_of(item)
+            if item.type in ("int", "float"):
+                assert allowed is not None, f"{table.name}.{item.name} has no range"
+                assert math.isfinite(allowed.low)
+                assert math.isfinite(allowed.high)
+
+
+@settings(max_examples=600)
+@given(key=st.sampled_from(RANGED_KEYS), value=ANY_NUMBER, from_env=st.booleans())
+def test_any_number_for_any_key_is_accepted_in_range_or_refused_naming_the_key(
+    key: tuple[str, str, type], value: float, from_env: bool
+) -> None:
+    """NaN, infinities, huge, tiny and negative numbers, from the file or the environment:
+    either the key takes the value within its range (and the consumer's settings build),
+    or one ConfigError names the key (a rule between two keys names both)."""
+    table, name, kind = key
+    if from_env:
+        env = {f"KAFKA_PIPELINE_{table.upper()}__{name.upper()}": str(value)}
+        text = ""
+    else:
+        env = {}
+        text = f"[{table}]\n{name} = {_toml_number(value)}\n"
+    refused: ConfigError | None = None
+    try:
+        config = parse_config(text, environ=env)
+        consumer_settings(config)
+    except ConfigError as error:
+        refused = error
+    if refused is not None:
+        assert name in str(refused)
+        assert refused.field.split(".")[0] == table
+        return
+    taken = getattr(getattr(config, table), name)
+    item = next(f for f in dataclasses.fields(getattr(config, table)) if f.name == name)
+    allowed = range_of(item)
+    assert allowed is not None
+    assert allowed.admits(taken)
+    assert taken == value
+    assert isinstance(taken, kind)
+
+
+def test_an_override_that_matches_no_key_is_refused_with_the_closest_name() -> None:
+    """One underscore short (or any other near miss) names the variable and the fix."""
+    with pytest.raises(ConfigError) as caught:
+        parse_config("", environ={"KAFKA_PIPELINE_KAFKA_TOPICS": "a"})
+    assert caught.value.field == "KAFKA_PIPELINE_KAFKA_TOPICS"
+    assert "did you mean KAFKA_PIPELINE_KAFKA__TOPICS?" in str(caught.value)
+    with pytest.raises(ConfigError, match=r"^KAFKA_PIPELINE_NOTHING_LIKE_IT: matches no setting"):
+        parse_config("", environ={"KAFKA_PIPELINE_NOTHING_LIKE_IT": "1"})
+
+
+def test_overrides_of_secret_files_are_keys_too(tmp_path: Path) -> None:
+    """`<secret>_file` is a key of its table, so its override is accepted."""
+    (tmp_path / "password").write_text("pw\n")
+    config = parse_config(
+        "[kafka]\nsecurity_protocol='SASL_PLAINTEXT'\nsasl_mechanism='PLAIN'\nsasl_username='u'\n",
+        environ={"KAFKA_PIPELINE_KAFKA__SASL_PASSWORD_FILE": str(tmp_path / "password")},
+    )
+    assert config.kafka.sasl_password == Secret("pw")
+
+
+@given(text=st.text())
+def test_rendered_strings_are_escaped_and_parse_back(text: str) -> None:
+    """A group id with newlines, NUL or quotes prints as one TOML line that reads back."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return  # refused when read: see test_text_that_is_not_utf8_is_refused
+    config = Config(kafka=dataclasses.replace(Config().kafka, group_id=text))
+    rendered = render_config(config)
+    [line] = [line for line in rendered.splitlines() if line.startswith("group_id = ")]
+    assert line.isprintable()
+    assert tomllib.loads(line)["group_id"] == text
+    assert rendered.count("\n") == render_config(Config()).count("\n")
+
+
+def test_text_that_is_not_utf8_is_refused() -> None:
+    """An environment value with undecodable bytes (lone surrogates) names the key."""
+    with pytest.raises(ConfigError, match=r"^kafka\.group_id: .*not valid UTF-8"):
+        parse_config("", environ={"KAFKA_PIPELINE_KAFKA__GROUP_ID": "g\udcff"})
+
+
+@pytest.mark.parametrize(
+    ("toml", "field"),
+    [
+        ("[kafka]\ntopics=['a','b']\n[handler]\ntarget='forward:b'\n", "handler.target"),
+        ("[kafka]\ntopics=['a']\n[logging]\nkafka_topic='a'\n", "logging.kafka_topic"),
+    ],
+)
+def test_writing_to_a_consumed_topic_is_refused_as_a_loop(toml: str, field: str) -> None:
+    """forward: or the log topic naming a consumed topic would feed the pipeline itself."""
+    with pytest.raises(ConfigError) as caught:
+        parse_config(toml, environ=NO_ENV)
+    assert caught.value.field == field
+    assert "kafka.topics" in str(caught.value)

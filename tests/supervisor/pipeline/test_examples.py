@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from supervisor.pipeline.config import load_config
+from supervisor.pipeline.settings import build_auth, consumer_settings
 
 EXAMPLES = sorted((Path(__file__).parents[3] / "examples").glob("*.toml"))
 
@@ -22,9 +23,11 @@ def test_there_are_examples() -> None:
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.stem)
 def test_every_example_loads(path: Path) -> None:
-    """Each example parses into a Config when its documented secret is in the environment."""
+    """Each example parses into a Config when its documented secret is in the environment,
+    and its Kafka settings pass the consumer's rules (topic names, servers, SASL)."""
     config = load_config(path, environ={"AZURE_CLIENT_SECRET": "from-the-environment"})
-    assert config.kafka.topics
+    settings = consumer_settings(config, build_auth(config))
+    assert settings.topics == config.kafka.topics
 
 
 def test_graceful_stop_fits_the_deployment_grace_periods() -> None:

@@ -72,9 +72,9 @@ def test_a_taken_port_is_a_configuration_error_naming_port_host_and_cause(
 
 
 def test_a_host_that_does_not_resolve_is_a_configuration_error() -> None:
-    """A health.host the resolver does not know cannot be bound either."""
+    """A health.host the resolver does not know is named as the host, not the port."""
     with pytest.raises(
-        ConfigError, match=re.escape("health.port: 8080 on kp-no-such-host.invalid")
+        ConfigError, match=re.escape("health.host: 'kp-no-such-host.invalid' does not resolve")
     ):
         _endpoint(8080, host="kp-no-such-host.invalid").check_port()
 
@@ -93,8 +93,14 @@ async def test_a_free_port_passes_the_check_and_is_left_free_for_the_server() ->
         group.cancel_scope.cancel()
 
 
-def test_port_0_always_passes_the_check() -> None:
-    """Port 0 asks for any free port, which binding always finds."""
+def test_port_0_passes_the_check_on_an_address_of_this_machine() -> None:
+    """Port 0 asks for any free port, which binding finds on a local address."""
     endpoint = _endpoint(0)
     endpoint.check_port()
     assert endpoint.port == 0
+
+
+def test_port_0_is_bind_checked_too() -> None:
+    """Port 0 on an address that is not this machine's fails the check (EADDRNOTAVAIL)."""
+    with pytest.raises(ConfigError, match=r"^health\.port: 0 on 192\.0\.2\.1 cannot be bound"):
+        _endpoint(0, host="192.0.2.1").check_port()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -223,28 +224,18 @@ def test_a_scope_that_cannot_be_derived_is_a_config_error() -> None:
 
 
 @pytest.mark.parametrize(
-    ("toml", "field", "build"),
+    ("toml", "field"),
     [
-        (
-            "[retry]\nbase_delay_s = 5.0\nmax_delay_s = 1.0\n",
-            "retry.max_delay_s",
-            consumer_settings,
-        ),
-        (
-            "[supervisor]\nbackoff_base_s = 5.0\nbackoff_max_s = 1.0\n",
-            "supervisor.backoff_max_s",
-            lambda config: restart_backoff(config.supervisor),
-        ),
+        ("[retry]\nbase_delay_s = 5.0\nmax_delay_s = 1.0\n", "retry.max_delay_s"),
+        ("[supervisor]\nbackoff_base_s = 5.0\nbackoff_max_s = 1.0\n", "supervisor.backoff_max_s"),
     ],
 )
-def test_a_delay_below_its_base_is_a_config_error(
-    toml: str, field: str, build: Callable[[Config], object]
-) -> None:
-    """A maximum delay below its base delay names the maximum's field."""
-    config = parse_config(toml, environ=NO_ENV)
+def test_a_delay_below_its_base_is_a_config_error(toml: str, field: str) -> None:
+    """A maximum delay below its base delay names the maximum's field when the file is read."""
     with pytest.raises(ConfigError) as caught:
-        build(config)
+        parse_config(toml, environ=NO_ENV)
     assert caught.value.field == field
+    assert field.replace("max", "base") in str(caught.value)
 
 
 def test_restart_backoff_follows_the_supervisor_table() -> None:
@@ -277,9 +268,87 @@ def test_forwarding_uses_the_consumer_connection_with_acks_all() -> None:
     assert producer["client_id"] == "kafka-pipeline-forward"
 
 
-@given(st.floats(0.01, 3600))
+@given(st.floats(0.1, 3600))
 def test_the_stop_budget_fits_the_graceful_deadline(graceful_stop_s: float) -> None:
-    """The consumer's and the log shipper's timeouts together stay within the deadline."""
+    """The parts that run one after another (consumer, log shipper, last logs) sum to less
+    than the deadline; the consumer's final commit is a part of the consumer's share."""
     budget = StopBudget(graceful_stop_s)
-    assert budget.consumer + budget.log_shipper < graceful_stop_s
+    assert budget.consumer + budget.log_shipper + budget.last_logs < graceful_stop_s
     assert budget.consumer_exit < budget.consumer
+
+
+@pytest.mark.parametrize(
+    ("toml", "field", "fragment"),
+    [
+        ("[kafka]\ntopics = ['has space']\n", "kafka.topics", "not a valid topic name"),
+        ("[kafka]\ntopics = ['..']\n", "kafka.topics", "not allowed"),
+        (f"[kafka]\ntopics = ['{'t' * 250}']\n", "kafka.topics", "at most 249"),
+        ("[kafka]\ntopics = []\n", "kafka.topics", "at least one"),
+        (
+            "[dead_letter]\ntopic = '{topic.__class__}'\n",
+            "dead_letter.topic",
+            "use the placeholder",
+        ),
+        ("[dead_letter]\ntopic = '{topic!r}.dlq'\n", "dead_letter.topic", "use the placeholder"),
+        ("[dead_letter]\ntopic = '{0}.dlq'\n", "dead_letter.topic", "use the placeholder"),
+        ("[dead_letter]\ntopic = '{topic'\n", "dead_letter.topic", "use the placeholder"),
+        ("[dead_letter]\ntopic = '{topic}/dlq'\n", "dead_letter.topic", "not a valid topic name"),
+        ("[kafka]\ntopics=['a','a.dlq']\n", "dead_letter.topic", "also consumed from"),
+        ("[kafka]\ntopics=['a']\n[dead_letter]\ntopic='a'\n", "dead_letter.topic", "also consumed"),
+        ("[kafka]\nbootstrap_servers = 'host'\n", "kafka.bootstrap_servers", "not host:port"),
+        ("[kafka]\nbootstrap_servers = 'h:1,'\n", "kafka.bootstrap_servers", "not host:port"),
+        ("[kafka]\nbootstrap_servers = '::1:9092'\n", "kafka.bootstrap_servers", "[address]"),
+        ("[kafka]\nbootstrap_servers = 'h:0'\n", "kafka.bootstrap_servers", "1..65535"),
+        ("[kafka]\nbootstrap_servers = '[1.2.3.4]:1'\n", "kafka.bootstrap_servers", "[address]"),
+        ("[kafka]\nbootstrap_servers = ' '\n", "kafka.bootstrap_servers", "must not be empty"),
+        ("[kafka]\nheartbeat_interval_ms = 20000\n", "kafka.heartbeat_interval_ms", "below"),
+        ("[kafka]\ngroup_id = ''\n", "kafka.group_id", "must not be empty"),
+        (
+            "[kafka]\nsecurity_protocol='SASL_SSL'\nsasl_mechanism='PLAIN'\nsasl_username='u'\n",
+            "kafka.sasl_password",
+            "KAFKA_PIPELINE_KAFKA__SASL_PASSWORD",
+        ),
+    ],
+)
+def test_a_kafka_rule_broken_names_the_configuration_key(
+    toml: str, field: str, fragment: str
+) -> None:
+    """The consumer's settings check the Kafka rules once; the error names the TOML key."""
+    config = parse_config(toml, environ=NO_ENV)
+    with pytest.raises(ConfigError) as caught:
+        consumer_settings(config)
+    assert caught.value.field == field
+    assert fragment in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "servers", ["127.0.0.1:9092", "a:1,b.example:65535", "[::1]:9092", " h1:1 , [fe80::1%eth0]:2 "]
+)
+def test_bootstrap_servers_in_every_valid_form_are_taken(servers: str) -> None:
+    """host:port lists, with IPv6 addresses in brackets, pass as written."""
+    config = parse_config(f"[kafka]\nbootstrap_servers = '{servers}'\n", environ=NO_ENV)
+    assert consumer_settings(config).bootstrap_servers == servers
+
+
+@given(st.text(alphabet="abcXYZ019._-{}!/ ", max_size=20))
+def test_a_dead_letter_pattern_is_refused_or_gives_valid_unconsumed_topics(pattern: str) -> None:
+    """Any pattern either passes, and then each topic's dead-letter name is a valid topic
+    name that is not consumed, or is refused naming dead_letter.topic."""
+    refused: ConfigError | None = None
+    try:
+        config = parse_config(
+            "[kafka]\ntopics=['a', 'b.c']\n",
+            environ={"KAFKA_PIPELINE_DEAD_LETTER__TOPIC": pattern},
+        )
+        settings = consumer_settings(config)
+    except ConfigError as error:
+        refused = error
+    if refused is not None:
+        assert refused.field == "dead_letter.topic"
+        return
+    for topic in config.kafka.topics:
+        name = settings.dead_letter_topic_for(topic)
+        assert name is not None
+        assert re.fullmatch(r"[a-zA-Z0-9._-]{1,249}", name)
+        assert name not in (".", "..")
+        assert name not in config.kafka.topics

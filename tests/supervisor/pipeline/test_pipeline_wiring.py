@@ -14,10 +14,12 @@ from pathlib import Path
 
 import anyio
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from actors.log_shipper import FileSink
 from supervisor import Restart
-from supervisor.pipeline.config import Config, ConfigError, parse_config
+from supervisor.pipeline.config import Config, ConfigError, SupervisionConfig, parse_config
 from supervisor.pipeline.metrics import METRICS
 from supervisor.pipeline.settings import StopBudget
 from supervisor.pipeline.wiring import Pipeline
@@ -74,6 +76,18 @@ def test_the_tree_without_auth_has_four_always_restarted_children() -> None:
     assert specs[0].shutdown_timeout == budget.log_shipper
     assert specs[-1].shutdown_timeout == budget.consumer
     assert "ONE_FOR_ONE" in repr(pipeline.root)
+
+
+@given(st.floats(0.1, 3600))
+def test_the_children_s_stop_timeouts_and_the_last_logs_fit_the_graceful_deadline(
+    graceful_stop_s: float,
+) -> None:
+    """Children stop one after another: all their timeouts plus the last logs' share stay
+    within supervisor.graceful_stop_s (the process's own deadline)."""
+    config = Config(supervisor=SupervisionConfig(graceful_stop_s=graceful_stop_s))
+    pipeline = Pipeline(config)
+    timeouts = [spec.shutdown_timeout for spec in pipeline.root.children]
+    assert sum(timeouts) + StopBudget(graceful_stop_s).last_logs < graceful_stop_s
 
 
 def test_the_tree_with_auth_runs_a_token_refresher_before_the_consumer(tmp_path: Path) -> None:
