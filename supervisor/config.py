@@ -72,6 +72,11 @@ class KafkaConfig:
     sasl_username: str = ""
     sasl_password: Secret | None = None
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    idempotent_producer: bool = True
+    """Idempotent dead-letter and forward producers; off only for a broker without them."""
+    reset_beyond_log_end: bool = False
+    """Reset positions above the log end ourselves; only for a broker that does not
+    answer OffsetOutOfRange (Tansu)."""
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 3_000
     max_poll_records: int = 500

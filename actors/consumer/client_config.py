@@ -1,10 +1,9 @@
 """Turn `ConsumerSettings` into the keyword arguments of aiokafka's consumer and producer.
 
-Kept apart from the actor so the mapping is tested directly: SASL cannot be exercised
-end to end on the test broker. Auto-commit is always off (the actor commits what it
-finished); the dead-letter producer waits for every in-sync replica (acks=all) and is
-not idempotent (Tansu cannot start idempotent producers, and a duplicate in the
-dead-letter topic is harmless next to a lost one).
+Kept apart from the actor so the mapping is tested directly. Auto-commit is always off
+(the actor commits what it finished); the dead-letter producer waits for every in-sync
+replica (acks=all) and is idempotent unless `idempotent_producer` is off (Tansu, the
+demo's broker, cannot start idempotent producers).
 """
 
 from __future__ import annotations
@@ -61,7 +60,7 @@ def producer_kwargs(settings: ConsumerSettings) -> dict[str, Any]:
     return {
         **_connection_kwargs(settings, f"{settings.client_id}-dlq"),
         "acks": "all",
-        "enable_idempotence": False,
+        "enable_idempotence": settings.idempotent_producer,
         "max_request_size": settings.max_request_size,
         "linger_ms": 0,
     }
