@@ -24,14 +24,19 @@ import ipaddress
 import json
 import ssl
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from auth_fake_entra import CLIENT_ID, CLIENT_SECRET, TENANT_ID, FakeEntra
+from consumer_testing import consumer_settings
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from actors.kafka_consumer import ConsumerSettings
+from core.auth import AzureCredentialProvider, EventHubsTokenProvider, TokenCache
 from supervisor.apache_kafka import ApacheKafkaBroker
 
 NAMESPACE = "kafka-pipeline-test.servicebus.windows.net"
@@ -206,3 +211,36 @@ def start_sasl_kafka(
     )
     broker.start()
     return SaslKafka(broker, ca)
+
+
+def entra_token_provider(
+    entra: FakeEntra, scope: str = SCOPE, refresh_margin_s: float = 600.0
+) -> EventHubsTokenProvider:
+    """The OAUTHBEARER provider the process builds for a service principal with a secret."""
+    credentials = AzureCredentialProvider.client_secret(
+        TENANT_ID,
+        CLIENT_ID,
+        CLIENT_SECRET,
+        cache=TokenCache(refresh_margin=timedelta(seconds=refresh_margin_s)),
+        **entra.credential_options(),
+    )
+    return EventHubsTokenProvider(credentials, scope)
+
+
+def sasl_settings(
+    kafka: SaslKafka, mechanism: str, topic: str, **overrides: Any
+) -> ConsumerSettings:
+    """Settings for `mechanism`: PLAIN over SASL_PLAINTEXT, the others over SASL_SSL."""
+    if mechanism == "PLAIN":
+        security: dict[str, Any] = {
+            "security_protocol": "SASL_PLAINTEXT",
+            "sasl_username": PLAIN_USER,
+            "sasl_password": PLAIN_PASSWORD,
+        }
+        bootstrap = kafka.sasl_plaintext
+    else:
+        security = {"security_protocol": "SASL_SSL", "ssl_context": kafka.ca.client_context()}
+        bootstrap = kafka.sasl_ssl
+        if mechanism == "SCRAM-SHA-512":
+            security |= {"sasl_username": SCRAM_USER, "sasl_password": SCRAM_PASSWORD}
+    return consumer_settings(bootstrap, topic, sasl_mechanism=mechanism, **(security | overrides))

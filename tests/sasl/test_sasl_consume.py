@@ -10,62 +10,17 @@ signature against the endpoint's JWKS, its audience, issuer and expiry.
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
-
 import pytest
-from auth_fake_entra import CLIENT_ID, CLIENT_SECRET, TENANT_ID, FakeEntra
-from consumer_testing import consumer_settings, running, wait_until
-from sasl_kafka import (
-    NAMESPACE,
-    PLAIN_PASSWORD,
-    PLAIN_USER,
-    SCOPE,
-    SCRAM_PASSWORD,
-    SCRAM_USER,
-    SaslKafka,
-)
+from auth_fake_entra import FakeEntra
+from consumer_testing import running, wait_until
+from sasl_kafka import NAMESPACE, SCOPE, SaslKafka, entra_token_provider, sasl_settings
 
 from actors.kafka_consumer import ConsumerSettings, KafkaConsumerActor, Record, event_hubs_profile
-from core.auth import AzureCredentialProvider, EventHubsTokenProvider, TokenCache
 from supervisor.testing import committed_offsets, create_topics, produce, unique_name
 
 pytestmark = pytest.mark.anyio
 
 RECORDS = 20
-
-
-def entra_token_provider(
-    entra: FakeEntra, scope: str = SCOPE, refresh_margin_s: float = 600.0
-) -> EventHubsTokenProvider:
-    """The OAUTHBEARER provider the process builds for a service principal with a secret."""
-    credentials = AzureCredentialProvider.client_secret(
-        TENANT_ID,
-        CLIENT_ID,
-        CLIENT_SECRET,
-        cache=TokenCache(refresh_margin=timedelta(seconds=refresh_margin_s)),
-        **entra.credential_options(),
-    )
-    return EventHubsTokenProvider(credentials, scope)
-
-
-def sasl_settings(
-    kafka: SaslKafka, mechanism: str, topic: str, **overrides: Any
-) -> ConsumerSettings:
-    """Settings for `mechanism`: PLAIN over SASL_PLAINTEXT, the others over SASL_SSL."""
-    if mechanism == "PLAIN":
-        security: dict[str, Any] = {
-            "security_protocol": "SASL_PLAINTEXT",
-            "sasl_username": PLAIN_USER,
-            "sasl_password": PLAIN_PASSWORD,
-        }
-        bootstrap = kafka.sasl_plaintext
-    else:
-        security = {"security_protocol": "SASL_SSL", "ssl_context": kafka.ca.client_context()}
-        bootstrap = kafka.sasl_ssl
-        if mechanism == "SCRAM-SHA-512":
-            security |= {"sasl_username": SCRAM_USER, "sasl_password": SCRAM_PASSWORD}
-    return consumer_settings(bootstrap, topic, sasl_mechanism=mechanism, **(security | overrides))
 
 
 async def consume_and_commit(kafka: SaslKafka, config: ConsumerSettings, topic: str) -> None:
