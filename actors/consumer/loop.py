@@ -59,6 +59,7 @@ from actors.consumer.offsets import PartitionOffsets
 from actors.consumer.out_of_range import BeyondLogEnd, reset_position
 from actors.consumer.partitions import OwnedPartitions
 from actors.consumer.records import RecordHandover, RunEnd
+from actors.consumer.sasl_failures import start_consumer
 from actors.consumer.settings import ConsumerSettings
 from actors.consumer.stall import PartitionProgress, lag, stalled
 from actors.consumer.state import ConsumerState
@@ -135,7 +136,7 @@ class ConsumerLoop:
     async def run(self, *, task_status: TaskStatus[None]) -> None:
         """Consume until stopped; raises what the supervisor must decide on."""
         try:
-            await self._consumer.start()
+            await start_consumer(self._consumer, self._settings)
             refuse_commits_outside_the_group(self._consumer)
             if self._dead_letters is not None:
                 await self._dead_letters.start()

@@ -213,18 +213,23 @@ def start_sasl_kafka(
     return SaslKafka(broker, ca)
 
 
-def entra_token_provider(
-    entra: FakeEntra, scope: str = SCOPE, refresh_margin_s: float = 600.0
-) -> EventHubsTokenProvider:
-    """The OAUTHBEARER provider the process builds for a service principal with a secret."""
-    credentials = AzureCredentialProvider.client_secret(
+def entra_credentials(entra: FakeEntra, refresh_margin_s: float = 600.0) -> AzureCredentialProvider:
+    """The credential provider the process builds for a service principal with a secret,
+    pointed at the Entra-style endpoint."""
+    return AzureCredentialProvider.client_secret(
         TENANT_ID,
         CLIENT_ID,
         CLIENT_SECRET,
         cache=TokenCache(refresh_margin=timedelta(seconds=refresh_margin_s)),
         **entra.credential_options(),
     )
-    return EventHubsTokenProvider(credentials, scope)
+
+
+def entra_token_provider(
+    entra: FakeEntra, scope: str = SCOPE, refresh_margin_s: float = 600.0
+) -> EventHubsTokenProvider:
+    """The OAUTHBEARER provider over `entra_credentials`."""
+    return EventHubsTokenProvider(entra_credentials(entra, refresh_margin_s), scope)
 
 
 def sasl_settings(
