@@ -13,8 +13,14 @@ if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
     command -v mvn >/dev/null || { echo "the Apache Kafka test broker needs Maven (mvn) on PATH" >&2; exit 1; }
     echo "resolving the Apache Kafka test broker from Maven Central into $kafka_cache/libs ..." >&2
     rm -rf "$kafka_cache/libs.partial"
-    mvn -q -B -Dstyle.color=never -f "$kafka_pom" dependency:copy-dependencies \
-      -DincludeScope=runtime -DoutputDirectory="$kafka_cache/libs.partial"
+    mkdir -p "$kafka_cache"
+    if ! mvn -B -Dstyle.color=never -f "$kafka_pom" dependency:copy-dependencies \
+      -DincludeScope=runtime -DoutputDirectory="$kafka_cache/libs.partial" \
+      >"$kafka_cache/mvn.log" 2>&1; then
+      cat "$kafka_cache/mvn.log" >&2
+      echo "resolving the Apache Kafka test broker failed (log: $kafka_cache/mvn.log)" >&2
+      exit 1
+    fi
     rm -rf "$kafka_cache/libs"
     mv "$kafka_cache/libs.partial" "$kafka_cache/libs"
     echo "$kafka_wanted" >"$kafka_cache/libs/.resolved"
