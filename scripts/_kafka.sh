@@ -1,9 +1,10 @@
 # Sourced by scripts/test: resolve the Apache Kafka test broker's jars from Maven Central
 # into .cache/apache-kafka/libs (git-ignored). Needs Java 17+ and Maven. Resolves again
 # only when tests/support/apache-kafka/pom.xml changed, so repeat runs cost milliseconds.
-# Skipped when KAFKA_BOOTSTRAP_SERVERS points the tests at your own broker.
+# Needed even with KAFKA_BOOTSTRAP_SERVERS: tests that stop, kill or wipe a broker, and
+# the SASL tests, start brokers of their own.
 set -euo pipefail
-if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
+{
   kafka_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
   kafka_pom="$kafka_root/tests/support/apache-kafka/pom.xml"
   kafka_cache="$kafka_root/.cache/apache-kafka"
@@ -25,4 +26,4 @@ if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
     mv "$kafka_cache/libs.partial" "$kafka_cache/libs"
     echo "$kafka_wanted" >"$kafka_cache/libs/.resolved"
   fi
-fi
+}
