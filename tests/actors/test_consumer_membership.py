@@ -27,8 +27,6 @@ from supervisor.testing import (
 pytestmark = pytest.mark.anyio
 
 PARTITIONS = 4
-"""Tansu auto-creates a topic with 4 partitions when the consumer asks for it first after
-the broker restarted empty, so the topic is created with 4 either way."""
 
 
 async def test_a_consumer_is_a_member_from_its_join_until_it_stops(

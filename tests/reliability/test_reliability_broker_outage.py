@@ -9,8 +9,6 @@ process handles everything produced after it came back. In all, the process stay
 by itself (restarts are fine; the restart intensity is set above what a 10 s outage
 can spend, so an escalation would be a bug).
 
-These brokers do not create topics on demand, as in production: the consumer waits
-for the topics the test creates, instead of racing it to an auto-created one.
 """
 
 from __future__ import annotations
@@ -20,7 +18,6 @@ import itertools
 import shutil
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -46,23 +43,6 @@ pytestmark = pytest.mark.anyio
 OUTAGE_S = 10.0
 PARTITIONS = 4
 PATIENT_SUPERVISOR = {"max_restarts": 30, "period_s": 30, "backoff_base_s": 0.1, "backoff_max_s": 1}
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[ApacheKafkaBroker]:
-    """An Apache Kafka broker of this test alone, without topic auto-creation."""
-    own = ApacheKafkaBroker(
-        directory=tmp_path / "apache-kafka", properties={"auto.create.topics.enable": "false"}
-    )
-    try:
-        own.start()
-    except Exception as exc:  # a broker is required: fail, never skip
-        pytest.fail(f"could not start an Apache Kafka broker: {exc}", pytrace=False)
-    try:
-        yield own
-    finally:
-        own.stop()
-        shutil.rmtree(own.data_dir, ignore_errors=True)
 
 
 def _start(
@@ -107,13 +87,14 @@ async def _produce_until(
 @pytest.mark.parametrize("how", ["stopped", "killed"])
 async def test_a_broker_outage_loses_nothing_and_needs_no_help(
     how: str,
-    broker: ApacheKafkaBroker,
+    own_broker: ApacheKafkaBroker,
     tmp_path: Path,
     processes: list[PipelineProcess],
     reliability_report: ReliabilityReport,
 ) -> None:
     """Records produced before, during and after a 10 s outage (a graceful stop, or a
     SIGKILL) of a broker that keeps its log directory are all handled; no exit."""
+    broker = own_broker
     bootstrap = broker.bootstrap_servers
     topic = unique_name("outage")
     await create_topics(bootstrap, [topic, f"{topic}.dlq"], partitions=PARTITIONS)
@@ -169,7 +150,7 @@ async def test_a_broker_outage_loses_nothing_and_needs_no_help(
 
 
 async def test_a_broker_that_comes_back_empty_is_consumed_again(
-    broker: ApacheKafkaBroker,
+    own_broker: ApacheKafkaBroker,
     tmp_path: Path,
     processes: list[PipelineProcess],
     reliability_report: ReliabilityReport,
@@ -184,6 +165,7 @@ async def test_a_broker_that_comes_back_empty_is_consumed_again(
     longer knows, must not commit its old offsets there when it rejoins (they would lie
     within the new log and skip its first records).
     """
+    broker = own_broker
     bootstrap = broker.bootstrap_servers
     topic = unique_name("outage-mem")
     await create_topics(bootstrap, [topic, f"{topic}.dlq"], partitions=PARTITIONS)
