@@ -65,7 +65,9 @@ def test_the_cached_jars_are_found_without_configuration(monkeypatch: pytest.Mon
 
 async def _commit(bootstrap: str, group: str, topic: str, offset: int) -> None:
     """Commit `offset` on partition 0 for `group`, as a consumer outside the group would."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
     await consumer.start()
     try:
         tp = TopicPartition(topic, 0)
