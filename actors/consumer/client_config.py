@@ -1,10 +1,9 @@
 """Turn `ConsumerSettings` into the keyword arguments of aiokafka's consumer and producer.
 
-Kept apart from the actor so the mapping is tested directly: SASL cannot be exercised
-end to end on the test broker. Auto-commit is always off (the actor commits what it
-finished); the dead-letter producer waits for every in-sync replica (acks=all) and is
-not idempotent (Tansu cannot start idempotent producers, and a duplicate in the
-dead-letter topic is harmless next to a lost one).
+Kept apart from the actor so the mapping is tested directly. Auto-commit is always off
+(the actor commits what it finished); the dead-letter producer waits for every in-sync
+replica (acks=all) and is idempotent unless `idempotent_producer` is off (Tansu, the
+demo's broker, cannot start idempotent producers).
 
 The producer's `max_request_size` is the configured one, raised to the consumer's
 `max_partition_fetch_bytes` plus `DEAD_LETTER_HEADER_ROOM` when that is larger: a record
@@ -71,7 +70,7 @@ def producer_kwargs(settings: ConsumerSettings) -> dict[str, Any]:
     return {
         **_connection_kwargs(settings, f"{settings.client_id}-dlq"),
         "acks": "all",
-        "enable_idempotence": False,
+        "enable_idempotence": settings.idempotent_producer,
         "max_request_size": max(
             settings.max_request_size,
             settings.max_partition_fetch_bytes + DEAD_LETTER_HEADER_ROOM,

@@ -59,6 +59,7 @@ from actors.consumer.offsets import PartitionOffsets
 from actors.consumer.out_of_range import BeyondLogEnd, reset_position
 from actors.consumer.partitions import OwnedPartitions
 from actors.consumer.records import RecordHandover, RunEnd
+from actors.consumer.sasl_failures import start_consumer
 from actors.consumer.settings import ConsumerSettings
 from actors.consumer.stall import PartitionProgress, lag, stalled
 from actors.consumer.state import ConsumerState
@@ -121,7 +122,7 @@ class ConsumerLoop:
             self._consumer, self._stats, state.pauses, before_commit=handler.before_commit
         )
         self._pauses = state.pauses
-        self._beyond_log_end = BeyondLogEnd()
+        self._beyond_log_end = BeyondLogEnd(enabled=settings.reset_beyond_log_end)
         failures = FailurePath(settings, state, handler, self._dead_letters, refresh_requests)
         self._records = RecordHandover(settings, state, handler, failures, self._interrupted)
         self._in_flight = anyio.Lock()
@@ -135,7 +136,7 @@ class ConsumerLoop:
     async def run(self, *, task_status: TaskStatus[None]) -> None:
         """Consume until stopped; raises what the supervisor must decide on."""
         try:
-            await self._consumer.start()
+            await start_consumer(self._consumer, self._settings)
             refuse_commits_outside_the_group(self._consumer)
             if self._dead_letters is not None:
                 await self._dead_letters.start()
@@ -207,6 +208,8 @@ class ConsumerLoop:
             tracker = self._partitions.tracker(tp)
             if tracker is None:
                 continue
+            if tracker.rewound_by(messages[0].offset) and not tracker.in_flight:
+                tracker = self._after_broker_reset(tp, messages[0].offset)
             tracker.track([message.offset for message in messages])
             self._stats.consumed += len(messages)
             runs.append((tp, tracker, messages))
@@ -359,6 +362,21 @@ class ConsumerLoop:
                 offset,
                 policy,
             )
+
+    def _after_broker_reset(self, tp: TopicPartition, offset: int) -> PartitionOffsets:
+        """A fresh tracker for a partition the client repositioned below what was tracked
+        (OffsetOutOfRange from a broker that lost records): its commits spoke of that lost log."""
+        self._partitions.assign([tp])
+        _log.warning(
+            "%s[%d]: the broker reset the position to %d, below what was consumed "
+            "(it lost records); consuming on from there",
+            tp.topic,
+            tp.partition,
+            offset,
+        )
+        tracker = self._partitions.tracker(tp)
+        assert tracker is not None  # just assigned
+        return tracker
 
     async def _position(self, tp: TopicPartition) -> int | None:
         with anyio.move_on_after(_POSITION_TIMEOUT_S):

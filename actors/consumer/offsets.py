@@ -38,6 +38,13 @@ class PartitionOffsets:
         """How many tracked records are not finished yet."""
         return len(self._fetched) - self._finished
 
+    def rewound_by(self, first: int) -> bool:
+        """True when a fetch starting at `first` lies at or before what this tracker has
+        seen: the client moved the position back (a broker that lost records answered
+        OffsetOutOfRange and aiokafka reset it by auto_offset_reset)."""
+        below_commit = self.committed is not None and first < self.committed
+        return below_commit or bool(self._fetched and first <= self._fetched[-1])
+
     def track(self, offsets: Sequence[int]) -> None:
         """Note that the records at `offsets` (ascending) were fetched and are not finished."""
         if not offsets:

@@ -7,7 +7,9 @@ the log (a broker restarted empty, or one that lost records while the group's of
 survived) would wait there, and skip every record written below its position once the
 log grows again.
 
-So the consumer compares each owned partition's position with the high-water mark of its
+So, on such a broker only (`ConsumerSettings.reset_beyond_log_end`; off by default,
+since Apache Kafka and Event Hubs answer OffsetOutOfRange and aiokafka resets by
+itself), the consumer compares each owned partition's position with the high-water mark of its
 fetch responses once per watchdog tick (nothing on the per-record path), and resets a
 partition whose position stayed above it for `CONFIRMATIONS` ticks in a row: a single
 sighting may be a new partition leader whose high-water mark has not caught up yet.
@@ -38,16 +40,18 @@ CONFIRMATIONS: Final = 2
 class BeyondLogEnd:
     """Counts, per partition, the checks in a row that found its position above the log end."""
 
-    def __init__(self, confirmations: int = CONFIRMATIONS) -> None:
+    def __init__(self, confirmations: int = CONFIRMATIONS, *, enabled: bool = True) -> None:
         if confirmations < 1:
             raise ValueError(f"confirmations must be at least 1, got {confirmations}")
         self._confirmations = confirmations
+        self._enabled = enabled
         self._sightings: dict[TopicPartition, int] = {}
 
     def confirmed(self, tp: TopicPartition, position: int, highwater: int) -> bool:
         """Note one check of `tp`; True when its position has been above the high-water mark
-        for `confirmations` checks in a row (the count then starts again)."""
-        if position <= highwater:
+        for `confirmations` checks in a row (the count then starts again). Never when the
+        watch is disabled (a broker that reports OffsetOutOfRange itself)."""
+        if not self._enabled or position <= highwater:
             self._sightings.pop(tp, None)
             return False
         seen = self._sightings.get(tp, 0) + 1

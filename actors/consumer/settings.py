@@ -230,6 +230,16 @@ class ConsumerSettings:
     request_timeout_ms: int = 40_000
     auto_offset_reset: OffsetReset = "earliest"
     """Where a group without a committed offset starts (Tansu's "latest" is wrong)."""
+    idempotent_producer: bool = True
+    """Dead-letter and `forward:` producers are idempotent (no duplicates from their own
+    retries). Needs a broker with idempotent producers: Apache Kafka and Event Hubs have
+    them; Tansu (the demo's embedded broker) does not."""
+    reset_beyond_log_end: bool = False
+    """For a broker that answers a fetch above the log end with no records instead of
+    OffsetOutOfRange (Tansu): reset such positions by `auto_offset_reset` itself
+    (actors.consumer.out_of_range). Off for Apache Kafka and Event Hubs, which report
+    OffsetOutOfRange, so aiokafka resets, and a lagging high-water mark is never mistaken
+    for a lost log."""
 
     dead_letter_topic: str | None = "{topic}.dlq"
     """Topic for PERMANENT failures; `{topic}` is the source topic. None: escalate instead."""

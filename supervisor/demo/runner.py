@@ -104,6 +104,8 @@ def _demo_config(bootstrap_servers: str, workdir: Path) -> Config:
             bootstrap_servers=bootstrap_servers,
             topics=(TOPIC,),
             group_id="kafka-pipeline-demo",
+            idempotent_producer=False,  # Tansu has no idempotent producer
+            reset_beyond_log_end=True,  # Tansu answers no OffsetOutOfRange
             session_timeout_ms=2000,
             heartbeat_interval_ms=200,
         ),

@@ -96,6 +96,11 @@ class KafkaConfig:
     sasl_username: str | None = None
     sasl_password: Secret | None = None
     auto_offset_reset: OffsetReset = "earliest"
+    idempotent_producer: bool = True
+    """Idempotent dead-letter and forward producers; off only for a broker without them."""
+    reset_beyond_log_end: bool = False
+    """Reset positions above the log end ourselves; only for a broker that does not
+    answer OffsetOutOfRange (Tansu)."""
     session_timeout_ms: int = ranged(10_000, 1_000, 3_600_000, unit="ms")
     heartbeat_interval_ms: int = ranged(3_000, 10, 1_200_000, unit="ms")
     """Must also be below session_timeout_ms."""

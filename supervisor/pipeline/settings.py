@@ -242,6 +242,8 @@ def _consumer_settings(config: Config, auth: AuthWiring | None) -> ConsumerSetti
             "heartbeat_interval_ms",
             "max_poll_records",
             "auto_offset_reset",
+            "idempotent_producer",
+            "reset_beyond_log_end",
             "commit_interval_s",
             "stall_timeout_s",
         )

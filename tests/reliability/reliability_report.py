@@ -26,9 +26,10 @@ _NO_SOAK: Final = "Not run yet: `.venv/bin/python scripts/soak.py --write`."
 
 _HEADER = """# Reliability figures
 
-Measured by the reliability suite (`tests/reliability/`, one test per failure
-scenario) against the real process (`python -m supervisor run`) and a real broker
-(embedded Tansu), and by the soak benchmark (`scripts/soak.py`, not part of CI).
+Measured by the reliability suite (`tests/reliability/`, one test per scenario
+below) against the real process (`python -m supervisor run`) and a real broker
+(Apache Kafka 4.1, KRaft, one node), and by the soak benchmark (`scripts/soak.py`, not
+part of CI).
 
 Regenerate the suite's section (the whole suite must run, so that every scenario
 records its figures):
@@ -46,9 +47,9 @@ What the scenarios assert (each test module's docstring has the details):
    twice (dedup); a record handled again in a later life lies at or after the offset
    the group had committed when the earlier life was killed. Dedup memory lives in
    the process, so across kills duplicates are bounded by the uncommitted tail.
-2. Broker down 10 s: on S3 storage nothing produced before, during (retried) or after
-   is lost and the process needs no help; on memory storage everything produced after
-   the broker came back is handled.
+2. Broker down 10 s, stopped or killed with its log directory kept: nothing produced
+   before, during (retried) or after is lost and the process needs no help; after a
+   broker that lost its disk came back, everything produced afterwards is handled.
 3. Crash storms per error category: exit 1 and one line after `max_restarts`
    restarts (TRANSIENT, UNKNOWN), at once (PERMANENT); open circuits pause without
    restarts; AUTH gets a token refresh before the restart.
@@ -56,7 +57,8 @@ What the scenarios assert (each test module's docstring has the details):
    storm stops the process.
 5. SIGTERM under load: exit 0 within the deadline, committed == handled, every log
    line shipped.
-6. Two group members, `kill -9` of one: the other takes over, nothing lost.
+6. Two group members, `kill -9` or SIGTERM of one: the other takes over (after the
+   session timeout, or at once after a LeaveGroup), nothing lost.
 7. Secrets: no byte written anywhere contains them.
 8. Bad environment: exit 2, one line, nothing written to any topic.
 

@@ -1,17 +1,20 @@
-"""Scenario 2: the broker is down for 10 s while the process runs.
+"""Scenario 2: the Apache Kafka broker is down for 10 s while the process runs.
 
-With the broker storing to a local S3 server, records and committed offsets survive
-the restart: every record produced before, during (the producer retries until
-acknowledged) and after the outage is handled at least once. With memory storage the
-broker comes back empty (the test creates the topics again, as an operator would):
-the process handles everything produced after it came back. In both, the process stays
-up by itself (restarts are fine; the restart intensity is set above what a 10 s outage
+The broker keeps its log directory across the outage, whether it was stopped
+gracefully or killed with SIGKILL (log recovery at start): records and committed
+offsets survive, and every record produced before, during (the producer retries until
+acknowledged) and after the outage is handled at least once. A broker that lost its
+disk comes back empty (the test creates the topics again, as an operator would): the
+process handles everything produced after it came back. In all, the process stays up
+by itself (restarts are fine; the restart intensity is set above what a 10 s outage
 can spend, so an escalation would be a bug).
+
 """
 
 from __future__ import annotations
 
 import contextlib
+import shutil
 import signal
 import time
 from functools import partial
@@ -33,20 +36,18 @@ from reliability_harness import (
 from reliability_report import ReliabilityReport
 
 from supervisor.testing import create_topics, produce, unique_name
-from supervisor.testing.embedded_broker import EmbeddedBroker
+from supervisor.testing.apache_kafka import ApacheKafkaBroker
 
 pytestmark = pytest.mark.anyio
 
 OUTAGE_S = 10.0
 PARTITIONS = 4
-"""Tansu auto-creates topics with 4 partitions: after a memory broker's restart the
-consumer may ask for the topic before the test creates it again, so both agree on 4."""
 PATIENT_SUPERVISOR = {"max_restarts": 30, "period_s": 30, "backoff_base_s": 0.1, "backoff_max_s": 1}
 
 
 def _start(
     tmp_path: Path,
-    broker: EmbeddedBroker,
+    broker: ApacheKafkaBroker,
     topic: str,
     overrides: dict[str, dict[str, object]] | None = None,
 ) -> PipelineProcess:
@@ -70,18 +71,22 @@ def _assignments(process: PipelineProcess) -> int:
     return sum(1 for event in events if str(event["message"]).startswith("assigned "))
 
 
-async def test_a_broker_outage_on_s3_storage_loses_nothing_and_needs_no_help(
-    s3_broker: EmbeddedBroker,
+@pytest.mark.parametrize("how", ["stopped", "killed"])
+async def test_a_broker_outage_loses_nothing_and_needs_no_help(
+    how: str,
+    own_broker: ApacheKafkaBroker,
     tmp_path: Path,
     processes: list[PipelineProcess],
     reliability_report: ReliabilityReport,
 ) -> None:
-    """Records produced before, during and after a 10 s outage are all handled; no exit."""
-    bootstrap = s3_broker.bootstrap_servers
+    """Records produced before, during and after a 10 s outage (a graceful stop, or a
+    SIGKILL) of a broker that keeps its log directory are all handled; no exit."""
+    broker = own_broker
+    bootstrap = broker.bootstrap_servers
     topic = unique_name("outage")
     await create_topics(bootstrap, [topic, f"{topic}.dlq"], partitions=PARTITIONS)
     await produce(bootstrap, topic, workload("before", 300))
-    process = _start(tmp_path, s3_broker, topic)
+    process = _start(tmp_path, broker, topic)
     processes.append(process)
     process.start()
     sink = Sink(tmp_path / "handled.jsonl")
@@ -101,10 +106,10 @@ async def test_a_broker_outage_on_s3_storage_loses_nothing_and_needs_no_help(
             produced,
         )
         await anyio.sleep(1)
-        await anyio.to_thread.run_sync(s3_broker.stop)
+        await anyio.to_thread.run_sync(broker.stop if how == "stopped" else broker.kill)
         down_at = time.monotonic()
         await anyio.sleep(OUTAGE_S)
-        await anyio.to_thread.run_sync(s3_broker.start)
+        await anyio.to_thread.run_sync(broker.start)
         back_at, handled_at_return = time.monotonic(), sink.count()
         recovery = await until(
             lambda: sink.count() > handled_at_return,
@@ -125,7 +130,7 @@ async def test_a_broker_outage_on_s3_storage_loses_nothing_and_needs_no_help(
     assert await process.exit_code(within=15) == 0
     assert "escalated" not in process.stderr()
     reliability_report.record(
-        "2a. broker down 10 s (S3 storage)",
+        f"2a. broker down 10 s ({how}, log dir kept)",
         records_produced=len(expected),
         records_lost=len(expected - set(sink.ids())),
         produced_around_the_outage=len(produced),
@@ -137,27 +142,28 @@ async def test_a_broker_outage_on_s3_storage_loses_nothing_and_needs_no_help(
     )
 
 
-async def test_a_memory_broker_that_comes_back_empty_is_consumed_again(
-    own_broker: EmbeddedBroker,
+async def test_a_broker_that_comes_back_empty_is_consumed_again(
+    own_broker: ApacheKafkaBroker,
     tmp_path: Path,
     processes: list[PipelineProcess],
     reliability_report: ReliabilityReport,
 ) -> None:
-    """After a 10 s outage of a memory broker, what is produced afterwards is all handled.
+    """After a 10 s outage of a broker that lost its disk, what is produced afterwards is
+    all handled.
 
-    The broker is killed (with memory storage a graceful stop keeps nothing either)
-    while the commit of the last records handled is still due: the commit interval is
-    5 s here, so this is certain rather than a race that a 0.2 s interval and Tansu's
-    ~5 s graceful stop lose about half the time. The records from before the outage are
-    gone with the broker, but nothing produced after it came back may be skipped: the
-    consumer, which the restarted broker no longer knows, must not commit its old offsets
-    there when it rejoins (they would lie within the new log and skip its first records).
+    The broker is killed and its log directory wiped while the commit of the last
+    records handled is still due (the commit interval is 5 s here, so this is certain).
+    The records from before the outage are gone with the disk, but nothing produced after
+    the broker came back may be skipped: the consumer, which the restarted broker no
+    longer knows, must not commit its old offsets there when it rejoins (they would lie
+    within the new log and skip its first records).
     """
-    bootstrap = own_broker.bootstrap_servers
+    broker = own_broker
+    bootstrap = broker.bootstrap_servers
     topic = unique_name("outage-mem")
     await create_topics(bootstrap, [topic, f"{topic}.dlq"], partitions=PARTITIONS)
     await produce(bootstrap, topic, workload("before", 200))
-    process = _start(tmp_path, own_broker, topic, {"kafka": {"commit_interval_s": 5}})
+    process = _start(tmp_path, broker, topic, {"kafka": {"commit_interval_s": 5}})
     processes.append(process)
     process.start()
     sink = Sink(tmp_path / "handled.jsonl")
@@ -166,9 +172,10 @@ async def test_a_memory_broker_that_comes_back_empty_is_consumed_again(
     )
 
     assignments = _assignments(process)
-    own_broker.kill()
+    broker.kill()
+    shutil.rmtree(broker.data_dir)
     await anyio.sleep(OUTAGE_S)
-    await anyio.to_thread.run_sync(own_broker.start)
+    await anyio.to_thread.run_sync(broker.start)
     back_at = time.monotonic()
     await create_topics(bootstrap, [topic, f"{topic}.dlq"], partitions=PARTITIONS)
     await until(
@@ -183,7 +190,7 @@ async def test_a_memory_broker_that_comes_back_empty_is_consumed_again(
         )
     lost = expected - set(sink.ids())
     reliability_report.record(
-        "2b. broker down 10 s (memory storage)",
+        "2b. broker down 10 s, came back empty (disk lost)",
         records_produced_after=len(expected),
         records_lost=len(lost),
         process_restarts_of_actors=_restarts(process),

@@ -10,10 +10,11 @@ its failures reach the supervisor through the consumer, as the error taxonomy sa
 - PERMANENT with dead-lettering off: escalates at once, no restart.
 - CIRCUIT_OPEN (the first call for every record is refused): the consumer pauses and
   resumes by itself, nothing restarts, every record is handled, SIGTERM exits 0.
-- AUTH: a token refresh comes before the restart. The OAUTHBEARER handshake cannot run
-  on Tansu (it rejects every token), so this one runs the process's own wiring
-  (`supervisor.pipeline.wiring.Pipeline`, real supervisor, real token refresher reading a real
-  token file) in process, with only the consumer's connection switched to PLAINTEXT.
+- AUTH: a token refresh comes before the restart. This one runs the process's own
+  wiring (`supervisor.pipeline.wiring.Pipeline`, real supervisor, real token refresher reading a
+  real token file) in process, with only the consumer's connection switched to
+  PLAINTEXT; the same path with a broker that refuses the token over OAUTHBEARER is
+  tests/sasl/test_sasl_pipeline_auth.py.
 """
 
 from __future__ import annotations
@@ -233,8 +234,8 @@ async def test_an_auth_failure_refreshes_the_token_before_the_restart(
 ) -> None:
     """The consumer's AuthError makes the refresher fetch a token before the consumer restarts.
 
-    Runs in process because Tansu rejects every OAUTHBEARER handshake: only the consumer's
-    connection is PLAINTEXT; the supervisor, the refresher and the token file are real.
+    Runs in process with the consumer's connection PLAINTEXT; the supervisor, the
+    refresher and the token file are real (see the module docstring).
     """
     topic, group = unique_name("storm-auth"), unique_name("storm-auth-g")
     await create_topics(bootstrap_servers, [topic, f"{topic}.dlq"])

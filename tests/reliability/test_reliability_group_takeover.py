@@ -1,9 +1,11 @@
-"""Scenario 6: two processes in one consumer group share a 6-partition topic; one is killed.
+"""Scenario 6: two processes in one consumer group share a 6-partition topic; one leaves.
 
 Scale-out is Kafka's group protocol, nothing home-made: both processes consume (each
-reports its share of partitions on /readyz and handles records), then `kill -9` of one
-leaves its partitions to the other once the group notices (session_timeout_ms=2000),
-and every record produced all along is handled by one process or the other.
+reports its share of partitions on /readyz and handles records), then one goes away and
+every record produced all along is handled by one process or the other. After `kill -9`
+the group notices once the session times out (session_timeout_ms=2000); after SIGTERM
+the leaving member commits and sends LeaveGroup, so the survivor is assigned at once
+(the report shows both takeover times).
 """
 
 from __future__ import annotations
@@ -35,13 +37,16 @@ PARTITIONS = 6
 ALL = set(range(PARTITIONS))
 
 
-async def test_the_survivor_takes_over_a_killed_members_partitions_and_nothing_is_lost(
+@pytest.mark.parametrize("how", ["kill -9", "SIGTERM"])
+async def test_the_survivor_takes_over_a_leaving_members_partitions_and_nothing_is_lost(
+    how: str,
     bootstrap_servers: str,
     tmp_path: Path,
     processes: list[PipelineProcess],
     reliability_report: ReliabilityReport,
 ) -> None:
-    """Both members consume; after kill -9 of one the other owns all 6 and handles all."""
+    """Both members consume; after kill -9 or SIGTERM of one the other owns all 6 and
+    handles all; the one stopped by SIGTERM exits 0."""
     topic, group = unique_name("takeover"), unique_name("takeover-g")
     await create_topics(bootstrap_servers, [topic, f"{topic}.dlq"], partitions=PARTITIONS)
     members = {}
@@ -79,17 +84,21 @@ async def test_the_survivor_takes_over_a_killed_members_partitions_and_nothing_i
         await until(lambda: a_sink.count() > a_before, 30, "the first member goes on consuming")
         await anyio.sleep(1)  # a few commits of both members
 
-        b.kill()
+        if how == "kill -9":
+            b.kill()
+        else:
+            b.signal(signal.SIGTERM)
         killed_at = time.monotonic()
 
         async def took_over() -> bool:
             return await ready_partitions(a_port) == ALL
 
         takeover = await until(took_over, 30, "the survivor owns every partition")
+        if how == "SIGTERM":
+            assert await b.exit_code(within=15) == 0
         b_handled = b_sink.count()
         await anyio.sleep(1)
         stop.set()
-    await producer.aclose()
 
     expected = set(produced)
     await until(
@@ -102,7 +111,7 @@ async def test_the_survivor_takes_over_a_killed_members_partitions_and_nothing_i
     handled = set(a_sink.ids()) | set(b_sink.ids())
     duplicates = a_sink.count() + b_sink.count() - len(handled)
     reliability_report.record(
-        "6. group takeover after kill -9",
+        f"6. group takeover after {how}",
         records_produced=len(expected),
         records_lost=len(expected - handled),
         duplicates=duplicates,

@@ -3,11 +3,13 @@ the offsets of a log the broker no longer has."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import anyio
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import CommitFailedError
 from aiokafka.structs import OffsetAndMetadata
 from consumer_testing import consumer_settings, running, wait_until
@@ -15,18 +17,16 @@ from consumer_testing import consumer_settings, running, wait_until
 from actors.consumer import KafkaConsumerActor, Record
 from actors.consumer.membership import is_group_member, refuse_commits_outside_the_group
 from supervisor.testing import (
-    EmbeddedBroker,
     committed_offsets,
     create_topics,
     produce,
     unique_name,
 )
+from supervisor.testing.apache_kafka import ApacheKafkaBroker
 
 pytestmark = pytest.mark.anyio
 
 PARTITIONS = 4
-"""Tansu auto-creates a topic with 4 partitions when the consumer asks for it first after
-the broker restarted empty, so the topic is created with 4 either way."""
 
 
 async def test_a_consumer_is_a_member_from_its_join_until_it_stops(
@@ -55,16 +55,18 @@ async def test_a_consumer_is_a_member_from_its_join_until_it_stops(
 
 
 async def test_a_broker_restarted_empty_gets_no_offsets_of_its_old_log(tmp_path: Path) -> None:
-    """A memory broker killed while handled offsets were still to be committed comes back
-    empty; the consumer, no longer a member, does not commit them on the revocation that
-    precedes its rejoin, so every record produced afterwards is handled, and committed
-    on exit by the member it is again.
+    """A broker killed while handled offsets were still to be committed comes back empty
+    (its disk lost: the log directory is wiped); the consumer, no longer a member, does
+    not commit them on the revocation that precedes its rejoin, so every record produced
+    afterwards is handled, and committed on exit by the member it is again.
 
     Eight records follow five: a stale commit (5, or more) would lie within the new log
-    and skip its first offsets with no out-of-range position to notice. Some new records
-    may be handled twice: until the heartbeat learns it was forgotten, the consumer
-    fetches from its old position."""
-    with EmbeddedBroker(log_path=tmp_path / "tansu.log") as broker:
+    and skip its first offsets. Some new records may be handled twice: the broker's
+    OffsetOutOfRange moves the consumer to the new log's start before the heartbeat
+    learns it was forgotten, and the member it is again reads from there. A ninth record,
+    produced once the group is stable again, marks that the new member caught up."""
+    no_auto_create = {"auto.create.topics.enable": "false"}  # the consumer waits for the test's
+    with ApacheKafkaBroker(directory=tmp_path / "kafka", properties=no_auto_create) as broker:
         bootstrap = broker.bootstrap_servers
         topic = unique_name("restarted")
         await create_topics(bootstrap, [topic], partitions=PARTITIONS)
@@ -75,12 +77,16 @@ async def test_a_broker_restarted_empty_gets_no_offsets_of_its_old_log(tmp_path:
         async with running(KafkaConsumerActor(config, handled.append)):
             await wait_until(lambda: len(handled) >= 5)
             broker.kill()
-            broker.start()
+            shutil.rmtree(broker.data_dir)
+            await anyio.to_thread.run_sync(broker.start)
             await create_topics(bootstrap, [topic], partitions=PARTITIONS)
             await produce(bootstrap, topic, [(None, value) for value in sorted(new)], partition=0)
             await wait_until(lambda: new <= {record.value for record in handled})
+            await _until_stable(bootstrap, config.group_id)  # a member again: it may commit
+            await produce(bootstrap, topic, [(None, b"last")], partition=0)
+            await wait_until(lambda: b"last" in {record.value for record in handled})
         committed = await committed_offsets(bootstrap, config.group_id, topic, 1)
-    assert committed == {0: 8}
+    assert committed == {0: 9}
 
 
 async def test_a_commit_after_the_group_forgot_the_member_is_refused(
@@ -139,3 +145,19 @@ async def test_a_member_id_without_a_generation_commits_nothing(bootstrap_server
     finally:
         await consumer.stop()
     assert await committed_offsets(bootstrap_servers, group, topic, 1) == {0: None}
+
+
+async def _until_stable(bootstrap: str, group: str, seconds: float = 20.0) -> None:
+    """Wait until the broker reports `group` Stable (its member joined and was assigned)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        with anyio.fail_after(seconds):
+            while True:
+                (response,) = await admin.describe_consumer_groups([group])
+                state = response.groups[0][2]
+                if state == "Stable":
+                    return
+                await anyio.sleep(0.1)
+    finally:
+        await admin.close()

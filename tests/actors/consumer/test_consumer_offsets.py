@@ -114,3 +114,22 @@ def test_tracking_out_of_order_is_refused() -> None:
     tracker.track([4, 5])
     with pytest.raises(ValueError, match="not after the last tracked"):
         tracker.track([5, 6])
+
+
+@given(
+    tracked=st.lists(st.integers(0, 50), min_size=1, max_size=10, unique=True),
+    first=st.integers(0, 60),
+)
+def test_a_rewind_is_a_fetch_at_or_before_the_last_tracked_offset(
+    tracked: list[int], first: int
+) -> None:
+    """`rewound_by` holds exactly when a fetch would start at or before the last offset the
+    tracker saw, i.e. exactly when `track` would refuse it as out of order."""
+    offsets = PartitionOffsets()
+    offsets.track(sorted(tracked))
+    assert offsets.rewound_by(first) is (first <= max(tracked))
+    if not offsets.rewound_by(first):
+        offsets.track([first])
+    else:
+        with pytest.raises(ValueError, match="not after the last tracked"):
+            offsets.track([first])

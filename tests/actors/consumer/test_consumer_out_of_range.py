@@ -1,5 +1,6 @@
 """Positions above the log end: when they count as out of range, where they are reset to,
-and the consumer resetting one that Tansu does not report as out of range."""
+the consumer resetting one that Tansu does not report as out of range, and leaving it to
+Apache Kafka's OffsetOutOfRange (the watch off, its default)."""
 
 from __future__ import annotations
 
@@ -41,6 +42,14 @@ def test_a_reset_is_confirmed_after_so_many_sightings_in_a_row_per_partition(
         runs[tp] = runs[tp] + 1 if position > highwater else 0
         expected = runs[tp] > 0 and runs[tp] % confirmations == 0
         assert watch.confirmed(tp, position, highwater) is expected
+
+
+@given(checks=checks_strategy)
+def test_a_disabled_watch_never_confirms(checks: list[tuple[TopicPartition, int, int]]) -> None:
+    """With the watch off (a broker that reports OffsetOutOfRange) no check confirms a reset,
+    however far above the high-water mark the position is."""
+    watch = BeyondLogEnd(1, enabled=False)
+    assert not any(watch.confirmed(tp, position, highwater) for tp, position, highwater in checks)
 
 
 def test_forgetting_a_partition_restarts_its_count() -> None:
@@ -96,7 +105,13 @@ async def test_the_consumer_resets_a_committed_offset_above_the_log_end(
         topic = unique_name("lost")
         await create_topics(bootstrap, [topic])
         await produce(bootstrap, topic, [(b"k%d" % n, b"v%d" % n) for n in range(10)])
-        config = consumer_settings(bootstrap, topic, stall_timeout_s=2.0)
+        config = consumer_settings(
+            bootstrap,
+            topic,
+            stall_timeout_s=2.0,
+            reset_beyond_log_end=True,
+            idempotent_producer=False,  # Tansu has no idempotent producer
+        )
         await _commit(bootstrap, config.group_id, TopicPartition(topic, 0), 50)
         handled: list[Record] = []
         async with running(KafkaConsumerActor(config, handled.append)):
@@ -104,6 +119,27 @@ async def test_the_consumer_resets_a_committed_offset_above_the_log_end(
     assert [record.offset for record in handled] == list(range(10))
     assert f"{topic}[0]: position 50 is above the log end 10" in caplog.text
     assert "reset to 0 by auto_offset_reset=earliest" in caplog.text
+
+
+@pytest.mark.anyio
+async def test_apache_kafka_reports_a_committed_offset_above_the_log_end_itself(
+    bootstrap_servers: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With the watch off (the default), a committed offset above the log end is reset by
+    the broker's OffsetOutOfRange and aiokafka's auto_offset_reset: every record the log
+    holds is handled, and the consumer's own beyond-log-end reset never fires."""
+    caplog.set_level(logging.WARNING, logger="actors.consumer.loop")
+    topic = unique_name("lost")
+    await create_topics(bootstrap_servers, [topic])
+    await produce(bootstrap_servers, topic, [(b"k%d" % n, b"v%d" % n) for n in range(10)])
+    config = consumer_settings(bootstrap_servers, topic, stall_timeout_s=2.0)
+    assert config.reset_beyond_log_end is False
+    await _commit(bootstrap_servers, config.group_id, TopicPartition(topic, 0), 50)
+    handled: list[Record] = []
+    async with running(KafkaConsumerActor(config, handled.append)):
+        await wait_until(lambda: len(handled) >= 10)
+    assert [record.offset for record in handled] == list(range(10))
+    assert "above the log end" not in caplog.text
 
 
 async def _commit(bootstrap: str, group: str, tp: TopicPartition, offset: int) -> None:

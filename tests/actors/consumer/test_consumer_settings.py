@@ -191,7 +191,7 @@ def test_consumer_kwargs_never_auto_commit_and_carry_oauth() -> None:
 
 
 def test_producer_kwargs_wait_for_all_replicas_within_the_size_limit() -> None:
-    """The dead-letter producer uses acks=all, no idempotence, and the request size limit."""
+    """The dead-letter producer uses acks=all, idempotence, and the request size limit."""
     kwargs = producer_kwargs(
         settings(
             security_protocol="SASL_PLAINTEXT",
@@ -202,7 +202,7 @@ def test_producer_kwargs_wait_for_all_replicas_within_the_size_limit() -> None:
         )
     )
     assert kwargs["acks"] == "all"
-    assert kwargs["enable_idempotence"] is False
+    assert kwargs["enable_idempotence"] is True
     assert kwargs["max_request_size"] == 9_000_000
     assert (kwargs["sasl_plain_username"], kwargs["sasl_plain_password"]) == ("u", "p")
     assert "ssl_context" not in kwargs

@@ -21,13 +21,13 @@ from actors.messages import PausePartitions, ResumePartitions
 from core.errors import AuthError, PermanentError, TransientError
 from core.resilience.circuit_breaker import CircuitBreaker, CircuitBreakerConfig, CircuitState
 from supervisor.testing import (
-    EmbeddedBroker,
     committed_offsets,
     create_topics,
     produce,
     read_topic,
     unique_name,
 )
+from supervisor.testing.apache_kafka import ApacheKafkaBroker
 
 pytestmark = pytest.mark.anyio
 
@@ -273,42 +273,41 @@ async def test_auth_failure_without_a_token_refresher_ends_the_actor(
     assert (actor.stats.failed, actor.stats.retried) == (1, 0)
 
 
-async def test_stall_watchdog_gives_up_on_a_broker_that_vanished() -> None:
+async def test_stall_watchdog_gives_up_on_a_broker_that_vanished(
+    own_kafka: ApacheKafkaBroker,
+) -> None:
     """When the broker disappears while records are still to be read, nothing arrives for
     stall_timeout_s and the actor raises TransientError('consumer stalled') so it is
     restarted; a slow handler meanwhile is not taken for a stall."""
-    broker = EmbeddedBroker().start()
+    broker = own_kafka
+    topic = unique_name("stall")
+    await create_topics(broker.bootstrap_servers, [topic])
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all")
+    await producer.start()
     try:
-        topic = unique_name("stall")
-        await create_topics(broker.bootstrap_servers, [topic])
-        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all")
-        await producer.start()
-        try:
-            for _ in range(30):  # one batch per record: one record per fetch below
-                await (await producer.send(topic, b"x" * 2000))
-        finally:
-            await producer.stop()
-
-        async def slow_handler(record: Record) -> None:
-            if record.offset == 0:
-                await anyio.sleep(1.5)  # slower than the stall timeout: not a stall
-                broker.kill()
-
-        config = consumer_settings(
-            broker.bootstrap_servers,
-            topic,
-            stall_timeout_s=1.0,
-            max_poll_records=1,
-            fetch_max_bytes=1024,
-            max_partition_fetch_bytes=1024,
-            request_timeout_ms=1500,
-            shutdown_timeout_s=2.0,
-            dead_letter_topic=None,
-        )
-        actor = KafkaConsumerActor(config, slow_handler)
-        with anyio.fail_after(15), pytest.raises(TransientError, match="consumer stalled"):
-            await actor.run()
-        assert actor.stats.handled == 1
-        assert sum(actor.stats.lag.values()) > 0
+        for _ in range(30):  # one batch per record: one record per fetch below
+            await (await producer.send(topic, b"x" * 2000))
     finally:
-        broker.stop()
+        await producer.stop()
+
+    async def slow_handler(record: Record) -> None:
+        if record.offset == 0:
+            await anyio.sleep(1.5)  # slower than the stall timeout: not a stall
+            broker.kill()
+
+    config = consumer_settings(
+        broker.bootstrap_servers,
+        topic,
+        stall_timeout_s=1.0,
+        max_poll_records=1,
+        fetch_max_bytes=1024,
+        max_partition_fetch_bytes=1024,
+        request_timeout_ms=1500,
+        shutdown_timeout_s=2.0,
+        dead_letter_topic=None,
+    )
+    actor = KafkaConsumerActor(config, slow_handler)
+    with anyio.fail_after(15), pytest.raises(TransientError, match="consumer stalled"):
+        await actor.run()
+    assert actor.stats.handled == 1
+    assert sum(actor.stats.lag.values()) > 0

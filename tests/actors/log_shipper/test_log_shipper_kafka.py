@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import anyio
 import anyio.to_thread
@@ -20,7 +21,8 @@ from actors.log_shipper import (
     SinkRetryPolicy,
 )
 from core.types import ErrorCategory
-from supervisor.testing import EmbeddedBroker, create_topics, read_topic, unique_name
+from supervisor.testing import create_topics, read_topic, unique_name
+from supervisor.testing.apache_kafka import ApacheKafkaBroker
 
 pytestmark = [pytest.mark.anyio, pytest.mark.broker]
 
@@ -65,9 +67,11 @@ async def test_records_arrive_as_json_values_keyed_by_logger_in_order(
     assert shipper.statistics().shipped == 60
 
 
-async def test_broker_outage_is_transient_and_the_batch_ships_once_it_is_back() -> None:
+async def test_broker_outage_is_transient_and_the_batch_ships_once_it_is_back(
+    tmp_path: Path,
+) -> None:
     """With the broker down the shipper raises TRANSIENT, keeps the batch, and ships it later."""
-    broker = EmbeddedBroker()
+    broker = ApacheKafkaBroker(directory=tmp_path / "kafka")
     buffer = LogBuffer(100)
     records = [FormattedRecord("tests.outage", json.dumps({"n": n})) for n in range(5)]
     for record in records:
@@ -86,7 +90,7 @@ async def test_broker_outage_is_transient_and_the_batch_ships_once_it_is_back() 
         await sink.aclose()
         consumed = await read_topic(broker.bootstrap_servers, "logs-outage", expected=5)
     finally:
-        await anyio.to_thread.run_sync(broker.kill)
+        await anyio.to_thread.run_sync(broker.close)
     assert [record.value for record in consumed] == [record.line.encode() for record in records]
     assert buffer.statistics().shipped == len(records)
 

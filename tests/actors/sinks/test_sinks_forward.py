@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import anyio
 import pytest
 from consumer_testing import consumer_settings, running, wait_until
@@ -14,7 +12,8 @@ from actors.sinks import ForwardHandler, build_handler
 from core.errors import classify_exception
 from core.types import ErrorCategory
 from supervisor.testing import create_topics, produce, read_topic, unique_name
-from supervisor.testing.embedded_broker import EmbeddedBroker, free_port
+from supervisor.testing.apache_kafka import ApacheKafkaBroker
+from supervisor.testing.embedded_broker import free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -63,32 +62,35 @@ async def test_before_commit_with_nothing_handed_over_touches_no_broker() -> Non
     assert repr(handler) == "ForwardHandler('copy')"
 
 
-async def test_a_failed_delivery_holds_the_commit_back_and_is_sent_again(tmp_path: Path) -> None:
+async def test_a_failed_delivery_holds_the_commit_back_and_is_sent_again(
+    own_kafka: ApacheKafkaBroker,
+) -> None:
     """A record whose delivery failed (the broker went away after the producer knew the
     topic) makes `before_commit` raise a TRANSIENT error; once the broker is back, the next
-    successful `before_commit` has sent it again, so the target holds it."""
-    with EmbeddedBroker(log_path=tmp_path / "tansu.log") as broker:
-        bootstrap = broker.bootstrap_servers
-        target = unique_name("resent")
-        await create_topics(bootstrap, [target], partitions=1)
-        handler = ForwardHandler(
-            target, {"bootstrap_servers": bootstrap, "request_timeout_ms": 1000}
-        )
-        try:
-            await handler(Record("source", 0, 0, b"k0", b"before"))
+    successful `before_commit` has sent it again, so the target holds both records once
+    (the broker kept its log across the crash)."""
+    broker = own_kafka
+    bootstrap = broker.bootstrap_servers
+    target = unique_name("resent")
+    await create_topics(bootstrap, [target], partitions=1)
+    handler = ForwardHandler(target, {"bootstrap_servers": bootstrap, "request_timeout_ms": 1000})
+    try:
+        await handler(Record("source", 0, 0, b"k0", b"before"))
+        await handler.before_commit()
+        broker.kill()
+        await handler(Record("source", 0, 1, b"k1", b"lost-unless-resent"))
+        with pytest.raises(Exception) as caught:
             await handler.before_commit()
-            broker.kill()
-            await handler(Record("source", 0, 1, b"k1", b"lost-unless-resent"))
-            with pytest.raises(Exception) as caught:
-                await handler.before_commit()
-            assert classify_exception(caught.value) is ErrorCategory.TRANSIENT
-            broker.start()
-            await create_topics(bootstrap, [target], partitions=1)
-            await _until_committable(handler, seconds=30)
-            found = await read_topic(bootstrap, target, expected=1)
-        finally:
-            await handler.aclose()
-    assert [(record.key, record.value) for record in found] == [(b"k1", b"lost-unless-resent")]
+        assert classify_exception(caught.value) is ErrorCategory.TRANSIENT
+        await anyio.to_thread.run_sync(broker.start)
+        await _until_committable(handler, seconds=30)
+        found = await read_topic(bootstrap, target, expected=2)
+    finally:
+        await handler.aclose()
+    assert [(record.key, record.value) for record in found] == [
+        (b"k0", b"before"),
+        (b"k1", b"lost-unless-resent"),
+    ]
 
 
 async def _until_committable(handler: ForwardHandler, *, seconds: float) -> None:

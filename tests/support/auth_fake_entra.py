@@ -6,6 +6,13 @@ client-credentials token request) the way Entra does. Everything on the client
 side (azure-identity, MSAL, the HTTPS transport, certificate assertions) is real.
 The certificate credential's client assertion is verified with the certificate's
 public key, so a test passing means MSAL really signed with our key.
+
+Access tokens are real RS256 JWTs, shaped like Entra's app-only tokens: `aud` is the
+requested scope without `/.default`, `iss` the tenant's v2.0 issuer, `sub`/`appid` the
+client, `exp` `expires_in` seconds ahead (or `EntraBehaviour.token_lifetime_s`, to issue
+a token that is already expired while the response says otherwise). They are signed with
+a key of this server that `jwks()` (and `GET /<tenant>/discovery/v2.0/keys`) publishes,
+so a broker can validate them as it would validate Entra's.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import ipaddress
 import json
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -44,6 +52,8 @@ class EntraBehaviour:
     error: dict[str, str] = field(default_factory=dict)
     echo_secret_in_errors: bool = False
     """Put the submitted client secret into error descriptions (a leak to be redacted)."""
+    token_lifetime_s: int | None = None
+    """Seconds from now to the JWT's own `exp`; None: `expires_in` (negative: expired)."""
 
 
 @dataclass
@@ -106,6 +116,8 @@ class FakeEntra:
         self.token_requests: list[dict[str, str]] = []
         self._lock = threading.Lock()
         self._issued = 0
+        self.signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.key_id = "fake-entra-signing-key"
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(tls.key_and_certificate_pem)
@@ -127,6 +139,16 @@ class FakeEntra:
             "connection_verify": str(self.tls.certificate_pem),
             "retry_total": 0,
         }
+
+    @property
+    def issuer(self) -> str:
+        """The `iss` of the tokens, as Entra's v2.0 endpoint names its tenant."""
+        return f"{self.authority}/{TENANT_ID}/v2.0"
+
+    def jwks(self) -> dict[str, Any]:
+        """The JSON Web Key Set that verifies the tokens (public key only)."""
+        key = jwt.algorithms.RSAAlgorithm.to_jwk(self.signing_key.public_key(), as_dict=True)
+        return {"keys": [{**key, "kid": self.key_id, "use": "sig", "alg": "RS256"}]}
 
     def reset(self) -> None:
         """Forget requests and go back to issuing tokens."""
@@ -157,12 +179,31 @@ class FakeEntra:
                 "error": "invalid_client",
                 "error_description": f"AADSTS7000215: Invalid client secret provided.{echoed}",
             }
-        token = f"entra-token-{issued}-for-{form.get('scope', '')}"
+        token = self._access_token(form, behaviour, issued)
         return 200, {
             "token_type": "Bearer",
             "expires_in": behaviour.expires_in,
             "access_token": token,
         }
+
+    def _access_token(self, form: dict[str, str], behaviour: EntraBehaviour, issued: int) -> str:
+        now = int(time.time())
+        lifetime = behaviour.expires_in
+        if behaviour.token_lifetime_s is not None:
+            lifetime = behaviour.token_lifetime_s
+        scope = form.get("scope", "")
+        claims = {
+            "aud": scope.removesuffix("/.default"),
+            "iss": self.issuer,
+            "sub": form.get("client_id", ""),
+            "appid": form.get("client_id", ""),
+            "tid": TENANT_ID,
+            "iat": now,
+            "nbf": now - 60,
+            "exp": now + lifetime,
+            "uti": f"token-{issued}",
+        }
+        return jwt.encode(claims, self.signing_key, algorithm="RS256", headers={"kid": self.key_id})
 
     def _client_is_authentic(self, form: dict[str, str]) -> bool:
         if form.get("client_id") != CLIENT_ID:
@@ -201,8 +242,11 @@ class FakeEntra:
                             "token_endpoint": f"{base}/oauth2/v2.0/token",
                             "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
                             "issuer": f"{base}/v2.0",
+                            "jwks_uri": f"{base}/discovery/v2.0/keys",
                         },
                     )
+                elif path.endswith("/discovery/v2.0/keys"):
+                    self._send(200, entra.jwks())
                 else:
                     self._send(404, {"error": "not_found"})
 
