@@ -14,6 +14,7 @@ from core.urls.policy import (
     UrlPolicy,
     ValidatedUrl,
     system_resolver,
+    url_for_logs,
 )
 
 __all__ = [
@@ -30,4 +31,5 @@ __all__ = [
     "forbidden_range_of",
     "normalise_host",
     "system_resolver",
+    "url_for_logs",
 ]

@@ -54,6 +54,7 @@ __all__ = [
     "UrlPolicy",
     "ValidatedUrl",
     "system_resolver",
+    "url_for_logs",
 ]
 
 Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
@@ -230,10 +231,11 @@ def _config_host(entry: str, setting: str) -> str:
     return host.name
 
 
-def _refused(rule: RefusalRule, reason: str, url: str) -> UrlRefusedError:
-    return UrlRefusedError(rule, reason, context={"url": _without_query(url)})
-
-
-def _without_query(url: str) -> str:
-    """The URL for logs: at most 200 characters, query and fragment cut (they may hold tokens)."""
+def url_for_logs(url: str) -> str:
+    """The URL for logs and errors: query and fragment cut (they may hold signed tokens),
+    at most 200 characters."""
     return url.partition("?")[0].partition("#")[0][:200]
+
+
+def _refused(rule: RefusalRule, reason: str, url: str) -> UrlRefusedError:
+    return UrlRefusedError(rule, reason, context={"url": url_for_logs(url)})
