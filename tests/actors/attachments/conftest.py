@@ -10,11 +10,15 @@ from __future__ import annotations
 import ipaddress
 import socket
 import ssl
+import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 from attachment_server import AttachmentServer, running_attachment_server
+from azure.core.credentials import AzureNamedKeyCredential
+from azure.storage.blob.aio import BlobServiceClient, ContainerClient
+from azurite_emulator import ACCOUNT_KEY, ACCOUNT_NAME, Azurite, running_azurite
 from throwaway_ca import ThrowawayCA
 
 from actors.attachments.downloader import Downloader, DownloadLimits
@@ -113,3 +117,28 @@ def spool_dir(tmp_path: Path) -> Path:
     path = tmp_path / "spool"
     path.mkdir()
     return path
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    """Azurite's blob service for the session; a failure to start fails the tests using it."""
+    directory = tmp_path_factory.mktemp("azurite")
+    try:
+        emulator = running_azurite(directory / "data", directory / "azurite.log")
+        started = emulator.__enter__()
+    except Exception as exc:  # the emulator is required: fail loudly, naming the cause
+        pytest.fail(f"could not start Azurite: {exc}", pytrace=False)
+    try:
+        yield started
+    finally:
+        emulator.__exit__(None, None, None)
+
+
+@pytest.fixture
+async def blob_container(azurite: Azurite) -> AsyncIterator[ContainerClient]:
+    """A fresh container on Azurite (the real azure-storage-blob client, shared key)."""
+    credential = AzureNamedKeyCredential(ACCOUNT_NAME, ACCOUNT_KEY)
+    async with BlobServiceClient(azurite.account_url, credential=credential) as service:
+        container = service.get_container_client(f"c{uuid.uuid4().hex[:20]}")
+        await container.create_container()
+        yield container
