@@ -18,7 +18,9 @@ For each record the handler
 
 When several URLs of one event fail, the most severe failure is raised (PERMANENT
 before AUTH before CIRCUIT_OPEN before TRANSIENT), alone, so the dead letter names the
-rule that refused it. Downloads still running when one fails are cancelled.
+rule that refused it. A PERMANENT failure cancels the event's other downloads (nothing
+can save the event, and nothing outranks it); after any other failure the rest run to
+their end, so a permanent failure among them is not hidden by a transient one.
 
 The handler is safe to call concurrently (it keeps no per-record state). It buffers
 nothing itself; `before_commit` waits for the result sink's acknowledgements, so a
@@ -41,6 +43,7 @@ from actors.attachments.stores import AttachmentStore
 from actors.messages import Record
 from core.errors import PermanentError, classify_exception, most_severe
 from core.resilience import CircuitBreaker
+from core.types import ErrorCategory
 
 __all__ = ["AttachmentHandler", "ResultSink", "StoredAttachment"]
 
@@ -110,7 +113,8 @@ class AttachmentHandler:
                     stored[index] = await self._fetch_and_store(record, event_id, index, url)
             except Exception as exc:
                 failures.append(exc)
-                tasks.cancel_scope.cancel()
+                if classify_exception(exc) is ErrorCategory.PERMANENT:
+                    tasks.cancel_scope.cancel()  # nothing can save the event now
 
         async with anyio.create_task_group() as tasks:
             for index, url in enumerate(urls):
