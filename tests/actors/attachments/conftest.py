@@ -7,21 +7,20 @@ injected resolver, so 127.0.0.1, metadata and WireServer stay forbidden as in pr
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 import ssl
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from attachment_server import AttachmentServer, running_attachment_server
+from attachment_testing import TEST_LIMITS, ScriptedResolver, make_policy
 from azure.core.credentials import AzureNamedKeyCredential
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 from azurite_emulator import ACCOUNT_KEY, ACCOUNT_NAME, Azurite, running_azurite
 from throwaway_ca import ThrowawayCA
 
-from actors.attachments.downloader import Downloader, DownloadLimits
+from actors.attachments.downloader import Downloader
 from core.urls import UrlPolicy
 
 
@@ -41,58 +40,16 @@ def server(served: tuple[AttachmentServer, ThrowawayCA]) -> AttachmentServer:
     return served[0]
 
 
-class ScriptedResolver:
-    """Answers `answers[host]` in turn (the last answer repeats) and counts the lookups."""
-
-    def __init__(self, answers: dict[str, list[list[str]]]) -> None:
-        self.answers = answers
-        self.lookups: list[str] = []
-
-    async def __call__(self, host: str, port: int) -> Sequence[str]:
-        self.lookups.append(host)
-        script = self.answers.get(host)
-        if script is None:
-            raise socket.gaierror(socket.EAI_NONAME, f"{host} is not a test host")
-        return script.pop(0) if len(script) > 1 else script[0]
-
-
 @pytest.fixture
 def resolver() -> ScriptedResolver:
     """files.test and other.files.test resolve to ::1; rebind.test is for the test to script."""
     return ScriptedResolver({"files.test": [["::1"]], "other.files.test": [["::1"]]})
 
 
-def make_policy(
-    server: AttachmentServer, resolver: ScriptedResolver, *, port: int | None = None
-) -> UrlPolicy:
-    """The policy of these tests: the test hosts and a few forbidden literals are allow-listed,
-    ::1 is trusted, the server's port allowed."""
-    return UrlPolicy(
-        allowed_hosts=[
-            "files.test",
-            "rebind.test",
-            "127.0.0.1",
-            "[::ffff:127.0.0.1]",
-            "169.254.169.254",
-            "168.63.129.16",
-        ],
-        allowed_domain_suffixes=["files.test"],
-        allowed_ports=[443, server.port if port is None else port],
-        trusted_networks=[ipaddress.ip_network("::1/128")],
-        resolver=resolver,
-    )
-
-
 @pytest.fixture
 def policy(server: AttachmentServer, resolver: ScriptedResolver) -> UrlPolicy:
     """The test policy (see `make_policy`)."""
     return make_policy(server, resolver)
-
-
-TEST_LIMITS = DownloadLimits(
-    max_bytes=1024 * 1024, connect_timeout=2, read_timeout=0.5, total_timeout=5
-)
-"""Short timeouts and a 1 MiB cap."""
 
 
 @pytest.fixture

@@ -15,10 +15,10 @@ import anyio
 import orjson
 import pytest
 from attachment_server import AttachmentServer
+from attachment_testing import TEST_LIMITS
 from azure.core.credentials import AzureNamedKeyCredential
 from azure.storage.blob.aio import ContainerClient
 from azurite_emulator import ACCOUNT_KEY, ACCOUNT_NAME, Azurite
-from conftest import TEST_LIMITS
 
 from actors.attachments import AttachmentHandler, BlobStore, Downloader, LocalDirectoryStore
 from actors.messages import Record

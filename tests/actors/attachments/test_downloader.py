@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from attachment_server import AttachmentServer
-from conftest import TEST_LIMITS, ScriptedResolver, make_policy
+from attachment_testing import TEST_LIMITS, ScriptedResolver, make_policy
 
 from actors.attachments.downloader import Downloader
 from core.errors import DownloadError, classify_exception

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from attachment_server import AttachmentServer
-from conftest import TEST_LIMITS, ScriptedResolver
+from attachment_testing import TEST_LIMITS, ScriptedResolver
 
 from actors.attachments import DOWNLOAD_HOST_CIRCUIT_CONFIG, Downloader, HostBreakers
 from actors.attachments.host_breakers import OVERFLOW_BREAKER_NAME
