@@ -68,7 +68,11 @@ class AttachmentServer:
         context.load_cert_chain(certificate.key_and_chain_pem)
         context.sni_callback = self._remember_server_name
         self._server = _Server(("::1", 0), self._handler_class())
-        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+        # The handshake runs in each connection's own thread (on its first read), not in
+        # the accepting thread, so many clients connecting at once are not served in line.
+        self._server.socket = context.wrap_socket(
+            self._server.socket, server_side=True, do_handshake_on_connect=False
+        )
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
