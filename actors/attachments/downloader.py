@@ -5,7 +5,10 @@ A download:
 
 1. is checked by the URL policy (pure; a refused URL never reaches the network nor the
    host's breaker);
-2. runs through the circuit breaker of its host (see `host_breakers`);
+2. runs through the circuit breaker of its host (see `host_breakers`); a TRANSIENT
+   failure that leaves the breaker open (it opened it, or failed the trial) is raised
+   as `CircuitOpenError` chained to the download's error, so the consumer pauses at
+   once instead of spending retries on a host that is down;
 3. sends GET with `Accept-Encoding: identity` (the stored bytes are the served bytes, and
    a compressed bomb cannot slip past the size cap) through `PinnedTransport`, which
    dials only addresses the policy allowed;
@@ -35,7 +38,8 @@ from actors.attachments.download_errors import error_for_status, parse_retry_aft
 from actors.attachments.host_breakers import HostBreakers
 from actors.attachments.pinned_network import PinnedTransport
 from actors.attachments.spool import BodySpool
-from core.errors import ConfigurationError, DownloadError
+from core.errors import CircuitOpenError, ConfigurationError, DownloadError
+from core.resilience import CircuitState
 from core.types import ErrorCategory
 from core.urls import UrlPolicy, ValidatedUrl, url_for_logs
 
@@ -134,7 +138,16 @@ class Downloader:
         """Fetch `url` into a new temporary file in `directory` (see the module docstring)."""
         first = self.policy.check_url(url)
         breaker = self.breakers.for_host(first.host.name)
-        return await breaker.call_async(self._download_within_deadline, first, directory)
+        try:
+            return await breaker.call_async(self._download_within_deadline, first, directory)
+        except DownloadError as exc:
+            if exc.category is ErrorCategory.TRANSIENT and breaker.state is CircuitState.OPEN:
+                # This failure opened the breaker (or failed its trial): report the host as
+                # down, so the consumer pauses now instead of retrying into the open breaker.
+                raise CircuitOpenError(
+                    breaker.name, breaker.retry_after(), context={"cause": exc.message}
+                ) from exc
+            raise
 
     async def aclose(self) -> None:
         """Close the connection pool."""

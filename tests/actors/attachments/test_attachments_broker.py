@@ -1,9 +1,11 @@
 """End to end against the broker: events with URLs go in, files land under deterministic
-names, refused URLs go to the dead-letter topic naming the rule, and a worker killed with
-SIGKILL mid-stream loses nothing and duplicates nothing after a restart."""
+names, refused URLs go to the dead-letter topic naming the rule, a dead host pauses the
+consumer, and a worker killed with SIGKILL mid-stream loses nothing and duplicates
+nothing after a restart."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import ssl
@@ -16,10 +18,13 @@ import anyio
 import orjson
 import pytest
 from attachment_server import AttachmentServer
+from attachment_testing import TEST_LIMITS, ScriptedResolver, make_policy
 from attachment_worker import worker_handler, worker_settings
 from throwaway_ca import ThrowawayCA
 
+from actors.attachments import AttachmentHandler, Downloader, HostBreakers, LocalDirectoryStore
 from actors.kafka_consumer import KafkaConsumerActor
+from core.resilience import CircuitBreakerConfig
 from supervisor.testing import create_topics, produce, read_topic, unique_name
 
 pytestmark = [pytest.mark.anyio, pytest.mark.broker]
@@ -137,3 +142,46 @@ async def test_a_worker_killed_mid_stream_loses_and_duplicates_nothing(
         second.wait(timeout=20)
     assert stored_files(store) == {f"inbox/K{n}/0-k{n}.bin": body for n, body in bodies.items()}
     assert sorted(os.listdir(store / ".staging")) == []
+
+
+async def test_a_dead_host_pauses_the_consumer_instead_of_dead_lettering(
+    bootstrap_servers: str, server: AttachmentServer, client_tls: ssl.SSLContext, tmp_path: Path
+) -> None:
+    """While a host cannot be reached its breaker opens and the consumer pauses on the
+    refusal: nothing is dead-lettered, and once the host is back every file lands."""
+    topic = unique_name("docs")
+    await create_topics(bootstrap_servers, [topic, f"{topic}.dlq"])
+    server.add_file("late.pdf", b"late but whole")
+    url = server.url("files/late.pdf", host="other.files.test")
+    await produce(bootstrap_servers, topic, [(None, orjson.dumps({"u": [url]})) for _ in range(3)])
+    resolver = ScriptedResolver({})  # other.files.test does not resolve yet: a dead host
+    breakers = HostBreakers(CircuitBreakerConfig(failure_threshold=3, recovery_timeout=0.5))
+    handler = AttachmentHandler(
+        downloader=Downloader(
+            make_policy(server, resolver), TEST_LIMITS, breakers=breakers, verify=client_tls
+        ),
+        store=LocalDirectoryStore(tmp_path / "store"),
+        url_fields=["u"],
+    )
+    settings = dataclasses.replace(
+        worker_settings(bootstrap_servers, topic, unique_name("g")),
+        breaker=CircuitBreakerConfig(failure_threshold=1000),  # only the host's breaker acts
+    )
+    actor = KafkaConsumerActor(settings, handler)
+    try:
+        async with anyio.create_task_group() as tasks:
+            await tasks.start(actor.run)
+            flaky = breakers.for_host("other.files.test")
+            await wait_for(lambda: flaky.stats.state_changes >= 3, 20)  # opened, probed, reopened
+            await anyio.sleep(1.0)
+            refused_while_down = actor.stats.dead_lettered
+            stored_while_down = stored_files(tmp_path / "store")
+            resolver.answers["other.files.test"] = [["::1"]]  # the host is back
+            await wait_for(lambda: len(stored_files(tmp_path / "store")) == 3, 30)
+            actor.stop()
+    finally:
+        await handler.aclose()
+    assert refused_while_down == 0
+    assert stored_while_down == {}
+    assert actor.stats.dead_lettered == 0
+    assert set(stored_files(tmp_path / "store").values()) == {b"late but whole"}

@@ -35,8 +35,9 @@ async def test_a_dead_host_opens_its_breaker_and_others_keep_working(
     spool_dir: Path,
     client_tls: ssl.SSLContext,
 ) -> None:
-    """After five refused connections to one host its downloads are rejected with
-    CircuitOpenError (CIRCUIT_OPEN), while another host still downloads."""
+    """Four refused connections fail TRANSIENT; the fifth opens the host's breaker and is
+    reported as CircuitOpenError (so the consumer pauses at once), as is every later call;
+    another host still downloads."""
     dead_port = free_ipv6_port()
     policy = UrlPolicy(
         allowed_domain_suffixes=["files.test"],
@@ -47,14 +48,18 @@ async def test_a_dead_host_opens_its_breaker_and_others_keep_working(
     downloader = Downloader(policy, TEST_LIMITS, verify=client_tls)
     dead = f"https://other.files.test:{dead_port}/x"
     try:
-        for _ in range(DOWNLOAD_HOST_CIRCUIT_CONFIG.failure_threshold):
-            with pytest.raises(DownloadError):
+        for _ in range(DOWNLOAD_HOST_CIRCUIT_CONFIG.failure_threshold - 1):
+            with pytest.raises(DownloadError) as failed:
                 await downloader.download(dead, spool_dir)
+            assert failed.value.category is ErrorCategory.TRANSIENT
+        with pytest.raises(CircuitOpenError) as opened:
+            await downloader.download(dead, spool_dir)
         with pytest.raises(CircuitOpenError) as caught:
             await downloader.download(dead, spool_dir)
         alive = await downloader.download(server.add_file("ok.txt", b"ok"), spool_dir)
     finally:
         await downloader.aclose()
+    assert isinstance(opened.value.__cause__, DownloadError)
     assert classify_exception(caught.value) is ErrorCategory.CIRCUIT_OPEN
     assert caught.value.breaker_name == "download:other.files.test"
     assert alive.size == 2
