@@ -161,7 +161,7 @@ async def _measure(
 
     async def with_ours(number: int) -> None:
         got = await ours.download(f"https://files.test:{port}/{name(number)}", spool)
-        await anyio.Path(got.path).unlink()
+        os.unlink(got.path)
 
     async def with_plain(number: int) -> None:
         response = await plain.get(f"https://[::1]:{port}/{name(number)}")

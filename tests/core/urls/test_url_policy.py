@@ -224,3 +224,41 @@ async def test_the_system_resolver_answers_for_localhost_and_it_is_refused() -> 
         with anyio.fail_after(10):
             await checker.resolve(host, 443)
     assert caught.value.rule is RefusalRule.FORBIDDEN_ADDRESS
+
+
+FORBIDDEN_ANSWERS = st.one_of(
+    st.integers(
+        int(ipaddress.IPv4Address("10.0.0.0")), int(ipaddress.IPv4Address("10.255.255.255"))
+    ).map(lambda n: str(ipaddress.IPv4Address(n))),
+    st.integers(0, 2**16 - 1).map(lambda n: str(ipaddress.IPv4Address(0xA9FE0000 | n))),
+    st.integers(0, 2**24 - 1).map(lambda n: f"::ffff:{ipaddress.IPv4Address(0x7F000000 | n)}"),
+    st.integers(0, 2**24 - 1).map(
+        lambda n: str(ipaddress.IPv6Address((0x2002 << 112) | ((0x7F000000 | n) << 80)))
+    ),
+    st.integers(0, 2**16 - 1).map(
+        lambda n: str(ipaddress.IPv6Address((0x64FF9B << 96) | 0xA9FE0000 | n))
+    ),
+    st.just("168.63.129.16"),
+    st.just("fe80::1%2"),
+)
+
+
+@given(
+    st.lists(st.sampled_from(["93.184.215.14", "2606:4700::1111"]), max_size=3), FORBIDDEN_ANSWERS
+)
+def test_any_forbidden_answer_refuses_the_name(public: list[str], forbidden: str) -> None:
+    """A DNS answer with one private, metadata, mapped, 6to4 or NAT64 address among public
+    ones refuses the host, wherever the forbidden address sits in the answer."""
+
+    async def resolver(host: str, port: int) -> Sequence[str]:
+        return [*public, forbidden]
+
+    checker = policy(resolver=resolver)
+    host = checker.check_url("https://cdn.example.com/").host
+
+    async def resolve() -> None:
+        await checker.resolve(host, 443)
+
+    with pytest.raises(UrlRefusedError) as caught:
+        anyio.run(resolve)
+    assert caught.value.rule is RefusalRule.FORBIDDEN_ADDRESS
