@@ -205,7 +205,10 @@ def _build_store(
     kind, _, argument = spec.partition(":")
     if kind == "local" and argument:
         path = Path(argument).expanduser()
-        return LocalDirectoryStore(path if path.is_absolute() else base_dir / path), ""
+        try:
+            return LocalDirectoryStore(path if path.is_absolute() else base_dir / path), ""
+        except ConfigurationError as exc:
+            raise _bad("store", f"{spec!r}: {exc}") from None
     staging = Path(tempfile.gettempdir()) / "kafka-pipeline-attachments"
     if kind == "blob":
         parts = urlsplit(argument)

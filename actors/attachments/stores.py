@@ -4,7 +4,8 @@ Both stores take a spooled temporary file and a deterministic name (see `naming`
 replace whatever was stored under that name, so a redelivered record overwrites instead
 of duplicating.
 
-* `LocalDirectoryStore`: the spool lives in `<root>/.staging`, on the same file system,
+* `LocalDirectoryStore`: `root` must exist (like the `jsonl:` handler's directory, it is
+  never created). The spool lives in `<root>/.staging`, on the same file system,
   so storing is fsync + atomic rename: a reader never sees half a file, and a crash
   leaves either the old file or the new one (plus, at worst, a stray `.part` file in
   the staging directory, which the next start removes).
@@ -37,7 +38,7 @@ from azure.core.exceptions import AzureError, HttpResponseError
 from azure.storage.blob import ContentSettings
 from azure.storage.blob.aio import BlobServiceClient, ExponentialRetry
 
-from core.errors import OneLakeError, classify_exception
+from core.errors import ConfigurationError, OneLakeError, classify_exception
 from core.resilience import ONELAKE_CIRCUIT_CONFIG, CircuitBreaker
 
 __all__ = ["ONELAKE_BLOB_ENDPOINT", "AttachmentStore", "BlobStore", "LocalDirectoryStore"]
@@ -70,6 +71,15 @@ class LocalDirectoryStore:
     breaker: CircuitBreaker | None = None
 
     def __init__(self, root: Path) -> None:
+        """ConfigurationError unless `root` is an existing, writable directory: it is not
+        created, so a typo in the path cannot send the files somewhere nobody looks."""
+        if not root.is_dir():
+            raise ConfigurationError(
+                f"attachment store {str(root)!r} is not an existing directory: create it "
+                "or fix the path"
+            )
+        if not os.access(root, os.W_OK | os.X_OK):
+            raise ConfigurationError(f"attachment store {str(root)!r} is not writable")
         self.root = root.resolve()
         self._staging = self.root / ".staging"
         self._staging.mkdir(parents=True, exist_ok=True)

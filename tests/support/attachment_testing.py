@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Sequence
+from pathlib import Path
 
 from attachment_server import AttachmentServer
 
@@ -53,3 +54,9 @@ TEST_LIMITS = DownloadLimits(
     max_bytes=1024 * 1024, connect_timeout=2, read_timeout=0.5, total_timeout=5
 )
 """Short timeouts and a 1 MiB cap."""
+
+
+def new_directory(path: Path) -> Path:
+    """`path`, created (stores never create their root)."""
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -70,4 +70,5 @@ async def _main(bootstrap: str, topic: str, group: str, store: str, port: str, c
 
 
 if __name__ == "__main__":
+    Path(sys.argv[4]).mkdir(exist_ok=True)
     anyio.run(_main, *sys.argv[1:7], backend="asyncio")

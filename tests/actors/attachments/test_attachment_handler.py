@@ -15,7 +15,7 @@ import anyio
 import orjson
 import pytest
 from attachment_server import AttachmentServer
-from attachment_testing import TEST_LIMITS
+from attachment_testing import TEST_LIMITS, new_directory
 from azure.core.credentials import AzureNamedKeyCredential
 from azure.storage.blob.aio import ContainerClient
 from azurite_emulator import ACCOUNT_KEY, ACCOUNT_NAME, Azurite
@@ -65,7 +65,7 @@ async def local_handler(
     """A handler storing into tmp_path/store, reading `attachment.url` and `more`."""
     handler = AttachmentHandler(
         downloader=Downloader(policy, TEST_LIMITS, verify=client_tls),
-        store=LocalDirectoryStore(tmp_path / "store"),
+        store=LocalDirectoryStore(new_directory(tmp_path / "store")),
         url_fields=["attachment.url", "more"],
         name_prefix="inbox",
         max_parallel_per_event=2,
@@ -175,7 +175,7 @@ async def test_results_go_to_the_sink_and_before_commit_waits_for_it(
     sink = Collected()
     handler = AttachmentHandler(
         downloader=Downloader(policy, TEST_LIMITS, verify=client_tls),
-        store=LocalDirectoryStore(tmp_path / "store"),
+        store=LocalDirectoryStore(new_directory(tmp_path / "store")),
         url_fields=["url"],
         result_sink=sink,
     )

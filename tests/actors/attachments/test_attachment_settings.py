@@ -67,6 +67,7 @@ async def test_the_example_builds_a_onelake_handler(tmp_path: Path) -> None:
 @pytest.mark.anyio
 async def test_a_local_store_is_relative_to_the_config_directory(tmp_path: Path) -> None:
     """`local:stored` lands in <base_dir>/stored; the default policy is strict."""
+    (tmp_path / "stored").mkdir()
     handler = build_attachment_handler(MINIMAL, base_dir=tmp_path)
     try:
         assert isinstance(handler.store, LocalDirectoryStore)
@@ -95,6 +96,7 @@ async def test_a_local_store_is_relative_to_the_config_directory(tmp_path: Path)
         ({"host_recovery_timeout": -1}, "attachments.host_recovery_timeout"),
         ({"skip_events_without_urls": "yes"}, "attachments.skip_events_without_urls"),
         ({"store": "s3://bucket"}, "attachments.store"),
+        ({"store": "local:missing"}, "attachments.store"),
         ({"store": "blob:http://acct.blob.core.windows.net/c"}, "attachments.store"),
         ({"store": "onelake:WorkspaceOnly"}, "attachments.store"),
         ({"store": "blob:https://acct.blob.core.windows.net/c"}, "needs Azure credentials"),
@@ -105,5 +107,6 @@ async def test_a_local_store_is_relative_to_the_config_directory(tmp_path: Path)
 def test_bad_settings_name_the_key(tmp_path: Path, change: dict[str, Any], key: str) -> None:
     """An unknown key, a wrong type, a value out of range or an unusable store is a
     ConfigurationError naming the key."""
+    (tmp_path / "stored").mkdir()
     with pytest.raises(ConfigurationError, match=key.replace(".", r"\.")):
         build_attachment_handler(MINIMAL | change, base_dir=tmp_path)

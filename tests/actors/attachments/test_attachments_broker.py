@@ -18,7 +18,7 @@ import anyio
 import orjson
 import pytest
 from attachment_server import AttachmentServer
-from attachment_testing import TEST_LIMITS, ScriptedResolver, make_policy
+from attachment_testing import TEST_LIMITS, ScriptedResolver, make_policy, new_directory
 from attachment_worker import worker_handler, worker_settings
 from throwaway_ca import ThrowawayCA
 
@@ -67,7 +67,7 @@ async def test_files_land_and_refused_urls_are_dead_lettered_with_the_rule(
     events.insert(3, {"trace_id": "meta", "attachment": {"url": "https://169.254.169.254/x"}})
     events.insert(7, {"trace_id": "evil", "attachment": {"url": "https://evil.example/x"}})
     await produce(bootstrap_servers, topic, [(None, orjson.dumps(e)) for e in events])
-    handler = worker_handler(tmp_path / "store", server.port, client_tls)
+    handler = worker_handler(new_directory(tmp_path / "store"), server.port, client_tls)
     actor = KafkaConsumerActor(worker_settings(bootstrap_servers, topic, unique_name("g")), handler)
     try:
         async with anyio.create_task_group() as tasks:
@@ -160,7 +160,7 @@ async def test_a_dead_host_pauses_the_consumer_instead_of_dead_lettering(
         downloader=Downloader(
             make_policy(server, resolver), TEST_LIMITS, breakers=breakers, verify=client_tls
         ),
-        store=LocalDirectoryStore(tmp_path / "store"),
+        store=LocalDirectoryStore(new_directory(tmp_path / "store")),
         url_fields=["u"],
     )
     settings = dataclasses.replace(

@@ -8,12 +8,13 @@ import os
 from pathlib import Path
 
 import pytest
+from attachment_testing import new_directory
 from azure.core.credentials import AzureNamedKeyCredential
 from azure.storage.blob.aio import ContainerClient
 from azurite_emulator import ACCOUNT_KEY, ACCOUNT_NAME, Azurite
 
 from actors.attachments.stores import BlobStore, LocalDirectoryStore
-from core.errors import OneLakeError
+from core.errors import ConfigurationError, OneLakeError
 from core.resilience import ONELAKE_CIRCUIT_CONFIG
 from core.types import ErrorCategory
 
@@ -34,7 +35,7 @@ def read(path: Path) -> bytes:
 
 async def test_local_store_places_and_overwrites(tmp_path: Path) -> None:
     """Storing twice under one name leaves one file with the second content, no spool left."""
-    store = LocalDirectoryStore(tmp_path / "store")
+    store = LocalDirectoryStore(new_directory(tmp_path / "store"))
     first = await store.put(
         spooled(store.staging_directory, b"one"), "p/e/0-a.pdf", content_type=None, sha256="x"
     )
@@ -48,7 +49,7 @@ async def test_local_store_places_and_overwrites(tmp_path: Path) -> None:
 
 async def test_local_store_refuses_names_leaving_its_directory(tmp_path: Path) -> None:
     """A name that climbs out of the root is refused (naming never makes one; this is a guard)."""
-    store = LocalDirectoryStore(tmp_path / "store")
+    store = LocalDirectoryStore(new_directory(tmp_path / "store"))
     with pytest.raises(ValueError, match="leaves"):
         await store.put(
             spooled(store.staging_directory, b"x"), "../escape", content_type=None, sha256="x"
@@ -57,9 +58,9 @@ async def test_local_store_refuses_names_leaving_its_directory(tmp_path: Path) -
 
 async def test_local_store_removes_stray_spools_on_start(tmp_path: Path) -> None:
     """A spool left by a crash is removed when the store starts again."""
-    LocalDirectoryStore(tmp_path / "store")
+    LocalDirectoryStore(new_directory(tmp_path / "store"))
     stray = spooled(tmp_path / "store/.staging", b"half")
-    LocalDirectoryStore(tmp_path / "store")
+    LocalDirectoryStore(new_directory(tmp_path / "store"))
     assert not stray.exists()
 
 
@@ -119,3 +120,10 @@ async def test_blob_store_failures_are_onelake_errors_by_category(
             await store.aclose()
         assert caught.value.category is category, caught.value
         assert caught.value.status_code == status
+
+
+def test_local_store_needs_an_existing_directory(tmp_path: Path) -> None:
+    """A missing root is a ConfigurationError, not created: a typo must not hide the files."""
+    with pytest.raises(ConfigurationError, match="not an existing directory"):
+        LocalDirectoryStore(tmp_path / "typo")
+    assert not (tmp_path / "typo").exists()
