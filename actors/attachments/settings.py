@@ -2,7 +2,7 @@
 
 Every key has a safe default and a range; an unknown key, a wrong type or a value out
 of range is a `ConfigurationError` naming the key (`attachments.<key>`), raised before
-anything starts. The keys (see examples/attachments.toml):
+anything starts. The keys (see examples/proposed/attachments.toml):
 
     url_fields               list of dotted JSON paths holding a URL or a list of URLs (required)
     trace_id_field           dotted path of the event id used in stored names ("trace_id";
