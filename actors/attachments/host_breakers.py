@@ -1,9 +1,10 @@
 """One circuit breaker per download host, so a dead host pauses the pipeline.
 
 A host that keeps failing (timeouts, refused connections, 5xx, 429) opens its breaker;
-the next download from it raises `CircuitOpenError`, which the consumer answers by
-pausing and seeking back until the breaker's retry-after, instead of spending the
-record's retry budget and dead-lettering good records while the host is down.
+the failure that opened it, and every download from the host while it stays open, raise
+`CircuitOpenError` (see `downloader`), which the consumer answers by pausing and seeking
+back until the breaker's retry-after, instead of spending the record's retry budget and
+dead-lettering good records while the host is down.
 PERMANENT failures (404, a refused URL, an oversized body) say nothing about the
 host's health and do not count (the breaker's own rule).
 
