@@ -22,6 +22,7 @@ from pathlib import Path
 
 from scripts.bench import (
     breaker_bench,
+    download_bench,
     logging_bench,
     pipeline_bench,
     retry_bench,
@@ -48,6 +49,7 @@ class Scale:
     pipeline_records: int
     pipeline_runs: int
     soak_records: int
+    download_files: int
 
 
 FULL = Scale(
@@ -60,6 +62,7 @@ FULL = Scale(
     pipeline_records=200_000,
     pipeline_runs=3,
     soak_records=1_000_000,
+    download_files=3_000,
 )
 QUICK = Scale(
     repeats=MIN_REPEATS,
@@ -71,6 +74,7 @@ QUICK = Scale(
     pipeline_records=2_000,
     pipeline_runs=1,
     soak_records=2_000,
+    download_files=200,
 )
 
 
@@ -84,6 +88,7 @@ def benchmarks(scale: Scale, runner: asyncio.Runner) -> dict[str, Callable[[], l
         "logging": lambda: logging_bench.run(scale.log_records, scale.repeats, runner),
         "supervisor": lambda: supervisor_bench.run(scale.crashes, scale.repeats),
         "pipeline": lambda: pipeline_bench.run(scale.pipeline_records, scale.pipeline_runs),
+        "download": lambda: download_bench.run(scale.download_files, scale.pipeline_runs + 2),
         "soak": lambda: soak_bench.run(scale.soak_records),
     }
 
@@ -101,6 +106,7 @@ SECTION_ORDER = (
     "logging-json-record",
     "supervisor-restart",
     "pipeline-throughput",
+    "download-throughput",
     "soak-memory",
 )
 
@@ -111,7 +117,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--soak", action="store_true", help="also run the memory soak")
     parser.add_argument(
         "--only",
-        help="comma-separated benchmarks: retry, breaker, logging, supervisor, pipeline, soak",
+        help="comma-separated benchmarks: retry, breaker, logging, supervisor, pipeline, download, "
+        "soak",
     )
     parser.add_argument("--repeats", type=int, help=f"rounds per benchmark (>= {MIN_REPEATS})")
     parser.add_argument("--soak-records", type=int, help="records for the soak (1,000,000)")
