@@ -13,7 +13,7 @@
 
 403 is PERMANENT here although `classify_http_status` says AUTH: a download sends no
 credentials, so refreshing a token cannot help. `Retry-After` is read as seconds or
-as an HTTP date, and capped at `max_retry_after` so a hostile server cannot park the
+as an HTTP date, and capped at `max_retry_after_s` so a hostile server cannot park the
 pipeline for days; a missing or unreadable one leaves the retry policy's backoff.
 """
 

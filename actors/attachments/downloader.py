@@ -19,8 +19,8 @@ A download:
    when that list is set;
 6. streams the body to a `BodySpool`, hashing it on the way.
 
-Timeouts: `connect_timeout` per connection (DNS included), `read_timeout` between two
-reads, `total_timeout` for the whole download including redirects. Failures are
+Timeouts: `connect_timeout_s` per connection (DNS included), `read_timeout_s` between two
+reads, `total_timeout_s` for the whole download including redirects. Failures are
 classified in `download_errors`.
 """
 
@@ -57,15 +57,15 @@ class DownloadLimits:
     """Largest body accepted, in bytes (1 B - 50 GiB)."""
     max_redirects: int = 5
     """Redirect hops followed before giving up (0-20)."""
-    connect_timeout: float = 10.0
+    connect_timeout_s: float = 10.0
     """Seconds to resolve and connect (0 < t <= 300)."""
-    read_timeout: float = 30.0
+    read_timeout_s: float = 30.0
     """Seconds allowed between two reads (0 < t <= 600)."""
-    total_timeout: float = 300.0
+    total_timeout_s: float = 300.0
     """Seconds for the whole download, redirects included (0 < t <= 86400)."""
     content_types: frozenset[str] = field(default_factory=frozenset)
     """Media types accepted (`type/subtype` or `type/*`); empty accepts any."""
-    max_retry_after: float = 600.0
+    max_retry_after_s: float = 600.0
     """Longest Retry-After honoured, in seconds (0-86400)."""
     max_connections: int = 64
     """Connections the shared pool keeps open at most (1-1000)."""
@@ -73,10 +73,10 @@ class DownloadLimits:
     def __post_init__(self) -> None:
         _require("max_bytes", self.max_bytes, 1, 50 * 1024**3)
         _require("max_redirects", self.max_redirects, 0, 20)
-        _require("connect_timeout", self.connect_timeout, 0, 300, open_low=True)
-        _require("read_timeout", self.read_timeout, 0, 600, open_low=True)
-        _require("total_timeout", self.total_timeout, 0, 86_400, open_low=True)
-        _require("max_retry_after", self.max_retry_after, 0, 86_400)
+        _require("connect_timeout_s", self.connect_timeout_s, 0, 300, open_low=True)
+        _require("read_timeout_s", self.read_timeout_s, 0, 600, open_low=True)
+        _require("total_timeout_s", self.total_timeout_s, 0, 86_400, open_low=True)
+        _require("max_retry_after_s", self.max_retry_after_s, 0, 86_400)
         _require("max_connections", self.max_connections, 1, 1000)
         for media_type in self.content_types:
             kind, slash, subtype = media_type.partition("/")
@@ -126,10 +126,10 @@ class Downloader:
             follow_redirects=False,
             trust_env=False,
             timeout=httpx.Timeout(
-                connect=self.limits.connect_timeout,
-                read=self.limits.read_timeout,
-                write=self.limits.read_timeout,
-                pool=self.limits.total_timeout,
+                connect=self.limits.connect_timeout_s,
+                read=self.limits.read_timeout_s,
+                write=self.limits.read_timeout_s,
+                pool=self.limits.total_timeout_s,
             ),
             headers={"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"},
         )
@@ -157,12 +157,12 @@ class Downloader:
         self, first: ValidatedUrl, directory: Path
     ) -> DownloadedFile:
         try:
-            with anyio.fail_after(self.limits.total_timeout):
+            with anyio.fail_after(self.limits.total_timeout_s):
                 return await self._follow(first, directory)
         except TimeoutError as exc:
             raise _transient(
                 f"download of {url_for_logs(first.url)} took longer than "
-                f"{self.limits.total_timeout}s",
+                f"{self.limits.total_timeout_s}s",
                 first.url,
             ) from exc
         except httpx.TimeoutException as exc:
@@ -189,7 +189,7 @@ class Downloader:
                         response.status_code,
                         url_for_logs(hop.url),
                         retry_after=parse_retry_after(
-                            response.headers.get("Retry-After"), cap=self.limits.max_retry_after
+                            response.headers.get("Retry-After"), cap=self.limits.max_retry_after_s
                         ),
                     )
                 return await self._receive(response, hop, directory)

@@ -15,16 +15,16 @@ anything starts. The keys (see examples/proposed/attachments.toml):
     max_url_length           2048 (16-65536)
     max_bytes                104857600 (1 B - 50 GiB)
     max_redirects            5 (0-20)
-    connect_timeout          10.0 s (0-300]
-    read_timeout             30.0 s (0-600]
-    total_timeout            300.0 s (0-86400]
+    connect_timeout_s        10.0 s (0-300]
+    read_timeout_s           30.0 s (0-600]
+    total_timeout_s          300.0 s (0-86400]
     content_types            [] = any; e.g. ["application/pdf", "image/*"]
-    max_retry_after          600.0 s (0-86400): longest Retry-After honoured
+    max_retry_after_s        600.0 s (0-86400): longest Retry-After honoured
     max_urls_per_event       20 (1-1000)
     max_parallel_per_event   4 (1-64)
     max_parallel_downloads   64 (1-1000): across all events; also the connection pool size
     host_failure_threshold   5 (1-1000): failures in a row that open a host's breaker
-    host_recovery_timeout    30.0 s (0-3600]: how long a host's breaker stays open
+    host_recovery_timeout_s  30.0 s (0-3600]: how long a host's breaker stays open
     store                    "local:PATH" | "blob:https://ACCOUNT.blob.core.windows.net/CONTAINER"
                              | "onelake:WORKSPACE/ITEM.Lakehouse/Files/FOLDER" (required)
     prefix                   name prefix inside the store ("attachments")
@@ -80,16 +80,16 @@ class AttachmentSettings:
     max_url_length: int = 2048
     max_bytes: int = 100 * 1024 * 1024
     max_redirects: int = 5
-    connect_timeout: float = 10.0
-    read_timeout: float = 30.0
-    total_timeout: float = 300.0
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 30.0
+    total_timeout_s: float = 300.0
     content_types: tuple[str, ...] = ()
-    max_retry_after: float = 600.0
+    max_retry_after_s: float = 600.0
     max_urls_per_event: int = 20
     max_parallel_per_event: int = 4
     max_parallel_downloads: int = 64
     host_failure_threshold: int = 5
-    host_recovery_timeout: float = 30.0
+    host_recovery_timeout_s: float = 30.0
     prefix: str = "attachments"
     result_topic: str = ""
 
@@ -129,19 +129,19 @@ class AttachmentSettings:
             value = getattr(self, key)
             if not low <= value <= high:
                 raise _bad(key, f"must be between {low} and {high}, got {value!r}")
-        if not 0 < self.host_recovery_timeout <= 3600:
-            raise _bad("host_recovery_timeout", "must be > 0 and <= 3600 seconds")
+        if not 0 < self.host_recovery_timeout_s <= 3600:
+            raise _bad("host_recovery_timeout_s", "must be > 0 and <= 3600 seconds")
 
     def limits(self) -> DownloadLimits:
         """The download limits these settings ask for."""
         return DownloadLimits(
             max_bytes=self.max_bytes,
             max_redirects=self.max_redirects,
-            connect_timeout=self.connect_timeout,
-            read_timeout=self.read_timeout,
-            total_timeout=self.total_timeout,
+            connect_timeout_s=self.connect_timeout_s,
+            read_timeout_s=self.read_timeout_s,
+            total_timeout_s=self.total_timeout_s,
             content_types=frozenset(self.content_types),
-            max_retry_after=self.max_retry_after,
+            max_retry_after_s=self.max_retry_after_s,
             max_connections=self.max_parallel_downloads,
         )
 
@@ -182,7 +182,7 @@ def build_attachment_handler(
     breakers = HostBreakers(
         CircuitBreakerConfig(
             failure_threshold=settings.host_failure_threshold,
-            recovery_timeout=settings.host_recovery_timeout,
+            recovery_timeout=settings.host_recovery_timeout_s,
         )
     )
     return AttachmentHandler(

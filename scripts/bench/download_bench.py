@@ -146,7 +146,7 @@ async def _measure(
         trusted_networks=[ipaddress.ip_network("::1/128")],
         resolver=_loopback,
     )
-    limits = DownloadLimits(max_connections=CONCURRENCY, connect_timeout=60, read_timeout=60)
+    limits = DownloadLimits(max_connections=CONCURRENCY, connect_timeout_s=60, read_timeout_s=60)
     ours = Downloader(policy, limits, verify=tls)
     plain = httpx.AsyncClient(
         verify=tls,

@@ -157,8 +157,8 @@ class HandlerConfig:
     """What each record is handed to."""
 
     target: str = "print"
-    """`print`, `jsonl:PATH`, `forward:TOPIC`, `delta` (configured by `[delta]`), or your
-    own `package.module:function`."""
+    """`print`, `jsonl:PATH`, `forward:TOPIC`, `delta` (configured by `[delta]`),
+    `attachments` (by `[attachments]`), or your own `package.module:function`."""
     run_in_thread: bool = True
     """Run a synchronous handler in a worker thread so it cannot block the event loop."""
     file_mode: str = "0600"
@@ -166,7 +166,7 @@ class HandlerConfig:
 
     def __post_init__(self) -> None:
         file_mode_bits("handler.file_mode", self.file_mode)
-        builtin = self.target in ("print", "delta") or self.target.startswith(
+        builtin = self.target in ("print", "delta", "attachments") or self.target.startswith(
             ("jsonl:", "forward:")
         )
         module, _, function = self.target.partition(":")
@@ -174,7 +174,7 @@ class HandlerConfig:
             raise ConfigError(
                 "handler.target",
                 f"got {self.target!r}; allowed: 'print', 'jsonl:PATH', 'forward:TOPIC', "
-                "'delta' or 'package.module:function'",
+                "'delta', 'attachments' or 'package.module:function'",
             )
         if self.forward_topic is not None:
             _check_topic("handler.target", self.forward_topic)
@@ -326,6 +326,9 @@ class Config:
     delta: dict[str, Any] = field(default_factory=dict)
     """The Delta sink's table (`handler.target = "delta"`); its keys are the sink's own
     (actors.sinks.delta.DeltaSinkSettings), validated by it."""
+    attachments: dict[str, Any] = field(default_factory=dict)
+    """The attachments handler's table (`handler.target = "attachments"`); its keys are
+    the handler's own (actors.attachments.AttachmentSettings), validated by it."""
 
     def __post_init__(self) -> None:
         check_sink_tables(self)

@@ -1,4 +1,4 @@
-"""Built-in sinks with a configuration table of their own, e.g. `[delta]`.
+"""Built-in sinks with a configuration table of their own: `[delta]`, `[attachments]`.
 
 The table's keys belong to the sink: its own settings class validates them, so each
 key is named and checked in one place (the sink), and this module only adds what the
@@ -13,19 +13,21 @@ names the extra to install, found by `check-config` as by `run`.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from actors.consumer import Handler
-from core.auth import AzureCredentialProvider
+from actors.sinks import ForwardHandler
+from core.auth import STORAGE_SCOPE, AzureCredentialProvider
 from supervisor.pipeline.config_loader import ConfigError
 
 if TYPE_CHECKING:
     from actors.sinks.delta import DeltaSinkSettings
     from supervisor.pipeline.config import Config
 
-__all__ = ["SINK_TABLES", "build_sink_handler", "check_sink_tables"]
+__all__ = ["SINK_TABLES", "build_sink_handler", "check_sink_tables", "storage_scopes"]
 
-SINK_TABLES: Final = ("delta",)
+SINK_TABLES: Final = ("delta", "attachments")
 """Handler targets that are configured by a table of the same name."""
 
 
@@ -38,12 +40,36 @@ def check_sink_tables(config: Config) -> None:
             raise ConfigError(table, f"is set, but handler.target is {target!r}, not {table!r}")
     if target == "delta":
         _delta_settings(config.delta)
+    if target == "attachments":
+        from actors.attachments import AttachmentSettings
+
+        AttachmentSettings.from_mapping(config.attachments)
+
+
+def storage_scopes(config: Config) -> list[str]:
+    """Token scopes the configured sink needs besides the broker's: Azure Storage for a
+    Delta table or an attachment store on Azure Blob Storage / OneLake, so the token
+    refresher keeps that token fresh too."""
+    if config.handler.target == "delta":
+        remote = str(config.delta.get("table", "")).startswith(("abfss://", "az://"))
+    elif config.handler.target == "attachments":
+        remote = str(config.attachments.get("store", "")).startswith(("blob:", "onelake:"))
+    else:
+        remote = False
+    return [STORAGE_SCOPE] if remote else []
 
 
 def build_sink_handler(
-    config: Config, credentials: AzureCredentialProvider | None
+    config: Config,
+    credentials: AzureCredentialProvider | None,
+    *,
+    base_dir: Path,
+    producer_settings: Mapping[str, Any],
 ) -> Handler | None:
-    """The built-in sink `handler.target` names, or None when it names no such sink."""
+    """The built-in sink `handler.target` names, or None when it names no such sink.
+
+    `producer_settings` connect the attachments' result events (`result_topic`) to the
+    broker; a relative local store path is relative to `base_dir`."""
     if config.handler.target == "delta":
         from actors.sinks.delta import DeltaRecordHandler, build_delta_sink
 
@@ -53,6 +79,16 @@ def build_sink_handler(
             credentials=credentials,
         )
         return DeltaRecordHandler(sink)
+    if config.handler.target == "attachments":
+        from actors.attachments import build_attachment_handler
+
+        topic = config.attachments.get("result_topic")
+        return build_attachment_handler(
+            config.attachments,
+            base_dir=base_dir,
+            credential_provider=credentials,
+            result_sink=ForwardHandler(str(topic), producer_settings) if topic else None,
+        )
     return None
 
 

@@ -65,7 +65,7 @@ from supervisor.pipeline.settings import (
     restart_backoff,
 )
 from supervisor.pipeline.settings import log_sinks as configured_sinks
-from supervisor.pipeline.sinks import build_sink_handler
+from supervisor.pipeline.sinks import build_sink_handler, storage_scopes
 
 __all__ = [
     "BREAKER_MONITOR",
@@ -112,7 +112,12 @@ class Pipeline:
         self.consumer_settings = consumer_settings(config, self._auth)
         self.handler = (
             handler
-            or build_sink_handler(config, self._auth.provider if self._auth else None)
+            or build_sink_handler(
+                config,
+                self._auth.provider if self._auth else None,
+                base_dir=base_dir or Path.cwd(),
+                producer_settings=forward_producer_settings(self.consumer_settings),
+            )
             or build_handler(
                 config.handler.target,
                 producer_settings=forward_producer_settings(self.consumer_settings),
@@ -138,7 +143,10 @@ class Pipeline:
         )
         self.token_refresher = (
             TokenRefresherActor(
-                self._auth.provider, self._auth.cache, [self._auth.scope], self._refresh_receive
+                self._auth.provider,
+                self._auth.cache,
+                [self._auth.scope, *storage_scopes(config)],
+                self._refresh_receive,
             )
             if self._auth is not None
             else None
@@ -319,8 +327,10 @@ class Pipeline:
                 await sink.aclose()
 
 
-def _downstream_breakers(handler: Handler) -> tuple[CircuitBreaker, ...]:
-    """The breakers a handler calls its downstreams through, when it lists them in a
-    `breakers` attribute (the built-in sinks do): the monitor logs and reports them."""
-    breakers = getattr(handler, "breakers", ())
-    return tuple(breaker for breaker in breakers if isinstance(breaker, CircuitBreaker))
+def _downstream_breakers(handler: Handler) -> list[CircuitBreaker]:
+    """The breakers a handler calls its downstreams through, when it lists them with a
+    `breakers()` method (the built-in sinks do): the monitor logs and reports them."""
+    listed = getattr(handler, "breakers", None)
+    return (
+        [breaker for breaker in listed() if isinstance(breaker, CircuitBreaker)] if listed else []
+    )

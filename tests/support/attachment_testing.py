@@ -51,7 +51,7 @@ def make_policy(
 
 
 TEST_LIMITS = DownloadLimits(
-    max_bytes=1024 * 1024, connect_timeout=2, read_timeout=0.5, total_timeout=5
+    max_bytes=1024 * 1024, connect_timeout_s=2, read_timeout_s=0.5, total_timeout_s=5
 )
 """Short timeouts and a 1 MiB cap."""
 

@@ -13,10 +13,10 @@ import sys
 from pathlib import Path
 
 import anyio
-from actors.kafka_consumer import ConsumerSettings, KafkaConsumerActor
 
 from actors.attachments import AttachmentHandler, Downloader, LocalDirectoryStore
 from actors.attachments.downloader import DownloadLimits
+from actors.consumer import ConsumerSettings, KafkaConsumerActor
 from actors.consumer.settings import PoisonGuardSettings
 from core.resilience.backoff import RetryConfig
 from core.urls import UrlPolicy
@@ -38,7 +38,7 @@ def worker_handler(store_dir: Path, port: int, tls: ssl.SSLContext) -> Attachmen
         trusted_networks=[ipaddress.ip_network("::1/128")],
         resolver=resolve_to_loopback,
     )
-    limits = DownloadLimits(connect_timeout=2, read_timeout=2, total_timeout=10)
+    limits = DownloadLimits(connect_timeout_s=2, read_timeout_s=2, total_timeout_s=10)
     return AttachmentHandler(
         downloader=Downloader(policy, limits, verify=tls),
         store=LocalDirectoryStore(store_dir),

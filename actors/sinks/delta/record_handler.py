@@ -41,10 +41,9 @@ class DeltaRecordHandler:
     def __repr__(self) -> str:
         return f"DeltaRecordHandler({self.sink!r})"
 
-    @property
-    def breakers(self) -> tuple[CircuitBreaker, ...]:
+    def breakers(self) -> list[CircuitBreaker]:
         """The breaker the table is written through, for the breaker monitor to watch."""
-        return (self.sink.breaker,)
+        return [self.sink.breaker]
 
     async def __call__(self, record: Record) -> None:
         """Check the record and buffer it; write its partition's buffer when it is full."""

@@ -17,13 +17,13 @@ from pathlib import Path
 import anyio
 import orjson
 import pytest
-from actors.kafka_consumer import KafkaConsumerActor
 from attachment_server import AttachmentServer
 from attachment_testing import TEST_LIMITS, ScriptedResolver, make_policy, new_directory
 from attachment_worker import worker_handler, worker_settings
 from throwaway_ca import ThrowawayCA
 
 from actors.attachments import AttachmentHandler, Downloader, HostBreakers, LocalDirectoryStore
+from actors.consumer import KafkaConsumerActor
 from core.resilience import CircuitBreakerConfig
 from supervisor.testing import create_topics, produce, read_topic, unique_name
 

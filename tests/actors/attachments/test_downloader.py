@@ -151,7 +151,7 @@ async def test_a_declared_oversize_body_is_refused_before_reading_it(
 async def test_a_slow_body_times_out_as_transient(
     server: AttachmentServer, downloader: Downloader, spool_dir: Path
 ) -> None:
-    """A body that stalls longer than read_timeout fails TRANSIENT; nothing is left behind."""
+    """A body that stalls longer than read_timeout_s fails TRANSIENT; nothing is left behind."""
     server.slow_seconds = 3.0
     with pytest.raises(DownloadError, match="timed out") as caught:
         await downloader.download(server.url("slow"), spool_dir)

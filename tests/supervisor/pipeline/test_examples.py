@@ -9,7 +9,8 @@ import pytest
 from supervisor.pipeline.config import load_config
 from supervisor.pipeline.settings import build_auth, consumer_settings
 
-EXAMPLES = sorted((Path(__file__).parents[3] / "examples").glob("*.toml"))
+EXAMPLES_DIR = Path(__file__).parents[3] / "examples"
+EXAMPLES = sorted(EXAMPLES_DIR.glob("*.toml"))
 
 
 def test_there_are_examples() -> None:
@@ -33,7 +34,7 @@ def test_every_example_loads(path: Path) -> None:
 def test_graceful_stop_fits_the_deployment_grace_periods() -> None:
     """systemd's TimeoutStopSec and Kubernetes' grace period exceed the graceful-stop deadline."""
     deploy = Path(__file__).parents[3] / "examples" / "deploy"
-    deadline = load_config(EXAMPLES[0], environ={}).supervisor.graceful_stop_s
+    deadline = load_config(EXAMPLES_DIR / "local.toml", environ={}).supervisor.graceful_stop_s
     unit = (deploy / "kafka-pipeline.service").read_text()
     manifest = (deploy / "kubernetes.yaml").read_text()
     stop_sec = int(unit.split("TimeoutStopSec=")[1].split()[0])
