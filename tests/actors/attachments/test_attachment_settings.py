@@ -18,7 +18,7 @@ from actors.attachments.stores import ONELAKE_BLOB_ENDPOINT
 from core.auth import AzureCredentialProvider
 from core.errors import ConfigurationError
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "proposed" / "attachments.toml"
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "attachments.toml"
 MINIMAL: dict[str, Any] = {
     "url_fields": ["url"],
     "store": "local:stored",

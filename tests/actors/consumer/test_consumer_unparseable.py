@@ -1,6 +1,12 @@
-"""Recovering from fetches aiokafka cannot parse, against the real broker: every readable
+"""Recovering from fetches aiokafka cannot parse, against a real broker: every readable
 record comes out once and in order, what cannot be read is set aside with its bytes,
-and partitions move strictly forward."""
+and partitions move strictly forward.
+
+These tests produce damaged batches on purpose. Apache Kafka checks each batch it
+appends (a bad CRC is CORRUPT_MESSAGE, a record that does not add up INVALID_RECORD), so
+on it such bytes come only from damaged storage or a broker that does not check; the
+module therefore runs on an embedded Tansu, which stores batches exactly as sent, the
+way a damaged log would serve them."""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,8 +36,24 @@ from actors.consumer.unparseable import (
 )
 from core.types import ErrorCategory
 from supervisor.testing import create_topics, produce, read_topic, unique_name
+from supervisor.testing.embedded_broker import EmbeddedBroker
 
 pytestmark = [pytest.mark.anyio, pytest.mark.broker]
+
+
+@pytest.fixture(scope="module")
+def bootstrap_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Tansu broker for this module: it keeps damaged batches as they were produced."""
+    log = tmp_path_factory.mktemp("tansu") / "tansu.log"
+    try:
+        broker = EmbeddedBroker(log_path=log).start()
+    except Exception as exc:  # the broker is required: fail loudly, naming the cause
+        pytest.fail(f"could not start the embedded Tansu broker: {exc!r}", pytrace=False)
+    try:
+        yield broker.bootstrap_servers
+    finally:
+        broker.stop()
+
 
 NOT_UTF8: bytes = b"\xff\xfe"
 

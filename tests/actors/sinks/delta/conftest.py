@@ -1,7 +1,7 @@
 """An Azurite blob emulator for the Delta sink's Azure tests, started once per session.
 
-Uses `.cache/azurite` of the repository (git-ignored), installing azurite@3 there with
-npm when it is missing. Azurite that cannot be had fails the tests that need it.
+Azurite is the one scripts/_azurite.sh installs (tests/support/azurite_emulator.py);
+Azurite that cannot be had fails the tests that need it.
 
 Azurite 3.35 ignores the List Blobs `startFrom` parameter (Azure/Azurite#2619), which
 delta-rs 1.6 uses to list the log from a version on: from the table's second commit on
@@ -16,22 +16,15 @@ from __future__ import annotations
 
 import http.client
 import re
-import shutil
-import socket
-import subprocess
 import threading
-import time
 import urllib.parse
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
+from azurite_emulator import running_azurite
 from delta_testing import ACCOUNT, Azurite, InjectedFailure
 
-ROOT = Path(__file__).resolve().parents[3]
-AZURITE_DIR = ROOT / ".cache" / "azurite"
-AZURITE_BIN = AZURITE_DIR / "node_modules" / ".bin" / "azurite-blob"
 _BLOB = re.compile(rb"<Blob>.*?</Blob>", re.DOTALL)
 _NAME = re.compile(rb"<Name>(.*?)</Name>", re.DOTALL)
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
@@ -103,67 +96,18 @@ def _name(blob: bytes) -> bytes:
     return found.group(1) if found else b""
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _install() -> None:
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.fail("Azurite is needed and npm is not installed to install it")
-    result = subprocess.run(
-        [npm, "install", "--prefix", str(AZURITE_DIR), "azurite@3"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    if result.returncode != 0 or not AZURITE_BIN.exists():
-        pytest.fail(f"installing azurite@3 failed: {result.stderr[-2000:]}")
-
-
 @pytest.fixture(scope="session")
 def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
-    """A blob emulator on a free loopback port, for this test session."""
-    if not AZURITE_BIN.exists():
-        _install()
+    """A blob emulator on a free loopback port behind the `startFrom` proxy, for this
+    test session (tests/support/azurite_emulator.py starts and stops it)."""
     data = tmp_path_factory.mktemp("azurite")
-    port = _free_port()
-    log = (data / "azurite.log").open("w")
-    process = subprocess.Popen(
-        [
-            str(AZURITE_BIN),
-            "--skipApiVersionCheck",
-            "--disableTelemetry",
-            "--location",
-            str(data),
-            "--blobHost",
-            "127.0.0.1",
-            "--blobPort",
-            str(port),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
     try:
-        deadline = time.monotonic() + 30
-        while True:
+        with running_azurite(data, data / "azurite.log") as emulator:
+            failure = InjectedFailure()
+            proxy = _start_from_proxy(emulator.port, failure)
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"Azurite did not start: {(data / 'azurite.log').read_text()}")
-                time.sleep(0.1)
-        failure = InjectedFailure()
-        proxy = _start_from_proxy(port, failure)
-        try:
-            yield Azurite(f"http://127.0.0.1:{proxy.server_address[1]}/{ACCOUNT}", failure)
-        finally:
-            proxy.shutdown()
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
+                yield Azurite(f"http://127.0.0.1:{proxy.server_address[1]}/{ACCOUNT}", failure)
+            finally:
+                proxy.shutdown()
+    except RuntimeError as exc:  # raised only by starting it: tests do not raise into here
+        pytest.fail(f"Azurite did not start: {exc}")
