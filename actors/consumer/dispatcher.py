@@ -181,6 +181,7 @@ class Dispatcher:
             count += 1
         self._in_flight += count
         self._stats.in_flight = self._in_flight
+        self._stats.queued = self._lanes.queued
 
     def _ended(self, works: Iterable[Work]) -> None:
         count = 0
