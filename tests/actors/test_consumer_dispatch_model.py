@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import anyio
-from aiokafka.structs import ConsumerRecord
 from dispatch_testing import Rig, message, offline_settings, rig
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
