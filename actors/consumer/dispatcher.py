@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Final
 
 import anyio
 
@@ -54,6 +54,11 @@ from core.types import ErrorCategory
 __all__ = ["Dispatcher"]
 
 _log = logging.getLogger(__name__)
+
+RUN_LENGTH: Final = 64
+"""Records of one lane a worker hands over in one go to a per-record handler (one by one,
+the stop check before each) before the lane takes its turn again: the per-run costs
+(taking, releasing, counting) are paid once for many records of a busy partition."""
 
 
 class Dispatcher:
@@ -77,12 +82,14 @@ class Dispatcher:
         self._on_failure = on_failure
         self._workers = settings.max_in_flight
         self._bound = settings.buffer_bound
-        self._unit_size = settings.batch_max_records if batches else 1
+        self._fetch_at = max(1, min(settings.max_poll_records, self._bound // 2))
+        self._run_size = settings.batch_max_records if batches else RUN_LENGTH
         self._fill_s = settings.batch_max_wait_ms / 1000 if batches else 0.0
         self._lane_of = lane_of(settings.ordering, batches=batches)
         self._lanes = Lanes()
         self._in_flight = 0
         self._changed = anyio.Event()
+        self._watchers = 0
         self._halted = False
         self.failure: BaseException | None = None
         """The error the consumer must exit with, once a hand-over raised one."""
@@ -96,6 +103,14 @@ class Dispatcher:
     def room(self) -> int:
         """How many more records may be fetched before the buffer bound is reached."""
         return max(0, self._bound - self._lanes.queued - self._in_flight)
+
+    @property
+    def may_fetch(self) -> bool:
+        """Whether there is room enough to fetch: a fetch per few records finished would
+        cost more than the records (aiokafka's getmany is not free), so fetching waits for
+        room for half the bound (or a full `max_poll_records`), or for an empty buffer."""
+        room = self.room
+        return room >= self._fetch_at or (room > 0 and room == self._bound)
 
     def add(self, tracker: PartitionOffsets, messages: Sequence[Any]) -> None:
         """Track and queue one partition's fetched `messages` (in offset order)."""
@@ -115,8 +130,17 @@ class Dispatcher:
 
     def wake(self) -> None:
         """Something changed (records queued or finished, a pause lifted): look again."""
-        changed, self._changed = self._changed, anyio.Event()
-        changed.set()
+        if self._watchers:  # an event costs microseconds: made only when someone waits
+            changed, self._changed = self._changed, anyio.Event()
+            changed.set()
+
+    async def _next_change(self) -> None:
+        """Wait until `wake` is called."""
+        self._watchers += 1
+        try:
+            await self._changed.wait()
+        finally:
+            self._watchers -= 1
 
     async def run(self) -> None:
         """The workers; runs until cancelled."""
@@ -126,51 +150,58 @@ class Dispatcher:
 
     async def _work(self) -> None:
         while True:
-            unit = self._next_unit()
-            if unit is None:
-                await self._changed.wait()
+            run = self._next_run()
+            if run is None:
+                await self._next_change()
             else:
-                await self._run(unit)
+                await self._run(run)
 
-    def _next_unit(self) -> list[Work] | None:
-        """The one stop check: nothing starts while halted or paused."""
-        if self._halted or self._pauses.paused:
+    def _next_run(self) -> list[Work] | None:
+        """Records from the front of the next ready lane, unless nothing may start."""
+        if not self._may_start():
             return None
-        return self._lanes.take(self._unit_size)
+        return self._lanes.take(self._run_size)
 
-    async def _run(self, unit: list[Work]) -> None:
-        lane = unit[0].lane
-        self._started(unit)
+    def _may_start(self, work: Work | None = None) -> bool:
+        """The one stop check, before taking a run and before each record (or batch):
+        nothing starts while halted or paused, nor a record of a revoked partition."""
+        if self._halted or self._pauses.paused:
+            return False
+        return work is None or not work.tracker.released
+
+    async def _run(self, run: list[Work]) -> None:
+        lane = run[0].lane
+        self._started(run)
         try:
-            if len(unit) < self._unit_size and self._fill_s > 0:
-                await self._fill(unit)
-            await self._handover.run(unit)
+            if len(run) < self._run_size and self._fill_s > 0:
+                await self._fill(run)
+            await self._handover.run(run, self._may_start)
         except MustExitError as exit_:
             self._fail(exit_.error)
         except Exception as exc:
             self._fail(_pipeline_bug(exc))
         finally:
-            self._ended(unit)
-            self._lanes.release(lane, [work for work in unit if not work.done])
+            self._ended(run)
+            self._lanes.release(lane, [work for work in run if not work.done])
             self._stats.queued = self._lanes.queued
             self.wake()
             self._progress()
 
-    async def _fill(self, unit: list[Work]) -> None:
-        """Add queued records of the unit's lane until it is full, the wait is over, or no
+    async def _fill(self, batch: list[Work]) -> None:
+        """Add queued records of the batch's lane until it is full, the wait is over, or no
         more can arrive (the buffer is full, the consumer halts, the partition goes)."""
-        lane, tracker = unit[0].lane, unit[0].tracker
+        lane, tracker = batch[0].lane, batch[0].tracker
         deadline = anyio.current_time() + self._fill_s
         while True:
-            more = self._lanes.take_more(lane, self._unit_size - len(unit))
+            more = self._lanes.take_more(lane, self._run_size - len(batch))
             self._started(more)
-            unit.extend(more)
-            if len(unit) >= self._unit_size or self.room == 0:
+            batch.extend(more)
+            if len(batch) >= self._run_size or self.room == 0:
                 return
             if self._halted or tracker.released:
                 return
             with anyio.move_on_after(deadline - anyio.current_time()) as waited:
-                await self._changed.wait()
+                await self._next_change()
             if waited.cancelled_caught:
                 return
 
@@ -203,19 +234,19 @@ class Dispatcher:
         self.wake()
         with anyio.move_on_after(budget):
             while self._in_flight:
-                await self._changed.wait()
+                await self._next_change()
 
     async def wait_for_room(self, at_most: float) -> None:
-        """Wait until records may be fetched again, at most `at_most` seconds."""
+        """Wait until records may be fetched again (`may_fetch`), at most `at_most` s."""
         with anyio.move_on_after(at_most):
-            while self.room == 0 and not self._halted:
-                await self._changed.wait()
+            while not self.may_fetch and not self._halted:
+                await self._next_change()
 
     async def wait_until_settled(self, trackers: Sequence[PartitionOffsets], budget: float) -> None:
         """Wait up to `budget` seconds until no record of `trackers` is running."""
         with anyio.move_on_after(budget):
             while any(tracker.running for tracker in trackers):
-                await self._changed.wait()
+                await self._next_change()
 
 
 def _pipeline_bug(exc: Exception) -> PipelineError:

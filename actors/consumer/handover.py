@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -37,7 +38,15 @@ import anyio.to_thread
 
 from actors.consumer.batches import BatchResult
 from actors.consumer.dedup import UnreadableTraceIdError
-from actors.consumer.failures import Attempt, FailurePath, MustExitError, Outcome, Refusal, where
+from actors.consumer.failures import (
+    Attempt,
+    Call,
+    FailurePath,
+    MustExitError,
+    Outcome,
+    Refusal,
+    where,
+)
 from actors.consumer.handler import HandlerRunner
 from actors.consumer.lanes import Work
 from actors.consumer.settings import ConsumerSettings
@@ -86,44 +95,107 @@ class Handover:
         self._in_flight_ids: dict[str, anyio.Event | None] = {}
         """Trace ids of records in flight; a waiter leaves an event to be woken by."""
 
-    async def run(self, unit: list[Work]) -> None:
-        """Hand `unit` over and book what became of it; a record left unbooked (refused,
-        or behind a trace id in flight) goes back to its lane. Raises MustExitError."""
-        admitted = await self._admit(unit)
-        if not admitted:
+    async def run(self, run: Sequence[Work], may_start: Callable[[Work], bool]) -> None:
+        """Hand over `run`, records of one lane in offset order: one by one to a per-record
+        handler, asking `may_start` before each, or as one batch to a batch handler. A
+        record left unbooked (refused, stopped before, or behind a trace id in flight)
+        goes back to its lane. Raises MustExitError."""
+        tally = _Tally()
+        try:
+            if self._handler.batches:
+                if may_start(run[0]):
+                    await self._unit(run, tally)
+                return
+            one = self._one
+            for work in run:
+                if not may_start(work):
+                    return
+                await one(work, tally)
+        finally:
+            self._add_up(tally)
+
+    async def _one(self, work: Work, tally: _Tally) -> None:
+        """`_unit` for a unit of one record, the common case, with nothing to allocate
+        on the way: admit, call, book; anything else is `_unit`'s business."""
+        record = record_of(work.message)
+        trace_id = self._trace_id(record) if self._state.trace_ids is not None else None
+        if trace_id is not None:
+            if trace_id in self._in_flight_ids:
+                await self._unit((work,), tally)  # waits for the other one
+                return
+            dedup = self._state.dedup
+            if dedup is not None and dedup.contains(trace_id):
+                self._book(work, Outcome.DEDUPLICATED, None)
+                return
+            self._in_flight_ids[trace_id] = None
+        try:
+            with KafkaLogContext(record.topic, record.partition, record.offset, self._group):
+                failure = await self._call([record], None, tally)
+                if failure is not None:
+                    await self._settle([work], [record], [trace_id], failure, tally)
+                    return
+            tally.handled += 1
+            self._book(work, Outcome.HANDLED, trace_id)
+        finally:
+            if trace_id is not None:
+                waiting = self._in_flight_ids.pop(trace_id, None)
+                if waiting is not None:
+                    waiting.set()
+
+    async def _unit(self, unit: Sequence[Work], tally: _Tally) -> None:
+        """Admit, call, settle and book one unit (module docstring, 1-4)."""
+        works, records, trace_ids = await self._admit(unit)
+        if not works:
             return
-        works = [work for work, _, _ in admitted]
-        records = [record for _, record, _ in admitted]
         first = records[0]
         try:
             with KafkaLogContext(first.topic, first.partition, first.offset, self._group):
-                failure = await self._call(records, range(len(records)))
+                failure = await self._call(records, None, tally)
                 if failure is None:
-                    for work, _, trace_id in admitted:
+                    tally.handled += len(works)
+                    for work, trace_id in zip(works, trace_ids, strict=True):
                         self._book(work, Outcome.HANDLED, trace_id)
                     return
-                settlement = await self._failures.settle(records, failure, self._call_some(records))
-            for position, outcome in sorted(settlement.outcomes.items()):
-                self._book(works[position], outcome, admitted[position][2])
-            if settlement.refusal is not None:
-                self._on_refusal(settlement.refusal)
+                await self._settle(works, records, trace_ids, failure, tally)
         finally:
-            for _, _, trace_id in admitted:
+            for trace_id in trace_ids:
                 if trace_id is not None:
                     waiting = self._in_flight_ids.pop(trace_id, None)
                     if waiting is not None:
                         waiting.set()
 
-    async def _admit(self, unit: list[Work]) -> list[tuple[Work, Record, str | None]]:
+    async def _settle(
+        self,
+        works: list[Work],
+        records: list[Record],
+        trace_ids: list[str | None],
+        failure: Attempt,
+        tally: _Tally,
+    ) -> None:
+        """The failure path settles the unit (module docstring, 3); book what it decided."""
+        self._add_up(tally)  # the poison window must be current before judging
+        settlement = await self._failures.settle(records, failure, self._call_some(records, tally))
+        for position, outcome in sorted(settlement.outcomes.items()):
+            if outcome is Outcome.HANDLED:
+                tally.handled += 1
+            self._book(works[position], outcome, trace_ids[position])
+        if settlement.refusal is not None:
+            self._on_refusal(settlement.refusal)
+
+    async def _admit(
+        self, unit: Sequence[Work]
+    ) -> tuple[list[Work], list[Record], list[str | None]]:
         """The unit without duplicates, its trace ids now in flight (module docstring, 1)."""
-        admitted: list[tuple[Work, Record, str | None]] = []
+        works: list[Work] = []
+        records: list[Record] = []
+        trace_ids: list[str | None] = []
         in_flight, dedup = self._in_flight_ids, self._state.dedup
         for work in unit:
             record = record_of(work.message)
             trace_id = self._trace_id(record)
             if trace_id is not None:
                 if trace_id in in_flight:
-                    if admitted:
+                    if works:
                         break  # a batch ends before it; the rest goes back to the lane
                     while trace_id in in_flight:
                         waiting = in_flight[trace_id] or anyio.Event()
@@ -133,22 +205,26 @@ class Handover:
                     self._book(work, Outcome.DEDUPLICATED, None)
                     continue
                 in_flight[trace_id] = None
-            admitted.append((work, record, trace_id))
-        return admitted
+            works.append(work)
+            records.append(record)
+            trace_ids.append(trace_id)
+        return works, records, trace_ids
 
-    def _call_some(self, records: list[Record]) -> Callable[[Sequence[int]], Any]:
+    def _call_some(self, records: list[Record], tally: _Tally) -> Call:
         async def call(positions: Sequence[int]) -> Attempt | None:
-            return await self._call([records[p] for p in positions], positions)
+            return await self._call([records[p] for p in positions], positions, tally)
 
         return call
 
-    async def _call(self, records: list[Record], positions: Sequence[int]) -> Attempt | None:
-        """One call of the handler on `records` (at `positions` of the unit); None when
-        every record was handled, else how they failed (module docstring, 2)."""
+    async def _call(
+        self, records: list[Record], positions: Sequence[int] | None, tally: _Tally
+    ) -> Attempt | None:
+        """One call of the handler on `records` (at `positions` of the unit, None: all);
+        None when every record was handled, else how they failed (module docstring, 2)."""
         handler = self._handler
         breaker = self._state.breaker
         argument: Any = records if handler.batches else records[0]
-        self._state.retry_budget.record_call()
+        tally.calls += 1
         started = time.perf_counter()
         try:
             if handler.in_thread:
@@ -169,20 +245,30 @@ class Handover:
             error.__cause__ = exc
             return Attempt(whole=error)
         finally:
-            self._stats.observe_handler(1, time.perf_counter() - started)
+            tally.seconds += time.perf_counter() - started
         if handler.batches and result is not None:
-            return _failures_in(result, records, positions)
+            return _failures_in(result, records, positions or range(len(records)))
         return None
+
+    def _add_up(self, tally: _Tally) -> None:
+        """Add the tallied calls and handled records to the stats, the retry budget and
+        the poison window (once per run: nobody reads them per record), and start over."""
+        if tally.calls:
+            self._stats.observe_handler(tally.calls, tally.seconds)
+            self._state.retry_budget.record_calls(tally.calls)
+        if tally.handled:
+            self._state.poison.observe_handled(tally.handled)
+        tally.calls = tally.handled = 0
+        tally.seconds = 0.0
 
     def _book(self, work: Work, outcome: Outcome, trace_id: str | None) -> None:
         """The one place a record's outcome is booked (module docstring, 4)."""
         state, stats = self._state, self._stats
         poison = state.poison
-        if outcome is Outcome.HANDLED:
+        if outcome is Outcome.HANDLED:  # the poison window counts it with the run's tally
             if trace_id is not None and state.dedup is not None:
                 state.dedup.remember(trace_id)
             stats.handled += 1
-            poison.observe_handled()
         elif outcome is Outcome.DEDUPLICATED:
             stats.deduplicated += 1
         else:
@@ -204,6 +290,15 @@ class Handover:
             self._stats.dedup_undecodable += 1
             _log.debug("no dedup for %s: %s", where(record), exc)
             return None
+
+
+@dataclass(slots=True)
+class _Tally:
+    """What a run did that is added up once per run (see `_add_up`)."""
+
+    calls: int = 0
+    seconds: float = 0.0
+    handled: int = 0
 
 
 def _failures_in(result: object, records: list[Record], positions: Sequence[int]) -> Attempt | None:

@@ -13,8 +13,8 @@ next owner. Only a member of the group commits: partitions revoked after the mem
 was lost are not committed (actors.consumer.membership).
 
 Fetching asks for at most the dispatcher's `room` (the buffer bound less the records
-queued and in flight) and waits while there is none: memory stays bounded whatever the
-handler's speed.
+queued and in flight) and waits while there is not enough (`may_fetch`): memory stays
+bounded whatever the handler's speed.
 
 Pausing: this loop is the one owner of the pause decision. Pause reasons
 (actors.consumer.pauses) come from PausePartitions commands (the breaker monitor) and
@@ -189,11 +189,10 @@ class ConsumerLoop:
     async def _consume(self) -> None:
         while not self._halt.is_set():
             self._lift_due_pauses()
-            room = self._dispatcher.room
-            if room == 0:
+            if not self._dispatcher.may_fetch:
                 await self._dispatcher.wait_for_room(POLL_TIMEOUT_MS / 1000)
                 continue
-            batch = await self._fetch(min(self._settings.max_poll_records, room))
+            batch = await self._fetch(min(self._settings.max_poll_records, self._dispatcher.room))
             if batch:
                 self._progress()
                 self._stats.last_fetch_at = time.time()

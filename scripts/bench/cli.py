@@ -22,6 +22,7 @@ from pathlib import Path
 
 from scripts.bench import (
     breaker_bench,
+    concurrency_bench,
     logging_bench,
     pipeline_bench,
     retry_bench,
@@ -47,6 +48,7 @@ class Scale:
     rejections: int
     pipeline_records: int
     pipeline_runs: int
+    concurrency_records: int
     soak_records: int
 
 
@@ -59,6 +61,7 @@ FULL = Scale(
     rejections=1_000_000,
     pipeline_records=200_000,
     pipeline_runs=3,
+    concurrency_records=50_000,
     soak_records=1_000_000,
 )
 QUICK = Scale(
@@ -70,6 +73,7 @@ QUICK = Scale(
     rejections=1_000,
     pipeline_records=2_000,
     pipeline_runs=1,
+    concurrency_records=2_000,
     soak_records=2_000,
 )
 
@@ -84,6 +88,9 @@ def benchmarks(scale: Scale, runner: asyncio.Runner) -> dict[str, Callable[[], l
         "logging": lambda: logging_bench.run(scale.log_records, scale.repeats, runner),
         "supervisor": lambda: supervisor_bench.run(scale.crashes, scale.repeats),
         "pipeline": lambda: pipeline_bench.run(scale.pipeline_records, scale.pipeline_runs),
+        "concurrency": lambda: concurrency_bench.run(
+            scale.concurrency_records, scale.pipeline_runs
+        ),
         "soak": lambda: soak_bench.run(scale.soak_records),
     }
 
@@ -101,6 +108,7 @@ SECTION_ORDER = (
     "logging-json-record",
     "supervisor-restart",
     "pipeline-throughput",
+    "pipeline-concurrency",
     "soak-memory",
 )
 
@@ -111,7 +119,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--soak", action="store_true", help="also run the memory soak")
     parser.add_argument(
         "--only",
-        help="comma-separated benchmarks: retry, breaker, logging, supervisor, pipeline, soak",
+        help="comma-separated benchmarks: retry, breaker, logging, supervisor, pipeline, "
+        "concurrency, soak",
     )
     parser.add_argument("--repeats", type=int, help=f"rounds per benchmark (>= {MIN_REPEATS})")
     parser.add_argument("--soak-records", type=int, help="records for the soak (1,000,000)")

@@ -19,10 +19,13 @@ from actors.consumer.dispatcher import Dispatcher
 from actors.consumer.failures import FailurePath, Refusal
 from actors.consumer.handler import Callee, HandlerRunner
 from actors.consumer.handover import Handover
+from actors.consumer.pauses import PauseReasons
 from actors.consumer.settings import ConsumerSettings
 from actors.consumer.state import ConsumerState
+from actors.messages import Record
 from core.resilience.backoff import RetryConfig
 from core.resilience.circuit_breaker import CircuitBreakerConfig
+from core.types import ErrorCategory
 
 MAX_ATTEMPTS = 3
 
@@ -53,6 +56,19 @@ def message(
     return ConsumerRecord(topic, partition, offset, 0, 0, key, b"v", None, 0, 1, headers)
 
 
+class KeptDeadLetters(DeadLetterWriter):
+    """Stands in for the dead-letter producer (no broker here): keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.written: list[tuple[int, int]] = []
+
+    async def write(
+        self, topic: str, record: Record, error: BaseException, category: ErrorCategory
+    ) -> None:
+        """Keep the record's partition and offset, as acknowledged at once."""
+        self.written.append((record.partition, record.offset))
+
+
 @dataclass
 class Rig:
     """A dispatcher with its state, as the consumer loop builds it."""
@@ -69,11 +85,13 @@ def rig(
     settings: ConsumerSettings,
     *,
     dead_letters: DeadLetterWriter | None = None,
-    progress: Callable[[], None] = lambda: None,
+    pauses: PauseReasons | None = None,
 ) -> Rig:
-    """Build the dispatcher for `handler` under `settings` (refusals pause, as in the loop);
-    `progress` is called each time a unit ended, before the worker takes the next."""
+    """Build the dispatcher for `handler` under `settings` (refusals pause, as in the loop),
+    with `pauses` as the state's pause reasons if given."""
     state = ConsumerState.for_settings(settings)
+    if pauses is not None:
+        state.pauses = pauses
     runner = HandlerRunner(handler, in_thread=settings.sync_handler_in_thread)
     failures = FailurePath(settings, state, dead_letters, None)
     refusals: list[Refusal] = []
@@ -90,7 +108,7 @@ def rig(
         state.pauses,
         state.stats,
         batches=runner.batches,
-        progress=progress,
+        progress=lambda: None,
         on_failure=halted.set,
     )
     return Rig(settings, state, dispatcher, refusals, halted)

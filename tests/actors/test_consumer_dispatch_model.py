@@ -23,33 +23,18 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import anyio
-from dispatch_testing import Rig, message, offline_settings, rig
+from dispatch_testing import KeptDeadLetters, Rig, message, offline_settings, rig
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from actors.consumer.dead_letter import DeadLetterWriter
 from actors.consumer.offsets import PartitionOffsets
 from actors.consumer.settings import ConsumerSettings, Ordering, PoisonGuardSettings
 from actors.messages import Record
 from core.errors import PermanentError, TransientError
-from core.types import ErrorCategory
 
 PARTITIONS = 2
 KEYS = [b"a", b"b", b"c", None]
 Ending = Literal["ok", "transient", "permanent"]
-
-
-class KeptDeadLetters(DeadLetterWriter):
-    """Stands in for the dead-letter producer (no broker here): keeps what it is given."""
-
-    def __init__(self) -> None:
-        self.written: list[tuple[int, int]] = []
-
-    async def write(
-        self, topic: str, record: Record, error: BaseException, category: ErrorCategory
-    ) -> None:
-        """Keep the record's coordinates, as acknowledged at once."""
-        self.written.append((record.partition, record.offset))
 
 
 @dataclass

@@ -23,6 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actors.consumer.offsets import PartitionOffsets
+from actors.consumer.pauses import PauseReasons
 from actors.consumer.state import ConsumerState
 from actors.messages import Record
 from core.errors import AuthError, CircuitOpenError, PermanentError, TransientError
@@ -117,23 +118,40 @@ def one_at_a_time(
     return expected
 
 
+class StopBefore(PauseReasons):
+    """Pause reasons that also hold while the tracker's first unfinished record is the one
+    to stop before: the dispatcher's stop check sees a stop exactly there."""
+
+    def __init__(self, tracker: PartitionOffsets, offset: int | None) -> None:
+        self._tracker, self._offset, self._held = tracker, offset, False
+        super().__init__()
+
+    @property  # type: ignore[override]
+    def paused(self) -> bool:
+        """Held by a reason, or the stop point reached."""
+        return self._held or self.stopped
+
+    @paused.setter
+    def paused(self, value: bool) -> None:
+        self._held = value
+
+    @property
+    def stopped(self) -> bool:
+        """The records before the stop point are finished."""
+        return self._offset is not None and self._tracker.next_unfinished() == self._offset
+
+
 async def hand_over(
     mode: Mode, script: Script, messages: list[ConsumerRecord[bytes, bytes]], stop_at: int
 ) -> tuple[str | type[BaseException], PartitionOffsets, ConsumerState]:
     """Dispatch `messages` with the real machinery, one in flight; a stop comes before
-    the record at `stop_at` (held as a pause once the record before it finished)."""
+    the record at `stop_at`."""
     config = offline_settings(sync_handler_in_thread=mode == "thread")
     tracker = PartitionOffsets()
     stop_offset = messages[stop_at].offset if stop_at < len(messages) else None
-
-    def stop_before_next() -> None:
-        if stop_offset is not None and tracker.next_unfinished() == stop_offset:
-            rigged.state.pauses.hold("stop")
-
-    rigged = rig(handler_for(script, mode), config, progress=stop_before_next)
+    stop = StopBefore(tracker, stop_offset)
+    rigged = rig(handler_for(script, mode), config, pauses=stop)
     async with anyio.create_task_group() as tasks:
-        if stop_at == 0:
-            rigged.state.pauses.hold("stop")
         tasks.start_soon(rigged.dispatcher.run)
         rigged.dispatcher.add(tracker, messages)
         await settle(rigged, lambda: tracker.in_flight == 0)
@@ -141,8 +159,7 @@ async def hand_over(
     failure = rigged.dispatcher.failure
     if failure is not None:
         return type(failure), tracker, rigged.state
-    reasons = rigged.state.pauses.reasons
-    end = "refused" if "inner" in reasons else "interrupted" if "stop" in reasons else "done"
+    end = "refused" if "inner" in stop.reasons else "interrupted" if stop.stopped else "done"
     return end, tracker, rigged.state
 
 
