@@ -149,8 +149,39 @@ class HandlerConfig:
     """`print`, `jsonl:PATH`, `forward:TOPIC`, or your own `package.module:function`."""
     run_in_thread: bool = True
     """Run a synchronous handler in a worker thread so it cannot block the event loop."""
+    ordering: str = "partition"
+    """Which records may run at once: "key" (a key's records in offset order, keys
+    concurrently), "partition" (a partition's in order), "none"."""
+    max_in_flight: int = 1
+    """Records (or batches) in the handler at once; 1 is one at a time. Raise it only for
+    a handler that is safe to call concurrently."""
+    max_buffered: int = 0
+    """Bound on fetched records not yet finished; 0: max_poll_records with one in flight,
+    else max(max_poll_records, 4 * max_in_flight)."""
+    batch_max_records: int = 500
+    """A batch handler's batch: at most this many records of one partition."""
+    batch_max_wait_ms: int = 100
+    """A batch handler's batch waits at most this long to fill."""
 
     def __post_init__(self) -> None:
+        if self.ordering not in ("key", "partition", "none"):
+            raise ConfigError(
+                "handler.ordering", f"got {self.ordering!r}; allowed: 'key', 'partition', 'none'"
+            )
+        if not 1 <= self.max_in_flight <= 10_000:
+            raise ConfigError(
+                "handler.max_in_flight", f"got {self.max_in_flight!r}; must be in [1, 10000]"
+            )
+        if self.max_buffered and not self.max_in_flight <= self.max_buffered <= 1_000_000:
+            raise ConfigError(
+                "handler.max_buffered",
+                f"got {self.max_buffered!r}; 0 (automatic) or in [max_in_flight, 1000000]",
+            )
+        _positive("handler.batch_max_records", self.batch_max_records)
+        if self.batch_max_wait_ms < 0:
+            raise ConfigError(
+                "handler.batch_max_wait_ms", f"got {self.batch_max_wait_ms!r}; must be >= 0"
+            )
         builtin = self.target == "print" or self.target.startswith(("jsonl:", "forward:"))
         module, _, function = self.target.partition(":")
         if not builtin and not (module and function):

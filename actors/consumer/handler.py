@@ -1,11 +1,11 @@
 """How the user's handler is called: async on the loop, sync in a worker thread.
 
 A synchronous handler runs in a worker thread by default: run on the event loop, one
-slow call would stop heartbeats, commits, pause commands and log shipping. The consumer
-makes one trip to the thread for a whole run of records, not one per record (see
-actors.consumer.records), so the hand-over costs little even for cheap handlers. The
-thread sees each record's KafkaLogContext. A cancelled consumer waits for the handler
-call in hand to return (threads cannot be interrupted), then stops before the next one.
+slow call would stop heartbeats, commits, pause commands and log shipping. Each call is
+one trip to a thread of a pool as wide as `max_in_flight` (actors.consumer.handover),
+never a thread per record. The thread sees its record's KafkaLogContext. A cancelled
+consumer waits for the handler call in hand to return (threads cannot be interrupted),
+then stops before the next one.
 `sync_handler_in_thread=False` calls a synchronous handler on the loop instead: for
 handlers that never block.
 

@@ -117,8 +117,9 @@ class Handover:
     async def _one(self, work: Work, tally: _Tally) -> None:
         """`_unit` for a unit of one record, the common case, with nothing to allocate
         on the way: admit, call, book; anything else is `_unit`'s business."""
-        record = record_of(work.message)
-        trace_id = self._trace_id(record) if self._state.trace_ids is not None else None
+        message = work.message
+        record = record_of(message)
+        trace_id = self._trace_id(message) if self._state.trace_ids is not None else None
         if trace_id is not None:
             if trace_id in self._in_flight_ids:
                 await self._unit((work,), tally)  # waits for the other one
@@ -129,7 +130,7 @@ class Handover:
                 return
             self._in_flight_ids[trace_id] = None
         try:
-            with KafkaLogContext(record.topic, record.partition, record.offset, self._group):
+            with KafkaLogContext(message.topic, message.partition, message.offset, self._group):
                 failure = await self._call([record], None, tally)
                 if failure is not None:
                     await self._settle([work], [record], [trace_id], failure, tally)
@@ -192,7 +193,7 @@ class Handover:
         in_flight, dedup = self._in_flight_ids, self._state.dedup
         for work in unit:
             record = record_of(work.message)
-            trace_id = self._trace_id(record)
+            trace_id = self._trace_id(work.message)
             if trace_id is not None:
                 if trace_id in in_flight:
                     if works:
@@ -280,15 +281,18 @@ class Handover:
                 PermanentError(poison.describe(), context={"group_id": self._group})
             )
 
-    def _trace_id(self, record: Record) -> str | None:
+    def _trace_id(self, message: Any) -> str | None:
+        """The trace id of a fetched record (read from aiokafka's record: plain fields)."""
         reader = self._state.trace_ids
         if reader is None:
             return None
         try:
-            return reader.read(record.value, record.headers)
+            return reader.read(message.value, message.headers)
         except UnreadableTraceIdError as exc:
             self._stats.dedup_undecodable += 1
-            _log.debug("no dedup for %s: %s", where(record), exc)
+            _log.debug(
+                "no dedup for %s[%d]@%d: %s", message.topic, message.partition, message.offset, exc
+            )
             return None
 
 

@@ -9,7 +9,8 @@ After every step the rules hold:
 
 - no partition's committable offset passes a record that is not finished;
 - in "key" order no two records of one key run at once, and each key's records start
-  in offset order (in "partition" order, the same per partition);
+  in offset order (in "partition" order, and for batches, the same per partition;
+  a batch is in offset order);
 - every fetched record is finished at most once per assignment (the tracker raises on
   a second finish, which would end the dispatcher as a bug);
 - records queued plus in flight never exceed the buffer bound;
@@ -18,7 +19,7 @@ After every step the rules hold:
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -27,6 +28,7 @@ from dispatch_testing import KeptDeadLetters, Rig, message, offline_settings, ri
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from actors.consumer.batches import batch_handler
 from actors.consumer.offsets import PartitionOffsets
 from actors.consumer.settings import ConsumerSettings, Ordering, PoisonGuardSettings
 from actors.messages import Record
@@ -52,6 +54,7 @@ class Model:
 
     ordering: Ordering
     bound: int
+    batches: bool
     log: dict[int, list[bytes | None]] = field(default_factory=dict)
     position: dict[int, int] = field(default_factory=dict)
     trackers: dict[int, PartitionOffsets] = field(default_factory=dict)
@@ -80,45 +83,56 @@ class Model:
         self.start[id(tracker)] = self.position[partition]
 
     def lane(self, record: Record) -> Hashable | None:
+        if self.batches or self.ordering == "partition":
+            return record.partition
         if self.ordering == "key":
             return (record.partition, record.key)
-        if self.ordering == "partition":
-            return record.partition
         return None
 
     async def handle(self, record: Record) -> None:
-        """The handler: checks the start rules, then waits until the test finishes it.
-        A retry (the same record again, in flight all along) is not a start."""
-        retry = id(record) in self.started  # a retry is handed the same Record again
-        self.started[id(record)] = record
-        if not retry:
-            self.life_of[id(record)] = id(self.trackers[record.partition])
-        life = self.life_of[id(record)]
+        """The per-record handler."""
+        await self.handle_batch([record])
+
+    async def handle_batch(self, records: Sequence[Record]) -> None:
+        """The handler (of a batch, or of one record): checks the start rules, then waits
+        until the test finishes it. A retry (records in flight all along, handed over
+        again: the same Record objects) is not a start."""
+        first = records[0]
+        retry = any(id(record) in self.started for record in records)
+        for record in records:
+            if id(record) not in self.started:
+                self.started[id(record)] = record
+                self.life_of[id(record)] = id(self.trackers[record.partition])
+        life = self.life_of[id(first)]
         if not self.may_start and not retry:
-            self.violations.append(f"{record.offset} started while paused or stopped")
-        lane = self.lane(record)
+            self.violations.append(f"{first.offset} started while paused or stopped")
+        if [r.offset for r in records] != sorted({r.offset for r in records}):
+            self.violations.append(f"a batch out of offset order: {records}")
+        lane = self.lane(first)
         if lane is not None:
             if any(self.lane(c.record) == lane for c in self.running):
-                self.violations.append(f"two records of lane {lane!r} ran at once")
+                self.violations.append(f"two units of lane {lane!r} ran at once")
             last = self.last_started.get(lane)
-            if last is not None and last[0] == life and last[1] > record.offset:
-                self.violations.append(f"lane {lane!r} started {record.offset} after {last[1]}")
-            self.last_started[lane] = (life, record.offset)
-        call = Call(record)
+            if last is not None and last[0] == life and last[1] > first.offset:
+                self.violations.append(f"lane {lane!r} started {first.offset} after {last[1]}")
+            self.last_started[lane] = (life, first.offset)
+        call = Call(first)
         self.running.append(call)
         try:
             await call.finished.wait()
         finally:
             self.running.remove(call)
-        if call.ending != "transient":  # handled, or dead-lettered right after
-            done = self.done.setdefault(self.life_of[id(record)], set())
-            if record.offset in done:
-                self.violations.append(f"{record.offset} finished twice")
-            done.add(record.offset)
+        finished = call.ending == "ok" or (call.ending == "permanent" and len(records) == 1)
+        if finished:  # handled, or dead-lettered right after
+            for record in records:
+                done = self.done.setdefault(self.life_of[id(record)], set())
+                if record.offset in done:
+                    self.violations.append(f"{record.offset} finished twice")
+                done.add(record.offset)
         if call.ending == "transient":
-            raise TransientError(f"transient at {record.offset}")
+            raise TransientError(f"transient at {first.offset}")
         if call.ending == "permanent":
-            raise PermanentError(f"permanent at {record.offset}")
+            raise PermanentError(f"permanent at {first.offset}")
 
 
 Step = tuple[Any, ...]
@@ -157,16 +171,21 @@ def check(model: Model, rigged: Rig) -> None:
             assert mark <= min(unfinished), (mark, sorted(unfinished))
 
 
-async def run_model(ordering: Ordering, in_flight: int, bound: int, plan: list[Step]) -> None:
+async def run_model(
+    ordering: Ordering, in_flight: int, bound: int, batches: bool, plan: list[Step]
+) -> None:
     config: ConsumerSettings = offline_settings(
         ordering=ordering,
         max_in_flight=in_flight,
         max_buffered=bound,
         dead_letter_topic="{topic}.dlq",
         poison=PoisonGuardSettings(window=100, max_share=1.0, min_sample=100),
+        batch_max_records=3,
+        batch_max_wait_ms=0,
     )
-    model = Model(ordering, bound)
-    rigged = rig(model.handle, config, dead_letters=KeptDeadLetters())
+    model = Model(ordering, bound, batches)
+    handler = batch_handler(model.handle_batch) if batches else model.handle
+    rigged = rig(handler, config, dead_letters=KeptDeadLetters())
     dispatcher, pauses = rigged.dispatcher, rigged.state.pauses
     for partition in range(PARTITIONS):
         model.log[partition] = []
@@ -254,11 +273,13 @@ async def finish_everything(model: Model, rigged: Rig) -> None:
     st.sampled_from(["key", "partition", "none"]),
     st.integers(1, 4),
     st.integers(4, 12),
+    st.booleans(),
     steps(),
 )
 def test_the_dispatcher_keeps_its_rules_under_any_schedule(
-    ordering: Ordering, in_flight: int, bound: int, plan: list[Step]
+    ordering: Ordering, in_flight: int, bound: int, batches: bool, plan: list[Step]
 ) -> None:
-    """Whatever is fetched, however and in whatever order handler calls end, whatever
-    pauses, rebalances and stops come between, the module's rules hold after each step."""
-    anyio.run(run_model, ordering, in_flight, max(bound, in_flight), plan)
+    """Whatever is fetched, however and in whatever order handler calls (of records, or
+    of batches) end, whatever pauses, rebalances and stops come between, the module's
+    rules hold after each step."""
+    anyio.run(run_model, ordering, in_flight, max(bound, in_flight), batches, plan)
