@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 import anyio
+import anyio.lowlevel
 
 from actors.consumer.failures import MustExitError
 from actors.consumer.handover import Handover
@@ -155,6 +156,9 @@ class Dispatcher:
                 await self._next_change()
             else:
                 await self._run(run)
+                # Let the fetch loop and aiokafka's fetcher in between runs: a handler
+                # that never waits would otherwise keep them out until the buffer is empty.
+                await anyio.lowlevel.checkpoint()
 
     def _next_run(self) -> list[Work] | None:
         """Records from the front of the next ready lane, unless nothing may start."""
