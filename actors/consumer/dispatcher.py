@@ -1,34 +1,39 @@
-"""The dispatcher: fetched records run in lanes, at most `max_in_flight` units at a time.
+"""The dispatcher: fetched records run in lanes, at most `max_in_flight` at a time.
 
     dispatcher.add(tracker, messages)     # a fetched partition's records, tracked, queued
     await dispatcher.run()                # the workers (until cancelled)
-    await dispatcher.halt(budget)         # stop starting; in-flight units get `budget`
+    await dispatcher.halt(budget)         # stop starting; in-flight records get `budget`
 
-One mechanism for every way of handling: `max_in_flight` workers take units from the
-lanes (actors.consumer.lanes) and run each through the hand-over
-(actors.consumer.handover). A unit is one record, or for a batch handler up to
-`batch_max_records` of a partition's records (taken from what is queued, waiting up to
-`batch_max_wait_ms` for more while more can arrive). Sequential handling is one
-worker; "partition", "key" and "none" only change what a lane is.
+One mechanism for every way of handling: `max_in_flight` workers take runs from the
+lanes (actors.consumer.lanes) and hand them over (actors.consumer.handover). A run is
+the front of one lane: up to RUN_LENGTH records handed one by one to a per-record
+handler, or for a batch handler one batch of up to `batch_max_records` of a partition's
+records (what is queued, waiting up to `batch_max_wait_ms` for more while more can
+arrive). Sequential handling is one worker; "partition", "key" and "none" only change
+what a lane is.
 
 A worker's loop, the record's whole path here:
 
-    unit = next unit      (None while halted or paused: the one stop check)
-    run it                (the hand-over books every record it finishes)
-    release its lane      (unfinished records go back to the front of their lane)
+    run = next run        (None while halted or paused: the one stop check, `_may_start`,
+                           asked again before each record of the run)
+    hand it over          (the hand-over books every record it finishes)
+    release its lane      (unfinished records go back to the front of their lane; the
+                           lane goes to the back of the ready queue if it has more)
 
 Memory: `room` is `max_buffered` (settings.buffer_bound) less the records queued and in
-flight; the fetch loop asks for at most `room` records and does not fetch at all while
-it is 0, so what the consumer holds stays within the bound (aiokafka's own prefetch is
-bounded by its fetch sizes, a fetch per partition). A slow key fills at most the bound,
-never more: then fetching waits for records to finish.
+flight (a run's records count as in flight); the fetch loop asks for at most `room`
+records and fetches only while `may_fetch` (room for half the bound or a whole
+`max_poll_records`, whichever is less), so what the consumer holds stays within the
+bound (aiokafka's own prefetch is bounded by its fetch sizes, a fetch per partition).
+A slow key fills at most the bound, never more: then fetching waits for records to
+finish.
 
-Stopping: `halt` (a graceful stop, or a failure) stops starting units and gives those
+Stopping: `halt` (a graceful stop, or a failure) stops starting records and gives those
 in flight a budget to finish; the caller then commits the finished prefix. A hand-over
 that raises MustExitError halts the dispatcher with its error (`failure`). Anything else it
 raises is a bug in the pipeline, not in the handler: logged loudly and turned into an
 UNKNOWN error (the supervisor restarts), never a dead letter. Pauses (a breaker open, a
-PausePartitions) stop units from starting; those in flight finish. A revocation drops
+PausePartitions) stop records from starting; those in flight finish. A revocation drops
 the revoked partitions' queued records and waits for their running ones
 (`wait_until_settled`).
 """
@@ -109,18 +114,20 @@ class Dispatcher:
     def may_fetch(self) -> bool:
         """Whether there is room enough to fetch: a fetch per few records finished would
         cost more than the records (aiokafka's getmany is not free), so fetching waits for
-        room for half the bound (or a full `max_poll_records`), or for an empty buffer."""
-        room = self.room
-        return room >= self._fetch_at or (room > 0 and room == self._bound)
+        room for half the bound or a whole `max_poll_records`, whichever is less."""
+        return self.room >= self._fetch_at
 
     def add(self, tracker: PartitionOffsets, messages: Sequence[Any]) -> None:
         """Track and queue one partition's fetched `messages` (in offset order)."""
         seq = tracker.track([message.offset for message in messages])
-        lanes, lane_of_message = self._lanes, self._lane_of
-        for message in messages:
-            lanes.add(Work(message, tracker, seq, lane_of_message(message)))
-            seq += 1
-        self._stats.queued = lanes.queued
+        lane_of_message = self._lane_of
+        self._lanes.add(
+            [
+                Work(message, tracker, seq + index, lane_of_message(message))
+                for index, message in enumerate(messages)
+            ]
+        )
+        self._stats.queued = self._lanes.queued
         self.wake()
 
     def drop_released(self) -> None:
@@ -150,14 +157,19 @@ class Dispatcher:
                 workers.start_soon(self._work)
 
     async def _work(self) -> None:
+        handed_over = 0
         while True:
             run = self._next_run()
             if run is None:
+                handed_over = 0
                 await self._next_change()
-            else:
-                await self._run(run)
-                # Let the fetch loop and aiokafka's fetcher in between runs: a handler
-                # that never waits would otherwise keep them out until the buffer is empty.
+                continue
+            await self._run(run)
+            handed_over += len(run)
+            if handed_over >= RUN_LENGTH:
+                # Let the fetch loop and aiokafka's fetcher in now and then: a handler that
+                # never waits would otherwise keep them out until the buffer is empty.
+                handed_over = 0
                 await anyio.lowlevel.checkpoint()
 
     def _next_run(self) -> list[Work] | None:
@@ -193,15 +205,16 @@ class Dispatcher:
 
     async def _fill(self, batch: list[Work]) -> None:
         """Add queued records of the batch's lane until it is full, the wait is over, or no
-        more can arrive (the buffer is full, the consumer halts, the partition goes)."""
+        more can arrive soon (too little room to fetch, the consumer halts, the partition
+        goes)."""
         lane, tracker = batch[0].lane, batch[0].tracker
         deadline = anyio.current_time() + self._fill_s
         while True:
             more = self._lanes.take_more(lane, self._run_size - len(batch))
             self._started(more)
             batch.extend(more)
-            if len(batch) >= self._run_size or self.room == 0:
-                return
+            if len(batch) >= self._run_size or not self.may_fetch:
+                return  # full, or nothing more is fetched until records finish
             if self._halted or tracker.released:
                 return
             with anyio.move_on_after(deadline - anyio.current_time()) as waited:

@@ -1,7 +1,9 @@
 """A unit's path from its lane to its booking: dedup, the handler call, failures, booking.
 
 A unit is one record, or a batch of one partition's records for a batch handler
-(actors.consumer.batches). `Handover.run` is the whole path, on one screen:
+(actors.consumer.batches). `Handover.run` hands a lane's run over: each record as a unit
+of its own (`_one`, the common case, allocating nothing it can spare) or the run as one
+batch (`_unit`, which also takes a record whose trace id is in flight). Either way:
 
 1. `_admit`: read each record's trace id; a record whose id is in flight in another
    unit waits for it (a batch ends before such a record instead), then one the dedup
@@ -21,7 +23,8 @@ handler raises (step 2) is judged by its category; anything else raised here is 
 in the pipeline and reaches the dispatcher as such (never a dead letter). A handler
 that raises SystemExit or KeyboardInterrupt has failed on that record PERMANENTly
 (dead-lettered, with a message saying so): a handler has no business ending the
-process, and retrying would only repeat it.
+process, and retrying would only repeat it (the process's own Ctrl-C reaches the
+supervisor as a signal, never as an exception inside a handler).
 """
 
 from __future__ import annotations
@@ -126,7 +129,7 @@ class Handover:
                 return
             dedup = self._state.dedup
             if dedup is not None and dedup.contains(trace_id):
-                self._book(work, Outcome.DEDUPLICATED, None)
+                self._book(Outcome.DEDUPLICATED, (work,), (None,))
                 return
             self._in_flight_ids[trace_id] = None
         try:
@@ -136,7 +139,7 @@ class Handover:
                     await self._settle([work], [record], [trace_id], failure, tally)
                     return
             tally.handled += 1
-            self._book(work, Outcome.HANDLED, trace_id)
+            self._book(Outcome.HANDLED, (work,), (trace_id,))
         finally:
             if trace_id is not None:
                 waiting = self._in_flight_ids.pop(trace_id, None)
@@ -154,8 +157,7 @@ class Handover:
                 failure = await self._call(records, None, tally)
                 if failure is None:
                     tally.handled += len(works)
-                    for work, trace_id in zip(works, trace_ids, strict=True):
-                        self._book(work, Outcome.HANDLED, trace_id)
+                    self._book(Outcome.HANDLED, works, trace_ids)
                     return
                 await self._settle(works, records, trace_ids, failure, tally)
         finally:
@@ -179,7 +181,7 @@ class Handover:
         for position, outcome in sorted(settlement.outcomes.items()):
             if outcome is Outcome.HANDLED:
                 tally.handled += 1
-            self._book(works[position], outcome, trace_ids[position])
+            self._book(outcome, (works[position],), (trace_ids[position],))
         if settlement.refusal is not None:
             self._on_refusal(settlement.refusal)
 
@@ -191,9 +193,10 @@ class Handover:
         records: list[Record] = []
         trace_ids: list[str | None] = []
         in_flight, dedup = self._in_flight_ids, self._state.dedup
+        trace_id_of = self._trace_id if self._state.trace_ids is not None else None
         for work in unit:
-            record = record_of(work.message)
-            trace_id = self._trace_id(work.message)
+            message = work.message
+            trace_id = trace_id_of(message) if trace_id_of is not None else None
             if trace_id is not None:
                 if trace_id in in_flight:
                     if works:
@@ -203,11 +206,11 @@ class Handover:
                         in_flight[trace_id] = waiting
                         await waiting.wait()
                 if dedup is not None and dedup.contains(trace_id):
-                    self._book(work, Outcome.DEDUPLICATED, None)
+                    self._book(Outcome.DEDUPLICATED, (work,), (None,))
                     continue
                 in_flight[trace_id] = None
             works.append(work)
-            records.append(record)
+            records.append(record_of(message))
             trace_ids.append(trace_id)
         return works, records, trace_ids
 
@@ -262,20 +265,29 @@ class Handover:
         tally.calls = tally.handled = 0
         tally.seconds = 0.0
 
-    def _book(self, work: Work, outcome: Outcome, trace_id: str | None) -> None:
-        """The one place a record's outcome is booked (module docstring, 4)."""
+    def _book(
+        self, outcome: Outcome, works: Sequence[Work], trace_ids: Sequence[str | None]
+    ) -> None:
+        """The one place outcomes are booked (module docstring, 4): `works`, with their
+        `trace_ids`, ended as `outcome`."""
         state, stats = self._state, self._stats
         poison = state.poison
-        if outcome is Outcome.HANDLED:  # the poison window counts it with the run's tally
-            if trace_id is not None and state.dedup is not None:
-                state.dedup.remember(trace_id)
-            stats.handled += 1
+        if outcome is Outcome.HANDLED:  # the poison window counts them with the run's tally
+            dedup = state.dedup
+            if dedup is not None:
+                remember = dedup.remember
+                for trace_id in trace_ids:
+                    if trace_id is not None:
+                        remember(trace_id)
+            stats.handled += len(works)
         elif outcome is Outcome.DEDUPLICATED:
-            stats.deduplicated += 1
+            stats.deduplicated += len(works)
         else:
-            poison.observe_dead_lettered()
-        work.tracker.finish(work.seq)
-        work.done = True
+            for _ in works:
+                poison.observe_dead_lettered()
+        for work in works:
+            work.tracker.finish(work.seq)
+            work.done = True
         if outcome is Outcome.DEAD_LETTERED and poison.storming():
             raise MustExitError(
                 PermanentError(poison.describe(), context={"group_id": self._group})

@@ -34,6 +34,7 @@ from actors.consumer.settings import Ordering
 __all__ = ["LaneKey", "Lanes", "Work", "lane_of"]
 
 LaneKey = Hashable
+_NO_LANE: LaneKey = object()
 
 
 @dataclass(slots=True)
@@ -70,14 +71,23 @@ class Lanes:
         self.queued = 0
         """Records queued, not started."""
 
-    def add(self, work: Work) -> None:
-        """Queue `work` at the back of its lane."""
-        queue = self._queues.get(work.lane)
-        if queue is None:
-            queue = self._queues[work.lane] = deque()
-            self._ready.append(work.lane)
-        queue.append(work)
-        self.queued += 1
+    def add(self, works: Iterable[Work]) -> None:
+        """Queue each of `works` at the back of its lane (a run of records of one lane
+        looks its lane up once)."""
+        queues, ready = self._queues, self._ready
+        lane: LaneKey = _NO_LANE
+        queue: deque[Work] | None = None
+        added = 0
+        for work in works:
+            if queue is None or work.lane != lane:
+                lane = work.lane
+                queue = queues.get(lane)
+                if queue is None:
+                    queue = queues[lane] = deque()
+                    ready.append(lane)
+            queue.append(work)
+            added += 1
+        self.queued += added
 
     def take(self, most: int) -> list[Work] | None:
         """Up to `most` records from the front of the next ready lane, now running; None
@@ -100,11 +110,6 @@ class Lanes:
         more = [queue.popleft() for _ in range(count)]
         self.queued -= count
         return more
-
-    def waiting_in(self, lane: LaneKey) -> int:
-        """How many records are queued in `lane`."""
-        queue = self._queues.get(lane)
-        return len(queue) if queue is not None else 0
 
     def release(self, lane: LaneKey, back: Iterable[Work] = ()) -> None:
         """`lane`'s unit ended; `back` (records it did not finish, in offset order) go back
