@@ -4,12 +4,15 @@ actor          KafkaConsumerActor: the supervised child; wires the parts below p
 
 settings       ConsumerSettings and event_hubs_profile: validated, frozen configuration
 client_config  settings -> aiokafka consumer / dead-letter producer keyword arguments
-loop           one incarnation: fetch, hand over, commit, pause, rebalance, exit
-records        the fast path: a partition's records through dedup and the handler
-failures       a failed handler call: retries, auth refresh, refusal, dead-letter
+loop           one incarnation: fetch, dispatch, commit, pause, rebalance, exit
+dispatcher     runs queued records in lanes, at most max_in_flight at a time
+lanes          which records may run together (ordering) and which start next
+handover       one unit (a record or a batch) through dedup, the handler, its booking
+failures       failed handler calls: retries in place, auth refresh, refusal, dead-letter
+batches        batch handlers and the result naming their failed records
 handler_calls  calling the user's handler (async on the loop, sync in a thread)
-partitions     owned partitions: trackers, explicit-offset commits, rewinds, pauses
-offsets        the committable watermark of one partition
+partitions     owned partitions: trackers, explicit-offset commits, pauses
+offsets        the committable watermark of one partition (out-of-order completion)
 dead_letter    dead-letter headers and the acknowledged dead-letter writer
 dedup          the bounded window of handled trace ids and reading them from records
 poison         the poison-storm guard

@@ -3,22 +3,26 @@
     actor = KafkaConsumerActor(settings, handler, state=state, commands=rx, refresh_requests=tx)
     ChildSpec("kafka_consumer", factory=lambda: KafkaConsumerActor(...), shutdown_timeout=...)
 
-`handler(record)` is the user's function, sync or async, given an `actors.messages.Record`.
-The machinery lives beside it in `actors.consumer` (one module per concern; read `loop`
-for the commit and pause rules and `records` for what each failure category leads to).
-This module holds the actor and gathers the names a wiring or a handler needs; the
-package `actors.consumer` re-exports them.
+`handler(record)` is the user's function, sync or async, given an `actors.messages.Record`;
+or a batch handler (`batch_handler`), given a sequence of one partition's records and
+returning a `BatchResult` naming the records that failed. Records run concurrently when
+`settings.max_in_flight` > 1, in the order `settings.ordering` keeps ("key",
+"partition", "none"); the default is one record at a time in partition order.
+The machinery lives in `actors.consumer` (one module per concern; read `loop` for the
+commit and pause rules, `dispatcher` for how records run, and `failures` for what each
+failure category leads to). This module is the public face: the actor, and the names a
+wiring or a handler needs.
 
 Restarts: the supervisor builds a fresh actor for every start; what must outlive an
 incarnation (stats, dedup window, pause reasons, handler breaker, retry budget, poison
 window) is a `ConsumerState` the wiring builds once and passes to each, like the streams.
 
-Stop protocol (supervisor.ChildSpec): `stop()` asks `run` to finish the record in hand
-and return; on the way out it commits what is finished and leaves the group, bounded by
-`settings.shutdown_timeout_s`. Cancellation takes the same exit path (the handler call
-in hand is cancelled; a handler thread finishes the call in hand, not its whole batch).
-Give the ChildSpec a shutdown_timeout above the slowest handler call plus
-`shutdown_timeout_s`.
+Stop protocol (supervisor.ChildSpec): `stop()` asks `run` to start no more records; those
+in flight get `settings.shutdown_timeout_s` to finish, then the exit path commits what is
+finished and leaves the group, bounded by another `shutdown_timeout_s`. Cancellation
+takes the same exit path (async handler calls in flight are cancelled; a handler thread
+finishes its call, which is booked). Give the ChildSpec a shutdown_timeout above twice
+`shutdown_timeout_s` plus the slowest synchronous handler call.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import anyio
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from actors.consumer.batches import BatchHandler, BatchResult, batch_handler
 from actors.consumer.client_config import consumer_kwargs, producer_kwargs
 from actors.consumer.handler_calls import Handler, HandlerRunner
 from actors.consumer.loop import ConsumerLoop, PartitionCommand
@@ -43,6 +48,8 @@ from actors.messages import Record, RefreshRequest
 
 __all__ = [
     "HANDLER_BREAKER",
+    "BatchHandler",
+    "BatchResult",
     "ConsumerSettings",
     "ConsumerState",
     "ConsumerStats",
@@ -54,6 +61,7 @@ __all__ = [
     "PoisonGuardSettings",
     "Record",
     "RetryBudgetSettings",
+    "batch_handler",
     "consumer_kwargs",
     "event_hubs_profile",
     "producer_kwargs",
@@ -66,7 +74,7 @@ class KafkaConsumerActor:
     def __init__(
         self,
         settings: ConsumerSettings,
-        handler: Handler,
+        handler: Handler | BatchHandler,
         *,
         state: ConsumerState | None = None,
         commands: MemoryObjectReceiveStream[PartitionCommand] | None = None,
@@ -102,7 +110,8 @@ class KafkaConsumerActor:
         await loop.run(task_status=task_status)
 
     def stop(self) -> None:
-        """Ask `run` to finish the record in hand, commit, leave the group and return."""
+        """Ask `run` to start no more records, let those in flight finish, commit, leave
+        the group and return."""
         self._stop_requested = True
         if self._stop is not None:
             self._stop.set()

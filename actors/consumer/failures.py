@@ -1,61 +1,81 @@
-"""What a failed handler call leads to: retries, a token refresh, a pause, a dead letter.
+"""What failed handler calls lead to: retries, a token refresh, a pause, a dead letter.
 
-The fast path (actors.consumer.records) makes each record's first handler call itself;
-when that call raises, `FailurePath.after_failure` takes the record over. The error's
-category (core.errors.classify_exception) decides:
+The hand-over (actors.consumer.handover) makes a unit's first handler call itself; when
+it fails, `FailurePath.settle` takes the unit over. A unit is one record, or a batch of
+one partition's records (actors.consumer.batches). Each failed record's error category
+(core.errors.classify_exception) decides:
 
-| handler fails with     | the consumer                                                  |
+| a record fails with    | the consumer                                                  |
 |------------------------|---------------------------------------------------------------|
-| TRANSIENT or UNKNOWN   | retries in place (with_retry, shared RetryBudget); once spent, |
-|                        | raises TransientError: the supervisor restarts the consumer   |
-|                        | and the record is delivered again from the last commit;       |
-|                        | but if the failures opened the handler's breaker, returns a   |
-|                        | Refusal instead (the dependency is down, not the record)      |
+| TRANSIENT or UNKNOWN   | retries it in place, in its lane, after a backoff (the retry  |
+|                        | settings, the shared RetryBudget); once spent, the consumer   |
+|                        | must exit with a TransientError: the supervisor restarts it   |
+|                        | and the record is delivered again from the last commit; but   |
+|                        | if the failures opened the handler's breaker, the record is   |
+|                        | refused instead (the dependency is down, not the record)      |
 | AUTH                   | sends RefreshRequest(auth_scope) to the token refresher,      |
-|                        | awaits its `done`, retries; once spent, re-raises the error   |
-| CIRCUIT_OPEN           | returns a Refusal naming the breaker and its retry-after: the |
-|                        | caller pauses and seeks back to the record until then         |
-| PERMANENT              | writes it to the dead-letter topic (acknowledged) and returns |
-|                        | DEAD_LETTERED; with dead-lettering off, raises PermanentError |
+|                        | awaits its `done`, retries; once spent (or with no refresher) |
+|                        | the consumer must exit with the error                         |
+| CIRCUIT_OPEN           | refused: a Refusal names the breaker and its retry-after; the |
+|                        | record goes back to the front of its lane, starts pause       |
+| PERMANENT              | written to the dead-letter topic (acknowledged) and finished; |
+|                        | with dead-lettering off, the consumer must exit with a        |
+|                        | PermanentError                                                |
 
-The retries are `with_retry`'s, unchanged: its wrapper makes the record's first
-attempt, and that attempt hands it the fast path's error instead of calling the handler
-again, so the policy (backoff, budget, auth refresh) sees exactly one failed first call.
-The wrapper also counts the record's call in the retry budget, which is why the fast
-path counts only the calls that succeeded.
+A batch call that raises fails every record of the batch with that error; when it is
+PERMANENT, the batch is split in halves, each tried again, so that only the records
+that fail on their own are dead-lettered. The retry loop is explicit (`_settle`): each
+retry calls the handler again on the records still failing; the policy is with_retry's
+(attempts, full-jitter backoff, a `retry_after` honoured, one retry of the budget per
+retry, AUTH retried at once after a refresh).
+
+"Must exit" is `MustExitError(error)`: the dispatcher stops starting records, lets those in
+flight finish, and the consumer exits with `error` after committing what is finished.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
-import time
-from dataclasses import dataclass
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
 from actors.consumer.dead_letter import DeadLetterWriter
-from actors.consumer.handler_calls import HandlerRunner
 from actors.consumer.settings import ConsumerSettings
 from actors.consumer.state import ConsumerState
 from actors.messages import Record, RefreshRequest
-from core.errors import CircuitOpenError, PermanentError, TransientError, classify_exception
+from core.errors import PermanentError, TransientError, classify_exception
+from core.resilience.backoff import compute_delay
 from core.resilience.circuit_breaker import CircuitState
 from core.resilience.retry import with_retry
 from core.types import ErrorCategory
 
-__all__ = ["FailurePath", "Outcome", "Refusal", "TokenRefreshAsk", "where"]
+__all__ = [
+    "Attempt",
+    "FailurePath",
+    "MustExitError",
+    "Outcome",
+    "Refusal",
+    "Settlement",
+    "TokenRefreshAsk",
+    "where",
+]
 
 _log = logging.getLogger(__name__)
 
+_RETRIED = (ErrorCategory.TRANSIENT, ErrorCategory.UNKNOWN, ErrorCategory.AUTH)
+
 
 class Outcome(enum.Enum):
-    """How a record that failed once left the failure path: its offset may be committed."""
+    """How a record left the hand-over: its offset may be committed."""
 
     HANDLED = "handled"
-    """A retry succeeded."""
     DEAD_LETTERED = "dead_lettered"
+    DEDUPLICATED = "deduplicated"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,90 +86,178 @@ class Refusal:
     retry_after: float
 
 
+class MustExitError(Exception):
+    """The consumer must stop and exit with `error` (for the supervisor to decide)."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@dataclass(slots=True)
+class Attempt:
+    """How one handler call on some of a unit's records failed: the whole call raised
+    `whole`, or the handler named the records that failed (`each`, by position)."""
+
+    whole: Exception | None = None
+    each: Mapping[int, Exception] = field(default_factory=dict)
+
+    def errors(self, positions: Sequence[int]) -> dict[int, Exception]:
+        """The error of each failed position among `positions`."""
+        if self.whole is not None:
+            return dict.fromkeys(positions, self.whole)
+        return {p: e for p, e in self.each.items() if p in positions}
+
+
+Call = Callable[[Sequence[int]], Awaitable[Attempt | None]]
+"""Calls the handler on the unit's records at the given positions; None: all handled."""
+
+
+@dataclass(slots=True)
+class Settlement:
+    """What became of a unit's failed records: an outcome by position; the positions
+    without one were refused by `refusal` (they go back to their lane)."""
+
+    outcomes: dict[int, Outcome] = field(default_factory=dict)
+    refusal: Refusal | None = None
+
+
 def where(record: Record) -> str:
     """`topic[partition]@offset`, for messages about one record."""
     return f"{record.topic}[{record.partition}]@{record.offset}"
 
 
 class FailurePath:
-    """Takes over a record whose first handler call failed (see the module docstring)."""
+    """Settles the records of a unit whose first call failed (see the module docstring)."""
 
     def __init__(
         self,
         settings: ConsumerSettings,
         state: ConsumerState,
-        handler: HandlerRunner,
         dead_letters: DeadLetterWriter | None,
         refresh_requests: MemoryObjectSendStream[RefreshRequest] | None,
     ) -> None:
         self._settings = settings
+        self._retry = settings.retry
         self._state = state
         self._stats = state.stats
-        self._handler = handler
         self._dead_letters = dead_letters
-        self._first_error: Exception | None = None
-        self._attempts = 0
-        refresh = None
+        self._rng = random.Random()
+        self._refresh: TokenRefreshAsk | None = None
         if refresh_requests is not None and settings.auth_scope is not None:
-            refresh = TokenRefreshAsk(
+            self._refresh = TokenRefreshAsk(
                 refresh_requests, settings.auth_scope, settings.refresh_timeout_s
             )
-        self._retrying = with_retry(
-            settings.retry, budget=state.retry_budget, on_auth_error=refresh
-        )(self._attempt)
         self._write_dead_letter = with_retry(settings.retry)(self._dead_letter_once)
 
-    async def after_failure(self, record: Record, error: Exception) -> Outcome | Refusal:
-        """Retry, dead-letter or refuse `record`, whose first call raised `error`.
+    async def settle(self, records: Sequence[Record], first: Attempt, call: Call) -> Settlement:
+        """Retry, dead-letter or refuse the failed records of `records`, whose first call
+        failed as `first`; the others were handled. Raises MustExitError when the consumer must
+        stop."""
+        settlement = Settlement()
+        await self._settle(records, list(range(len(records))), first, call, settlement)
+        return settlement
 
-        The first call went through the handler's breaker and was timed, but was not
-        counted in the retry budget. Raises when the consumer must stop.
-        """
-        if not isinstance(error, CircuitOpenError):
-            self._stats.failed += 1
-        self._first_error = error
-        self._attempts = 1
-        try:
-            await self._retrying(record)
-        except Exception as exc:
-            return await self._failed(record, exc)
-        return Outcome.HANDLED
+    async def _settle(
+        self,
+        records: Sequence[Record],
+        positions: list[int],
+        failure: Attempt,
+        call: Call,
+        settlement: Settlement,
+    ) -> None:
+        """The retry loop over `positions` (one record, a batch, or half of one)."""
+        attempts = 1
+        while True:
+            errors = failure.errors(positions)
+            for position in positions:
+                if position not in errors:
+                    settlement.outcomes[position] = Outcome.HANDLED
+            retrying: list[int] = []
+            for position, error in errors.items():
+                category = classify_exception(error)
+                if category is not ErrorCategory.CIRCUIT_OPEN:
+                    self._stats.failed += 1
+                if category is ErrorCategory.CIRCUIT_OPEN:
+                    settlement.refusal = self._refusal(error)
+                elif category is ErrorCategory.PERMANENT:
+                    if failure.whole is not None and len(positions) > 1:
+                        await self._bisect(records, positions, call, settlement)
+                        return
+                    await self._dead_letter(records[position], error, category)
+                    settlement.outcomes[position] = Outcome.DEAD_LETTERED
+                else:
+                    retrying.append(position)
+            if not retrying or settlement.refusal is not None:
+                return  # refused: what is left goes back to its lane
+            error = errors[retrying[0]]
+            category = classify_exception(error)
+            delay = self._delay_before_retry(error, category, attempts)
+            if delay is None:
+                settlement.refusal = self._give_up(records[retrying[0]], error, category, attempts)
+                return
+            if category is ErrorCategory.AUTH and self._refresh is not None:
+                await self._refresh(error)
+            await anyio.sleep(delay)
+            attempts += 1
+            self._stats.retried += len(retrying)
+            positions = retrying
+            retried = await call(positions)
+            if retried is None:
+                for position in positions:
+                    settlement.outcomes[position] = Outcome.HANDLED
+                return
+            failure = retried
 
-    async def _attempt(self, record: Record) -> None:
-        """The first attempt replays the fast path's error; later ones call the handler."""
-        first_error, self._first_error = self._first_error, None
-        if first_error is not None:
-            raise first_error
-        self._attempts += 1
-        self._stats.retried += 1
-        started = time.perf_counter()
-        try:
-            await self._state.breaker.call_async(self._handler, record)
-        except CircuitOpenError:
-            raise
-        except Exception:
-            self._stats.failed += 1
-            raise
-        finally:
-            self._stats.observe_handler(1, time.perf_counter() - started)
+    async def _bisect(
+        self, records: Sequence[Record], positions: list[int], call: Call, settlement: Settlement
+    ) -> None:
+        """A whole batch failed PERMANENT: try each half on its own, down to single records."""
+        middle = len(positions) // 2
+        for half in (positions[:middle], positions[middle:]):
+            failure = await call(half)
+            if failure is None:
+                for position in half:
+                    settlement.outcomes[position] = Outcome.HANDLED
+            else:
+                await self._settle(records, half, failure, call, settlement)
+            if settlement.refusal is not None:
+                return
 
-    async def _failed(self, record: Record, exc: Exception) -> Outcome | Refusal:
-        category = classify_exception(exc)
-        if category is ErrorCategory.CIRCUIT_OPEN:
-            return self._refusal(exc)
-        if category is ErrorCategory.PERMANENT:
-            await self._dead_letter(record, exc, category)
-            return Outcome.DEAD_LETTERED
+    def _delay_before_retry(
+        self, error: Exception, category: ErrorCategory, attempts: int
+    ) -> float | None:
+        """Seconds to wait before the next attempt; None: give up (as with_retry decides)."""
+        if category not in _RETRIED or attempts >= self._retry.max_attempts:
+            return None
+        if category is ErrorCategory.AUTH and self._refresh is None:
+            return None
+        if not self._state.retry_budget.try_acquire_retry():
+            _log.debug("retry budget exhausted; giving up after %r", error)
+            return None
+        retry_after = getattr(error, "retry_after", None)
+        if not isinstance(retry_after, int | float) or not 0 <= retry_after < float("inf"):
+            retry_after = None
         if category is ErrorCategory.AUTH:
-            raise exc
+            return float(retry_after or 0.0)
+        return compute_delay(self._retry, attempts - 1, retry_after, self._rng)
+
+    def _give_up(
+        self, record: Record, error: Exception, category: ErrorCategory, attempts: int
+    ) -> Refusal:
+        """Retries are spent: a refusal when the handler's breaker opened, else MustExitError."""
+        if category is ErrorCategory.AUTH:
+            raise MustExitError(error)
         breaker = self._state.breaker
         if breaker.state is CircuitState.OPEN:
             return Refusal(breaker.name, breaker.retry_after())
-        raise TransientError(
-            f"handler failed on {where(record)} after {self._attempts} attempt(s): "
-            f"{type(exc).__name__}",
+        exit_error = TransientError(
+            f"handler failed on {where(record)} after {attempts} attempt(s): "
+            f"{type(error).__name__}",
             context={"topic": record.topic, "partition": record.partition},
-        ) from exc
+        )
+        exit_error.__cause__ = error
+        raise MustExitError(exit_error)
 
     def _refusal(self, exc: Exception) -> Refusal:
         """Which breaker refused (the handler's, or one inside the handler) and for how long."""
@@ -163,10 +271,12 @@ class FailurePath:
         topic = self._settings.dead_letter_topic_for(record.topic)
         writer = self._dead_letters
         if topic is None or writer is None:
-            raise PermanentError(
+            exit_error = PermanentError(
                 f"record {where(record)} failed permanently ({type(exc).__name__}) "
                 "and dead-lettering is off"
-            ) from exc
+            )
+            exit_error.__cause__ = exc
+            raise MustExitError(exit_error)
         await self._write_dead_letter(writer, topic, record, exc, category)
         self._stats.dead_lettered += 1
         _log.warning(
@@ -185,7 +295,7 @@ class FailurePath:
 
 
 class TokenRefreshAsk:
-    """`on_auth_error` for with_retry: ask the token refresher, wait (bounded) until it tried."""
+    """Asks the token refresher for a fresh token and waits (bounded) until it tried."""
 
     def __init__(
         self, requests: MemoryObjectSendStream[RefreshRequest], scope: str, timeout: float

@@ -1,39 +1,48 @@
-"""One incarnation of the consumer: fetch, hand the records over, commit what is finished.
+"""One incarnation of the consumer: fetch, dispatch, commit what is finished.
 
-At-least-once. Auto-commit is off. A fetched batch is tracked before its first record is
-handed over; a record's offset becomes committable once it and every earlier record of
-its partition are finished (handled, skipped as a duplicate, or acknowledged by the
-dead-letter topic). Records of one partition are handed over in order, a partition's
-share of the batch at a time (actors.consumer.records). Finished offsets are committed
-every `commit_interval_s`, when partitions are revoked (after the record in hand is
-finished: the revocation waits for it), and when the consumer exits for any reason
-(bounded by `shutdown_timeout_s`, shielded from cancellation). What was not finished is
-delivered again, to this consumer after a restart or to the partition's next owner. Only a
-member of the group commits: partitions revoked after the membership was lost are not
-committed (actors.consumer.membership).
+At-least-once. Auto-commit is off. Fetched records are tracked and queued in the
+dispatcher (actors.consumer.dispatcher), which runs them in lanes, up to
+`max_in_flight` at a time, in the order the `ordering` setting keeps. Records finish out
+of order; a partition's offset becomes committable once a record and every earlier
+record of its partition are finished (handled, skipped as a duplicate, or acknowledged
+by the dead-letter topic: actors.consumer.offsets). Finished offsets are committed every
+`commit_interval_s`, when partitions are revoked, and when the consumer exits for any
+reason (bounded by `shutdown_timeout_s`, shielded from cancellation). What was not
+finished is delivered again, to this consumer after a restart or to the partition's
+next owner. Only a member of the group commits: partitions revoked after the membership
+was lost are not committed (actors.consumer.membership).
 
-Before every record, the hand-over asks this loop whether to stop there: on a stop, a
-pause, a revocation waiting for the record in hand, a cancellation (which a handler
-thread would not see otherwise), or a partition no longer owned. The loop then acts
-between records, and resumes the run when it may.
+Fetching asks for at most the dispatcher's `room` (the buffer bound less the records
+queued and in flight) and waits while there is not enough (`may_fetch`): memory stays
+bounded whatever the handler's speed.
 
-Pausing. Fetching stops while any pause reason is held (see actors.consumer.pauses):
-a PausePartitions command, or a breaker refusing a record (the handler's, or one the
-handler calls through). Then the rest of the batch is given back: each partition is
-sought back to its first unfinished record, so nothing is skipped and order is kept.
-Fetching resumes on ResumePartitions, or by itself once the refusing breaker's
-retry-after is over (for the handler's breaker: once it lets a trial call through),
-whichever comes first; the commands are idempotent.
+Pausing: this loop is the one owner of the pause decision. Pause reasons
+(actors.consumer.pauses) come from PausePartitions commands (the breaker monitor) and
+from a breaker refusing a record (the handler's, or one the handler calls through;
+the refused record goes back to the front of its lane). While any reason is held,
+fetching stops (aiokafka's partitions are paused) and no record starts; those in
+flight finish. Queued records wait in their lanes (bounded), so nothing is sought back.
+Fetching and starting resume on ResumePartitions, or by themselves once the refusing
+breaker's retry-after is over (for the handler's breaker: once it lets a trial call
+through), whichever comes first; the commands are idempotent.
 
-Stall watchdog: a task beside the loop refreshes the lag gauges and, while no records
-are being handed over, asks actors.consumer.stall whether the consumer is stalled; if
-so it raises TransientError. It runs beside the loop because a stalled loop (a fetch
-waiting for a coordinator that is gone) cannot judge itself. On the same tick it resets
-a partition whose position stayed above its log end, which a broker that lost records
+Rebalance: for revoked partitions, queued records are dropped, the running ones get
+the revocation deadline (`max_poll_interval_ms`, the rebalance timeout the group gives
+its members) to finish, then the finished prefix is committed.
+
+Stall watchdog: a task beside the loop refreshes the lag gauges and, while no record
+is in flight, asks actors.consumer.stall whether the consumer is stalled; if so it
+raises TransientError. It runs beside the loop because a stalled loop (a fetch waiting
+for a coordinator that is gone) cannot judge itself. On the same tick it resets a
+partition whose position stayed above its log end, which a broker that lost records
 may not report as out of range (actors.consumer.out_of_range).
 
-Graceful stop: once the stop event is set, the record in hand is finished, the loop
-returns, and the exit path commits and leaves the group (consumer.stop()).
+Exit: on a stop, or when the dispatcher must exit (retries spent, a poison storm, AUTH
+that a refresh did not fix, a bug), nothing new starts, the records in flight get
+`shutdown_timeout_s` to finish, then the exit path commits the finished prefix and
+leaves the group (another `shutdown_timeout_s`), and the error (if any) is raised for
+the supervisor. A cancellation cancels the async handler calls in flight (a handler
+thread finishes its call, which is booked) and takes the same exit path.
 """
 
 from __future__ import annotations
@@ -52,13 +61,14 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from actors.consumer.client_config import consumer_kwargs, producer_kwargs
 from actors.consumer.dead_letter import DeadLetterWriter
-from actors.consumer.failures import FailurePath
+from actors.consumer.dispatcher import Dispatcher
+from actors.consumer.failures import FailurePath, Refusal
 from actors.consumer.handler_calls import HandlerRunner
+from actors.consumer.handover import Handover
 from actors.consumer.membership import is_group_member, refuse_commits_outside_the_group
 from actors.consumer.offsets import PartitionOffsets
 from actors.consumer.out_of_range import BeyondLogEnd, reset_position
 from actors.consumer.partitions import OwnedPartitions
-from actors.consumer.records import RecordHandover, RunEnd
 from actors.consumer.sasl_failures import start_consumer
 from actors.consumer.settings import ConsumerSettings
 from actors.consumer.stall import PartitionProgress, lag, stalled
@@ -123,13 +133,19 @@ class ConsumerLoop:
         )
         self._pauses = state.pauses
         self._beyond_log_end = BeyondLogEnd(enabled=settings.reset_beyond_log_end)
-        failures = FailurePath(settings, state, handler, self._dead_letters, refresh_requests)
-        self._records = RecordHandover(settings, state, handler, failures, self._interrupted)
-        self._in_flight = anyio.Lock()
-        """Held while records are handed over; a revocation takes it between two records."""
-        self._revocations_waiting = 0
-        self._cancelled = False
-        self._handling = False
+        self._halt = anyio.Event()
+        """Set on a stop or when the dispatcher must exit: fetching ends."""
+        failures = FailurePath(settings, state, self._dead_letters, refresh_requests)
+        handover = Handover(settings, state, handler, failures, on_refusal=self._refused)
+        self._dispatcher = Dispatcher(
+            settings,
+            handover,
+            state.pauses,
+            state.stats,
+            batches=handler.batches,
+            progress=self._progress,
+            on_failure=self._halt.set,
+        )
         self._last_progress = time.monotonic()
         self._fetching: anyio.CancelScope | None = None
 
@@ -156,113 +172,66 @@ class ConsumerLoop:
                     tasks.start_soon(self._follow_commands, self._commands)
                 tasks.start_soon(self._commit_periodically)
                 tasks.start_soon(self._watch_periodically)
-                tasks.start_soon(self._interrupt_fetch_on_stop)
-                tasks.start_soon(self._note_cancellation)
+                tasks.start_soon(self._halt_on_stop)
+                tasks.start_soon(self._interrupt_fetch_on_halt)
+                tasks.start_soon(self._dispatcher.run)
                 await self._consume()
+                await self._dispatcher.halt(self._settings.shutdown_timeout_s)
                 tasks.cancel_scope.cancel()
         except BaseExceptionGroup as group:
             if len(group.exceptions) == 1:
                 raise group.exceptions[0] from group.exceptions[0].__cause__
             raise
+        failure = self._dispatcher.failure
+        if failure is not None:
+            raise failure
 
     # -- the fetch loop ----------------------------------------------------------
 
     async def _consume(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             self._lift_due_pauses()
-            batch = await self._fetch()
+            if not self._dispatcher.may_fetch:
+                await self._dispatcher.wait_for_room(POLL_TIMEOUT_MS / 1000)
+                continue
+            batch = await self._fetch(min(self._settings.max_poll_records, self._dispatcher.room))
             if batch:
                 self._progress()
                 self._stats.last_fetch_at = time.time()
-                await self._handle_batch(batch)
+                self._dispatch(batch)
 
-    async def _fetch(self) -> dict[TopicPartition, list[Any]]:
-        """The next batch; empty when none came within the poll timeout or a stop cut in."""
+    async def _fetch(self, max_records: int) -> dict[TopicPartition, list[Any]]:
+        """The next batch; empty when none came within the poll timeout or a halt cut in."""
         try:
             with anyio.CancelScope() as self._fetching:
                 batch: dict[TopicPartition, list[Any]] = await self._consumer.getmany(
-                    timeout_ms=POLL_TIMEOUT_MS, max_records=self._settings.max_poll_records
+                    timeout_ms=POLL_TIMEOUT_MS, max_records=max_records
                 )
                 return batch
             return {}
         finally:
             self._fetching = None
 
-    async def _interrupt_fetch_on_stop(self) -> None:
-        """A fetch may wait for a rebalance indefinitely; a stop must not wait for it."""
-        await self._stop.wait()
-        if self._fetching is not None:
-            self._fetching.cancel()
-
-    async def _note_cancellation(self) -> None:
-        """A handler thread cannot be cancelled: it sees this flag before its next record.
-        The flag goes up when the tasks are cancelled (from outside, or a helper failed)."""
-        try:
-            await anyio.sleep_forever()
-        finally:
-            self._cancelled = True
-
-    async def _handle_batch(self, batch: dict[TopicPartition, list[Any]]) -> None:
-        runs: list[tuple[TopicPartition, PartitionOffsets, list[Any]]] = []
+    def _dispatch(self, batch: dict[TopicPartition, list[Any]]) -> None:
         for tp, messages in batch.items():
             tracker = self._partitions.tracker(tp)
-            if tracker is None:
+            if tracker is None or tracker.released:
                 continue
             if tracker.rewound_by(messages[0].offset) and not tracker.in_flight:
                 tracker = self._after_broker_reset(tp, messages[0].offset)
-            tracker.track([message.offset for message in messages])
             self._stats.consumed += len(messages)
-            runs.append((tp, tracker, messages))
-        for tp, tracker, messages in runs:
-            await self._handle_run(tp, tracker, messages)
+            self._dispatcher.add(tracker, messages)
 
-    async def _handle_run(
-        self, tp: TopicPartition, tracker: PartitionOffsets, messages: list[Any]
-    ) -> None:
-        """Hand one partition's records over, acting whenever the hand-over stops early."""
-        start = 0
-        while start < len(messages):
-            if tracker.released or self._cancelled or self._stop.is_set():
-                return
-            if self._pauses.paused:
-                self._partitions.rewind(tp)
-                return
-            end = await self._hand_over(tracker, messages, start)
-            if end.refusal is not None:
-                self._hold(end.refusal.breaker, until=self._clock() + end.refusal.retry_after)
-                self._partitions.rewind(tp)
-                return
-            start = end.index
+    async def _halt_on_stop(self) -> None:
+        await self._stop.wait()
+        self._halt.set()
+        self._dispatcher.wake()
 
-    async def _hand_over(
-        self, tracker: PartitionOffsets, messages: list[Any], start: int
-    ) -> RunEnd:
-        try:  # uncontended (no revocation waiting): take the lock without a trip round the loop
-            self._in_flight.acquire_nowait()
-        except anyio.WouldBlock:
-            await self._in_flight.acquire()
-        try:
-            if tracker.released:  # revoked while this waited for the lock
-                return RunEnd(start)
-            self._handling = True
-            try:
-                return await self._records.hand_over(tracker, messages, start)
-            finally:
-                self._handling = False
-                self._progress()
-        finally:
-            self._in_flight.release()
-
-    def _interrupted(self, tracker: PartitionOffsets) -> bool:
-        """Whether the hand-over must stop before the next record (asked for every record,
-        possibly from a handler thread: plain reads only)."""
-        return (
-            tracker.released
-            or self._revocations_waiting > 0
-            or self._pauses.paused
-            or self._cancelled
-            or self._stop.is_set()
-        )
+    async def _interrupt_fetch_on_halt(self) -> None:
+        """A fetch may wait for a rebalance indefinitely; a stop must not wait for it."""
+        await self._halt.wait()
+        if self._fetching is not None:
+            self._fetching.cancel()
 
     async def _commit_periodically(self) -> None:
         """Commit finished offsets every interval, beside the loop: a slow commit never
@@ -296,7 +265,7 @@ class ConsumerLoop:
             await anyio.sleep(interval)
             known = await self._refresh_lag()
             await self._reset_beyond_log_end(known)
-            if timeout is None or self._handling:
+            if timeout is None or self._dispatcher.in_flight:
                 continue
             idle_for = self._clock() - self._last_progress
             if stalled(known.values(), idle_for=idle_for, timeout=timeout):
@@ -351,6 +320,7 @@ class ConsumerLoop:
                 continue
             # A fresh tracker: its committed offset spoke of a log the broker no longer has.
             self._partitions.assign([tp])
+            self._dispatcher.drop_released()
             self._progress()  # repositioned, like an assignment: the stall clock starts again
             _log.warning(
                 "%s[%d]: position %d is above the log end %d (the broker lost records); "
@@ -405,8 +375,13 @@ class ConsumerLoop:
     def _lift(self, reason: str) -> None:
         if self._state.pauses.lift(reason):
             self._partitions.resume_all()
+            self._dispatcher.wake()
             self._progress()
             _log.info("resumed fetching: %s", reason)
+
+    def _refused(self, refusal: Refusal) -> None:
+        """A breaker refused a record: pause until its retry-after (the record waits)."""
+        self._hold(refusal.breaker, until=self._clock() + refusal.retry_after)
 
     def _lift_due_pauses(self) -> None:
         """Lift the pauses whose breaker's retry-after has passed, and the handler breaker's
@@ -421,37 +396,38 @@ class ConsumerLoop:
     # -- rebalance -----------------------------------------------------------------
 
     async def on_revoked(self, revoked: Sequence[TopicPartition]) -> None:
-        """Finish the record in hand, commit what is finished of `revoked` (only while still
-        a member: see actors.consumer.membership), let them go."""
-        self._revocations_waiting += 1
+        """Drop the queued records of `revoked`, let their running ones finish (within the
+        revocation deadline), commit what is finished of them (only while still a member:
+        see actors.consumer.membership), let them go."""
+        trackers = [t for t in map(self._partitions.tracker, revoked) if t is not None]
+        for tracker in trackers:
+            tracker.released = True
+        self._dispatcher.drop_released()
+        await self._dispatcher.wait_until_settled(
+            trackers, self._settings.max_poll_interval_ms / 1000
+        )
         try:
-            await self._in_flight.acquire()
-        finally:
-            self._revocations_waiting -= 1
-        try:
-            try:
-                if is_group_member(self._consumer):
-                    await self._partitions.commit(self._commit_timeout(), only=revoked)
-                elif revoked:
-                    _log.warning(
-                        "not committing revoked partitions: the group no longer knew this "
-                        "member, so they were lost rather than handed over; they are "
-                        "delivered again from the last commit"
-                    )
-            except Exception as exc:
+            if is_group_member(self._consumer):
+                await self._partitions.commit(self._commit_timeout(), only=revoked)
+            elif revoked:
                 _log.warning(
-                    "could not commit revoked partitions; their next owner starts from the "
-                    "last commit: %s: %s",
-                    type(exc).__name__,
-                    exc,
+                    "not committing revoked partitions: the group no longer knew this "
+                    "member, so they were lost rather than handed over; they are "
+                    "delivered again from the last commit"
                 )
-            self._partitions.release(revoked)
-        finally:
-            self._in_flight.release()
+        except Exception as exc:
+            _log.warning(
+                "could not commit revoked partitions; their next owner starts from the "
+                "last commit: %s: %s",
+                type(exc).__name__,
+                exc,
+            )
+        self._partitions.release(revoked)
 
     def on_assigned(self, assigned: Sequence[TopicPartition]) -> None:
         """Track `assigned` afresh and re-apply any pause (aiokafka forgets pauses)."""
         self._partitions.assign(assigned)
+        self._dispatcher.drop_released()
         self._beyond_log_end.forget(assigned)
         self._progress()
         _log.info("assigned %s", sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned))

@@ -1,4 +1,4 @@
-"""The partitions one consumer owns: their offset trackers, commits, rewinds and pauses.
+"""The partitions one consumer owns: their offset trackers, commits and pauses.
 
 Commits name explicit offsets (`{tp: OffsetAndMetadata(next_offset, "")}`) and only for
 partitions still assigned, so a commit never speaks for a partition another member
@@ -12,8 +12,8 @@ right before the request: see actors.consumer.membership).
 aiokafka rebalances eagerly (every partition is revoked, then the new set assigned), and
 forgets pauses when it does, so `assign` re-applies the pause the reasons still hold.
 Each assignment gets fresh trackers; a tracker that is revoked or replaced is marked
-`released`, so a batch fetched under the old assignment drops its remaining records
-(they are fetched again from the committed offset).
+`released`, so the dispatcher drops the records fetched under the old assignment that
+did not start (they are fetched again from the committed offset).
 """
 
 from __future__ import annotations
@@ -99,17 +99,6 @@ class OwnedPartitions:
         if self._trackers:
             self._consumer.resume(*self._trackers)
         self._publish()
-
-    def rewind(self, tp: TopicPartition) -> None:
-        """Fetch `tp` again from its first unfinished record, and untrack the unfinished."""
-        tracker = self._trackers.get(tp)
-        if tracker is None:
-            return
-        offset = tracker.next_unfinished()
-        if offset is None:
-            return
-        tracker.forget_unfinished()
-        self._consumer.seek(tp, offset)
 
     async def commit(self, time_limit: float, only: Iterable[TopicPartition] | None = None) -> int:
         """Commit every owned partition's new watermark; returns how many were committed.

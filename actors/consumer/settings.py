@@ -28,9 +28,11 @@ from core.resilience.circuit_config import CircuitBreakerConfig
 
 __all__ = [
     "EVENT_HUBS_MAX_REQUEST_SIZE",
+    "ORDERINGS",
     "ConsumerSettings",
     "DedupSettings",
     "OffsetReset",
+    "Ordering",
     "PoisonGuardSettings",
     "RetryBudgetSettings",
     "SaslMechanism",
@@ -41,6 +43,8 @@ __all__ = [
 ]
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+Ordering = Literal["key", "partition", "none"]
+ORDERINGS: Final = ("key", "partition", "none")
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
 OffsetReset = Literal["earliest", "latest"]
 """The value types of these settings, defined once: the process configuration uses them too."""
@@ -106,6 +110,13 @@ def _ipv6(text: str | None) -> bool:
         return isinstance(ipaddress.ip_address(text), ipaddress.IPv6Address)
     except ValueError:
         return False
+
+
+MAX_IN_FLIGHT: Final = 10_000
+"""More concurrent handler calls than this is a typo, not a plan."""
+MAX_BUFFERED: Final = 1_000_000
+BUFFERED_PER_IN_FLIGHT: Final = 4
+"""Default buffer per record in flight: a lane that finishes finds its next record queued."""
 
 
 def _require(condition: bool, field_name: str, problem: str) -> None:
@@ -259,6 +270,27 @@ class ConsumerSettings:
     sync_handler_in_thread: bool = True
     """Run a synchronous handler in a worker thread so it cannot block the event loop (one
     trip to the thread per partition's share of a batch); False calls it on the loop."""
+    ordering: Ordering = "partition"
+    """Which records may run at the same time (actors.consumer.lanes): "key" runs records
+    of one key in offset order and different keys concurrently (null keys: in partition
+    order), "partition" runs each partition in order and partitions concurrently,
+    "none" runs any records concurrently. The default keeps each partition's offset
+    order, what a handler written for a plain Kafka loop assumes; "key" is the choice
+    for I/O-bound handlers (the most concurrency that keeps per-key order)."""
+    max_in_flight: int = 1
+    """Records (or batches) handed to the handler at once, per process; a synchronous
+    handler gets this many worker threads at most. The default, 1, hands over one record
+    at a time: concurrency is asked for, since only the handler's author knows that the
+    handler is safe to call concurrently (shared clients, files, counters)."""
+    max_buffered: int | None = None
+    """Bound on fetched records not yet finished (queued plus in flight); fetching waits
+    while it is reached, and a batch is at most this long. None: `max_poll_records` with
+    one record in flight (a batch is fetched once the one before finished, as a plain
+    loop does), else max(max_poll_records, 4 * max_in_flight)."""
+    batch_max_records: int = 500
+    """A batch handler gets at most this many records of one partition per call."""
+    batch_max_wait_ms: int = 100
+    """A batch handler's call waits at most this long for a batch to fill."""
     retry: RetryConfig = field(default_factory=RetryConfig)
     """In-place retries of a TRANSIENT or UNKNOWN handler failure before the actor crashes."""
     retry_budget: RetryBudgetSettings = field(default_factory=RetryBudgetSettings)
@@ -291,7 +323,15 @@ class ConsumerSettings:
             "commit_interval_s",
             "shutdown_timeout_s",
             "refresh_timeout_s",
+            "max_in_flight",
+            "batch_max_records",
         )
+        _require(
+            self.batch_max_wait_ms >= 0,
+            "batch_max_wait_ms",
+            f"got {self.batch_max_wait_ms!r}; must be >= 0",
+        )
+        self._check_concurrency()
         _require(
             self.heartbeat_interval_ms < self.session_timeout_ms,
             "heartbeat_interval_ms",
@@ -307,6 +347,34 @@ class ConsumerSettings:
             _positive(self, "stall_timeout_s")
         if self.dead_letter_topic is not None:
             self._check_dead_letter_topic(self.dead_letter_topic)
+
+    def _check_concurrency(self) -> None:
+        _require(
+            self.ordering in ORDERINGS,
+            "ordering",
+            f"got {self.ordering!r}; allowed: {', '.join(map(repr, ORDERINGS))}",
+        )
+        _require(
+            self.max_in_flight <= MAX_IN_FLIGHT,
+            "max_in_flight",
+            f"got {self.max_in_flight}; at most {MAX_IN_FLIGHT}",
+        )
+        if self.max_buffered is not None:
+            _require(
+                self.max_in_flight <= self.max_buffered <= MAX_BUFFERED,
+                "max_buffered",
+                f"got {self.max_buffered}; must be in [max_in_flight ({self.max_in_flight}), "
+                f"{MAX_BUFFERED}]",
+            )
+
+    @property
+    def buffer_bound(self) -> int:
+        """The bound on fetched records not yet finished (`max_buffered` or its default)."""
+        if self.max_buffered is not None:
+            return self.max_buffered
+        if self.max_in_flight == 1:
+            return self.max_poll_records
+        return max(self.max_poll_records, BUFFERED_PER_IN_FLIGHT * self.max_in_flight)
 
     def _check_security(self) -> None:
         protocol, mechanism = self.security_protocol, self.sasl_mechanism

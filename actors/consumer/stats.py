@@ -44,6 +44,10 @@ class ConsumerStatsSnapshot:
     last_commit_at: float | None
     handler_seconds_sum: float
     handler_seconds_count: int
+    in_flight: int
+    """Records handed to the handler and not back yet."""
+    queued: int
+    """Records fetched and waiting in their lanes."""
 
 
 class ConsumerStats:
@@ -69,6 +73,8 @@ class ConsumerStats:
         self.last_commit_at: float | None = None
         self.handler_seconds_sum = 0.0
         self.handler_seconds_count = 0
+        self.in_flight = 0
+        self.queued = 0
 
     def observe_handler(self, calls: int, seconds: float) -> None:
         """Add `calls` handler calls that took `seconds` together (added up a run at a time)."""
@@ -97,4 +103,6 @@ class ConsumerStats:
             last_commit_at=self.last_commit_at,
             handler_seconds_sum=self.handler_seconds_sum,
             handler_seconds_count=self.handler_seconds_count,
+            in_flight=self.in_flight,
+            queued=self.queued,
         )

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from scripts.bench import (
     breaker_bench,
+    concurrency_bench,
     download_bench,
     logging_bench,
     pipeline_bench,
@@ -48,6 +49,7 @@ class Scale:
     rejections: int
     pipeline_records: int
     pipeline_runs: int
+    concurrency_records: int
     soak_records: int
     download_files: int
 
@@ -61,6 +63,7 @@ FULL = Scale(
     rejections=1_000_000,
     pipeline_records=200_000,
     pipeline_runs=3,
+    concurrency_records=50_000,
     soak_records=1_000_000,
     download_files=3_000,
 )
@@ -73,6 +76,7 @@ QUICK = Scale(
     rejections=1_000,
     pipeline_records=2_000,
     pipeline_runs=1,
+    concurrency_records=2_000,
     soak_records=2_000,
     download_files=200,
 )
@@ -88,6 +92,9 @@ def benchmarks(scale: Scale, runner: asyncio.Runner) -> dict[str, Callable[[], l
         "logging": lambda: logging_bench.run(scale.log_records, scale.repeats, runner),
         "supervisor": lambda: supervisor_bench.run(scale.crashes, scale.repeats),
         "pipeline": lambda: pipeline_bench.run(scale.pipeline_records, scale.pipeline_runs),
+        "concurrency": lambda: concurrency_bench.run(
+            scale.concurrency_records, scale.pipeline_runs
+        ),
         "download": lambda: download_bench.run(scale.download_files, scale.pipeline_runs + 2),
         "soak": lambda: soak_bench.run(scale.soak_records),
     }
@@ -106,6 +113,7 @@ SECTION_ORDER = (
     "logging-json-record",
     "supervisor-restart",
     "pipeline-throughput",
+    "pipeline-concurrency",
     "download-throughput",
     "soak-memory",
 )
@@ -117,8 +125,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--soak", action="store_true", help="also run the memory soak")
     parser.add_argument(
         "--only",
-        help="comma-separated benchmarks: retry, breaker, logging, supervisor, pipeline, download, "
-        "soak",
+        help="comma-separated benchmarks: retry, breaker, logging, supervisor, pipeline, "
+        "concurrency, download, soak",
     )
     parser.add_argument("--repeats", type=int, help=f"rounds per benchmark (>= {MIN_REPEATS})")
     parser.add_argument("--soak-records", type=int, help="records for the soak (1,000,000)")

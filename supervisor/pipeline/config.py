@@ -27,7 +27,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from actors.consumer.settings import OffsetReset, SaslMechanism, SecurityProtocol, topic_problem
+from actors.consumer.settings import (
+    MAX_BUFFERED,
+    MAX_IN_FLIGHT,
+    OffsetReset,
+    Ordering,
+    SaslMechanism,
+    SecurityProtocol,
+    topic_problem,
+)
 from core.logging import register_secret
 from supervisor.pipeline.config_loader import ConfigError, EnvValue, Secret, bind, env_overrides
 from supervisor.pipeline.config_ranges import check_ranges, range_of, ranged
@@ -163,8 +171,28 @@ class HandlerConfig:
     """Run a synchronous handler in a worker thread so it cannot block the event loop."""
     file_mode: str = "0600"
     """Permissions (octal, 0000-0777) of a `jsonl:` file the handler creates."""
+    ordering: Ordering = "partition"
+    """Which records may run at once: "key" (a key's records in offset order, keys
+    concurrently), "partition" (a partition's in order), "none"."""
+    max_in_flight: int = ranged(1, 1, MAX_IN_FLIGHT)
+    """Records (or batches) in the handler at once; 1 is one at a time. Raise it only for
+    a handler that is safe to call concurrently."""
+    max_buffered: int = ranged(0, 0, MAX_BUFFERED)
+    """Bound on fetched records not yet finished; 0: max_poll_records with one in flight,
+    else max(max_poll_records, 4 * max_in_flight); otherwise at least max_in_flight."""
+    batch_max_records: int = ranged(500, 1, 1_000_000)
+    """A batch handler's batch: at most this many records of one partition."""
+    batch_max_wait_ms: int = ranged(100, 0, 600_000, unit="ms")
+    """A batch handler's batch waits at most this long to fill."""
 
     def __post_init__(self) -> None:
+        check_ranges(self, "handler")
+        if self.max_buffered and self.max_buffered < self.max_in_flight:
+            raise ConfigError(
+                "handler.max_buffered",
+                f"got {self.max_buffered}; 0 (automatic) or at least handler.max_in_flight "
+                f"({self.max_in_flight})",
+            )
         file_mode_bits("handler.file_mode", self.file_mode)
         builtin = self.target in ("print", "delta", "attachments") or self.target.startswith(
             ("jsonl:", "forward:")

@@ -191,6 +191,20 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
         lambda o: [((), Summary(o.consumer.handler_seconds_count, o.consumer.handler_seconds_sum))],
     ),
     MetricSpec(
+        "kafka_pipeline_records_in_flight",
+        Kind.GAUGE,
+        "Records handed to the handler's workers and not finished yet.",
+        (),
+        lambda o: _single(o.consumer.in_flight),
+    ),
+    MetricSpec(
+        "kafka_pipeline_records_queued",
+        Kind.GAUGE,
+        "Records fetched and waiting in their lanes (bounded by max_buffered with the above).",
+        (),
+        lambda o: _single(o.consumer.queued),
+    ),
+    MetricSpec(
         "kafka_pipeline_consumer_lag",
         Kind.GAUGE,
         "Records between the consumer's position and the partition's high watermark.",

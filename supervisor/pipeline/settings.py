@@ -274,6 +274,11 @@ def _consumer_settings(config: Config, auth: AuthWiring | None) -> ConsumerSetti
             success_threshold=config.breaker.success_threshold,
         ),
         "sync_handler_in_thread": config.handler.run_in_thread,
+        "ordering": config.handler.ordering,
+        "max_in_flight": config.handler.max_in_flight,
+        "max_buffered": config.handler.max_buffered or None,
+        "batch_max_records": config.handler.batch_max_records,
+        "batch_max_wait_ms": config.handler.batch_max_wait_ms,
         "shutdown_timeout_s": StopBudget(config.supervisor.graceful_stop_s).consumer_exit,
     }
     if kafka.profile == "eventhubs":

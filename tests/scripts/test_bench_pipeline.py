@@ -34,3 +34,21 @@ def test_pipeline_and_soak_consume_every_record_and_write_results(
     handled_at_last_sample = sections["soak-memory"]["rows"][-1][0]
     assert handled_at_last_sample == f"{cli.QUICK.soak_records:,}"
     assert "Memory: consumer RSS" in output.read_text()
+
+
+def test_concurrency_bench_runs_every_case_over_every_record(
+    bootstrap_servers: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The concurrency benchmark consumes the whole keyed topic in each of its cases (a
+    case that lost a record would time out) and writes one row per case with its checks."""
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", bootstrap_servers)
+    output = tmp_path / "benchmarks.md"
+    cli.main(["--quick", "--only", "concurrency", "--output", str(output), "--readme", "none"])
+
+    section = json.loads(output.with_suffix(".json").read_text())["sections"][
+        "pipeline-concurrency"
+    ]
+    cases = [row[0] for row in section["rows"]]
+    assert cases[0] == "hand-written aiokafka loop"
+    assert len(cases) == 5
+    assert len(section["checks"]) == 4

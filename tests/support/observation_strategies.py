@@ -40,6 +40,8 @@ consumer_snapshots = st.builds(
     last_commit_at=st.none() | st.floats(0, 2e9),
     handler_seconds_sum=st.floats(0, 1e6),
     handler_seconds_count=counts,
+    in_flight=counts,
+    queued=counts,
 )
 
 

@@ -1,4 +1,5 @@
-"""The offset tracker never lets a commit pass a record that is not finished."""
+"""The offset tracker never lets a commit pass a record that is not finished, in
+whatever order records finish."""
 
 from __future__ import annotations
 
@@ -29,9 +30,9 @@ def test_watermark_never_passes_an_unfinished_record(batches: list[list[int]]) -
     tracker = PartitionOffsets()
     previous = None
     for batch in batches:
-        tracker.track(batch)
+        seq = tracker.track(batch)
         for index in range(len(batch)):
-            tracker.finish_next()
+            tracker.finish(seq + index)
             mark = tracker.watermark()
             assert mark is not None
             if index + 1 < len(batch):
@@ -44,30 +45,44 @@ def test_watermark_never_passes_an_unfinished_record(batches: list[list[int]]) -
 
 
 @given(fetched_batches(), st.data())
-def test_forgetting_holds_the_watermark_at_the_seek_point(
+def test_out_of_order_finishing_commits_only_the_finished_prefix(
     batches: list[list[int]], data: st.DataObject
 ) -> None:
-    """After the unfinished records are forgotten, the watermark never passes the first of
-    them until they are fetched and finished again."""
-    offsets = [offset for batch in batches for offset in batch]
+    """Finishing records in any order, the watermark is the first unfinished offset (one
+    past the last once all are finished; none while the first record is unfinished)."""
     tracker = PartitionOffsets()
-    tracker.track(offsets)
-    finished = data.draw(st.integers(min_value=0, max_value=len(offsets)))
-    for _ in range(finished):
-        tracker.finish_next()
-    seek_to = tracker.next_unfinished()
-    assert seek_to == (offsets[finished] if finished < len(offsets) else None)
-    tracker.forget_unfinished()
-    assert tracker.in_flight == 0
-    mark = tracker.watermark()
-    if seek_to is not None:
-        assert mark is None or mark <= seek_to
-    refetched = offsets[finished:]
-    tracker.track(refetched)
-    for _ in refetched:
-        tracker.finish_next()
-    if offsets:
-        assert tracker.watermark() == offsets[-1] + 1
+    tracked: list[tuple[int, int]] = []
+    for batch in batches:
+        seq = tracker.track(batch)
+        tracked.extend((seq + index, offset) for index, offset in enumerate(batch))
+    order = data.draw(st.permutations(tracked))
+    first = tracked[0][1]
+    unfinished = {offset for _, offset in tracked}
+    for seq, offset in order:
+        tracker.finish(seq)
+        unfinished.discard(offset)
+        if first in unfinished:
+            expected = None
+        else:
+            expected = min(unfinished) if unfinished else tracked[-1][1] + 1
+        assert tracker.watermark() == expected
+        assert tracker.in_flight == len(unfinished)
+    assert tracker.watermark() == tracked[-1][1] + 1
+
+
+def test_a_long_run_keeps_only_its_unfinished_tail() -> None:
+    """After many records finished in order behind one that is still running, the watermark
+    waits at that one; once it finishes, the watermark jumps past them all."""
+    tracker = PartitionOffsets()
+    seq = tracker.track(range(10_000))
+    for index in range(1, 10_000):
+        tracker.finish(seq + index)
+    assert tracker.watermark() is None
+    tracker.finish(seq)
+    assert tracker.watermark() == 10_000
+    later = tracker.track([10_000, 10_001])
+    tracker.finish(later + 1)
+    assert tracker.watermark() == 10_000
 
 
 def test_nothing_to_commit_before_a_record_finished() -> None:
@@ -81,23 +96,26 @@ def test_nothing_to_commit_before_a_record_finished() -> None:
 def test_to_commit_reports_only_progress_past_the_last_commit() -> None:
     """Once committed, the same watermark is not offered again; a later one is."""
     tracker = PartitionOffsets()
-    tracker.track([0, 1, 2])
-    tracker.finish_next()
+    seq = tracker.track([0, 1, 2])
+    tracker.finish(seq)
     assert tracker.to_commit() == 1
     tracker.committed = 1
     assert tracker.to_commit() is None
-    tracker.finish_next()
-    tracker.finish_next()
+    tracker.finish(seq + 2)
+    assert tracker.to_commit() is None
+    tracker.finish(seq + 1)
     assert tracker.to_commit() == 3
 
 
-def test_finishing_with_nothing_in_flight_is_refused() -> None:
-    """Finishing more records than were tracked is a bug and raises."""
+def test_finishing_twice_or_untracked_is_refused() -> None:
+    """Finishing a record twice, or one never tracked, is a bug and raises."""
     tracker = PartitionOffsets()
-    tracker.track([3])
-    tracker.finish_next()
-    with pytest.raises(ValueError, match="no tracked record is unfinished"):
-        tracker.finish_next()
+    seq = tracker.track([3])
+    tracker.finish(seq)
+    with pytest.raises(ValueError, match="not tracked or already finished"):
+        tracker.finish(seq)
+    with pytest.raises(ValueError, match="not tracked or already finished"):
+        tracker.finish(seq + 1)
 
 
 def test_tracking_below_the_committed_offset_is_refused() -> None:

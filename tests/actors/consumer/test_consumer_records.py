@@ -1,65 +1,43 @@
-"""The fast hand-over of a partition's records does what handling them one at a time does.
+"""The dispatcher with one record in flight does what handling records one at a time does.
 
 No broker here: the records are aiokafka ConsumerRecords built in the test, everything
 else is the consumer's real machinery (state, breaker, retry budget, failure path,
-offset tracker). A reference model handles the same records one at a time, as the
-consumer's rules say; the hand-over must call the handler on the same records, finish
-the same ones (so commit the same offset), count the same and end the same way.
+hand-over, lanes, offset tracker: tests/actors/dispatch_testing.py). A reference model
+handles the same records one at a time, as the consumer's rules say; the dispatcher
+must call the handler on the same records, finish the same ones (so commit the same
+offset), count the same and end the same way.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import anyio
 import pytest
 from aiokafka.structs import ConsumerRecord
+from dispatch_testing import MAX_ATTEMPTS, message, offline_settings, rig, settle
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.consumer.failures import FailurePath
-from actors.consumer.handler_calls import HandlerRunner
 from actors.consumer.offsets import PartitionOffsets
-from actors.consumer.records import RecordHandover, RunEnd
-from actors.consumer.settings import ConsumerSettings
+from actors.consumer.pauses import PauseReasons
 from actors.consumer.state import ConsumerState
 from actors.messages import Record
 from core.errors import AuthError, CircuitOpenError, PermanentError, TransientError
 from core.logging import get_log_context
-from core.resilience.backoff import RetryConfig
-from core.resilience.circuit_breaker import CircuitBreakerConfig
 
 pytestmark = pytest.mark.anyio
 
 Attempt = Literal["ok", "transient", "permanent", "auth", "open"]
 Mode = Literal["async", "thread", "sync on loop"]
-MAX_ATTEMPTS = 3
 ERRORS: dict[Attempt, type[Exception]] = {
     "transient": TransientError,
     "permanent": PermanentError,
     "auth": AuthError,
 }
-
-
-def consumer_settings(**overrides: Any) -> ConsumerSettings:
-    """Immediate retries, a breaker that never opens, dead-lettering off (no broker)."""
-    values: dict[str, Any] = {
-        "bootstrap_servers": "127.0.0.1:9",
-        "topics": ("orders",),
-        "group_id": "records-test",
-        "dead_letter_topic": None,
-        "retry": RetryConfig(max_attempts=MAX_ATTEMPTS, base_delay=0.0, max_delay=0.0),
-        "breaker": CircuitBreakerConfig(failure_threshold=1_000_000),
-    }
-    return ConsumerSettings(**(values | overrides))
-
-
-def message(offset: int, trace_id: str | None) -> ConsumerRecord[bytes, bytes]:
-    """A fetched record as aiokafka hands it over."""
-    headers = (("trace_id", trace_id.encode()),) if trace_id is not None else ()
-    return ConsumerRecord("orders", 0, offset, 0, 0, None, b"v", None, 0, 1, headers)
 
 
 @dataclass
@@ -140,27 +118,49 @@ def one_at_a_time(
     return expected
 
 
+class StopBefore(PauseReasons):
+    """Pause reasons that also hold while the tracker's first unfinished record is the one
+    to stop before: the dispatcher's stop check sees a stop exactly there."""
+
+    def __init__(self, tracker: PartitionOffsets, offset: int | None) -> None:
+        self._tracker, self._offset, self._held = tracker, offset, False
+        super().__init__()
+
+    @property  # type: ignore[override]
+    def paused(self) -> bool:
+        """Held by a reason, or the stop point reached."""
+        return self._held or self.stopped
+
+    @paused.setter
+    def paused(self, value: bool) -> None:
+        self._held = value
+
+    @property
+    def stopped(self) -> bool:
+        """The records before the stop point are finished."""
+        return self._offset is not None and self._tracker.next_unfinished() == self._offset
+
+
 async def hand_over(
     mode: Mode, script: Script, messages: list[ConsumerRecord[bytes, bytes]], stop_at: int
-) -> tuple[RunEnd | type[Exception], PartitionOffsets, ConsumerState]:
-    """Hand `messages` over with the real machinery; stop before the record at `stop_at`."""
-    config = consumer_settings(sync_handler_in_thread=mode == "thread")
-    state = ConsumerState.for_settings(config)
-    runner = HandlerRunner(handler_for(script, mode), in_thread=config.sync_handler_in_thread)
-    failures = FailurePath(config, state, runner, None, None)
+) -> tuple[str | type[BaseException], PartitionOffsets, ConsumerState]:
+    """Dispatch `messages` with the real machinery, one in flight; a stop comes before
+    the record at `stop_at`."""
+    config = offline_settings(sync_handler_in_thread=mode == "thread")
     tracker = PartitionOffsets()
-    tracker.track([m.offset for m in messages])
     stop_offset = messages[stop_at].offset if stop_at < len(messages) else None
-
-    def interrupted(asked: PartitionOffsets) -> bool:
-        return asked.next_unfinished() == stop_offset
-
-    handover = RecordHandover(config, state, runner, failures, interrupted)
-    try:
-        end: RunEnd | type[Exception] = await handover.hand_over(tracker, messages)
-    except (TransientError, PermanentError, AuthError) as exc:
-        end = type(exc)
-    return end, tracker, state
+    stop = StopBefore(tracker, stop_offset)
+    rigged = rig(handler_for(script, mode), config, pauses=stop)
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(rigged.dispatcher.run)
+        rigged.dispatcher.add(tracker, messages)
+        await settle(rigged, lambda: tracker.in_flight == 0)
+        tasks.cancel_scope.cancel()
+    failure = rigged.dispatcher.failure
+    if failure is not None:
+        return type(failure), tracker, rigged.state
+    end = "refused" if "inner" in stop.reasons else "interrupted" if stop.stopped else "done"
+    return end, tracker, rigged.state
 
 
 @st.composite
@@ -191,9 +191,9 @@ def scenarios(
 def test_the_hand_over_matches_handling_one_record_at_a_time(
     scenario: tuple[list[int], list[str | None], dict[int, list[Attempt]], int], mode: Mode
 ) -> None:
-    """For any records, failures and interruption point, the hand-over calls the handler
-    on the same records, finishes (so commits) the same ones, counts the same and ends
-    the same way as handling the records one at a time."""
+    """For any records, failures and interruption point, the dispatcher with one record
+    in flight calls the handler on the same records, finishes (so commits) the same
+    ones, counts the same and ends the same way as handling the records one at a time."""
     offsets, trace_ids, plans, stop_at = scenario
     expected = one_at_a_time(offsets, trace_ids, plans, stop_at)
     script = Script({offset: list(planned) for offset, planned in plans.items()})
@@ -217,33 +217,28 @@ def test_the_hand_over_matches_handling_one_record_at_a_time(
     )
     assert stats.handler_seconds_count == len(expected.calls)
     assert state.poison.sample == min(expected.handled, state.poison.window)
-    if isinstance(expected.end, str):
-        assert isinstance(end, RunEnd)
-        assert end.index == finished
-        assert (end.refusal is not None) is (expected.end == "refused")
-    else:
-        assert end is expected.end
+    assert end == expected.end
 
 
-async def test_a_sync_handler_runs_a_whole_run_in_one_worker_thread() -> None:
-    """A plain function handler is called off the event loop, in one thread for the
-    whole run, and sees each record's log context."""
-    seen: list[tuple[int, object]] = []
+async def test_sync_handlers_run_on_a_bounded_pool_with_each_records_context() -> None:
+    """A plain function handler is called off the event loop, on at most `max_in_flight`
+    worker threads, and each call sees its own record's log context."""
+    seen: list[tuple[int, object, int]] = []
 
     def handler(record: Record) -> None:
-        seen.append((threading.get_ident(), get_log_context().get("offset")))
+        time.sleep(0.002)
+        seen.append((threading.get_ident(), get_log_context().get("offset"), record.offset))
 
-    config = consumer_settings()
-    state = ConsumerState.for_settings(config)
-    runner = HandlerRunner(handler, in_thread=True)
-    handover = RecordHandover(
-        config, state, runner, FailurePath(config, state, runner, None, None), lambda _: False
-    )
+    rigged = rig(handler, offline_settings(max_in_flight=3, ordering="none"))
     tracker = PartitionOffsets()
-    messages = [message(offset, None) for offset in range(5)]
-    tracker.track(range(5))
-    assert await handover.hand_over(tracker, messages) == RunEnd(5)
-    threads = {thread for thread, _ in seen}
-    assert len(threads) == 1
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(rigged.dispatcher.run)
+        rigged.dispatcher.add(tracker, [message(offset) for offset in range(30)])
+        await settle(rigged, lambda: tracker.in_flight == 0)
+        tasks.cancel_scope.cancel()
+    threads = {thread for thread, _, _ in seen}
+    assert 1 <= len(threads) <= 3
     assert threading.get_ident() not in threads
-    assert [offset for _, offset in seen] == list(range(5))
+    assert sorted(offset for _, offset, _ in seen) == list(range(30))
+    assert all(context == offset for _, context, offset in seen)
+    assert tracker.watermark() == 30

@@ -84,6 +84,12 @@ def settings(**overrides: Any) -> ConsumerSettings:
         ({"dead_letter_topic": "{partition}.dlq"}, "dead_letter_topic"),
         ({"dead_letter_topic": "orders"}, "dead_letter_topic"),
         ({"dead_letter_topic": ""}, "dead_letter_topic"),
+        ({"ordering": "offset"}, "ordering"),
+        ({"max_in_flight": 0}, "max_in_flight"),
+        ({"max_in_flight": 10_001}, "max_in_flight"),
+        ({"max_in_flight": 8, "max_buffered": 4}, "max_buffered"),
+        ({"batch_max_records": 0}, "batch_max_records"),
+        ({"batch_max_wait_ms": -1}, "batch_max_wait_ms"),
     ],
 )
 def test_invalid_settings_name_the_field(overrides: dict[str, Any], field: str) -> None:
@@ -259,3 +265,12 @@ def test_oauthbearer_needs_an_aiokafka_token_provider() -> None:
             sasl_mechanism="OAUTHBEARER",
             oauth_token_provider=object(),
         )
+
+
+def test_the_buffer_bound_defaults_to_a_batch_or_four_per_record_in_flight() -> None:
+    """One record in flight buffers one fetched batch, as a plain loop; more in flight
+    buffer four records each (at least a batch); an explicit bound wins."""
+    assert settings(max_poll_records=300).buffer_bound == 300
+    assert settings(max_poll_records=300, max_in_flight=256).buffer_bound == 1024
+    assert settings(max_poll_records=300, max_in_flight=16).buffer_bound == 300
+    assert settings(max_in_flight=16, max_buffered=40).buffer_bound == 40

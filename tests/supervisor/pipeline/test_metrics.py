@@ -75,6 +75,8 @@ def test_sample_values_are_the_observed_counters(observation: Observation) -> No
         ("kafka_pipeline_handler_seconds_count", ()): consumer.handler_seconds_count,
         ("kafka_pipeline_handler_seconds_sum", ()): consumer.handler_seconds_sum,
         ("kafka_pipeline_partitions_assigned", ()): len(consumer.assigned),
+        ("kafka_pipeline_records_in_flight", ()): consumer.in_flight,
+        ("kafka_pipeline_records_queued", ()): consumer.queued,
         ("kafka_pipeline_log_records_dropped_total", ()): observation.log.dropped,
     }
     for (topic, partition), lag in consumer.lag.items():
