@@ -73,6 +73,7 @@ from actors.consumer.sasl_failures import start_consumer
 from actors.consumer.settings import ConsumerSettings
 from actors.consumer.stall import PartitionProgress, lag, stalled
 from actors.consumer.state import ConsumerState
+from actors.consumer.unparseable import FETCH_PARSE_ERRORS, FetchStart, fetch_positions, recover
 from actors.messages import PausePartitions, RefreshRequest, ResumePartitions
 from core.errors import TransientError, classify_exception
 from core.types import ErrorCategory
@@ -202,6 +203,7 @@ class ConsumerLoop:
 
     async def _fetch(self, max_records: int) -> dict[TopicPartition, list[Any]]:
         """The next batch; empty when none came within the poll timeout or a halt cut in."""
+        start = fetch_positions(self._consumer)
         try:
             with anyio.CancelScope() as self._fetching:
                 batch: dict[TopicPartition, list[Any]] = await self._consumer.getmany(
@@ -209,8 +211,26 @@ class ConsumerLoop:
                 )
                 return batch
             return {}
+        except FETCH_PARSE_ERRORS:
+            return await self._recover(start)
         finally:
             self._fetching = None
+
+    async def _recover(self, start: FetchStart) -> dict[TopicPartition, list[Any]]:
+        """After a fetch aiokafka could not parse: the readable records (in order, from
+        where each partition stood before the fetch), with what cannot be read skipped
+        and dead-lettered first (actors.consumer.unparseable). Nothing is handed over
+        from the failed fetch itself, and the recovery's records may exceed the room the
+        fetch asked for by one record batch."""
+        recovery = await recover(self._consumer, start)
+        for part in recovery.unparseable:
+            self._stats.unparseable += 1
+            topic = self._settings.dead_letter_topic_for(part.topic)
+            if self._dead_letters is not None and topic is not None:
+                await self._dead_letters.write(
+                    topic, part.dead_letter_record(), part.error, ErrorCategory.PERMANENT
+                )
+        return recovery.records
 
     def _dispatch(self, batch: dict[TopicPartition, list[Any]]) -> None:
         for tp, messages in batch.items():

@@ -32,6 +32,9 @@ class ConsumerStatsSnapshot:
     deduplicated: int
     dedup_undecodable: int
     """Records whose trace id could not be read, so dedup did not apply."""
+    unparseable: int
+    """Stretches of a partition that could not be read as records and were skipped
+    (dead-lettered as raw bytes when dead-lettering is on)."""
     commits: int
     commit_failures: int
     """Commit attempts that failed: the handler's `before_commit` or the broker refused."""
@@ -62,6 +65,7 @@ class ConsumerStats:
         self.dead_lettered = 0
         self.deduplicated = 0
         self.dedup_undecodable = 0
+        self.unparseable = 0
         self.commits = 0
         self.commit_failures = 0
         self.committed: dict[Partition, int] = {}
@@ -92,6 +96,7 @@ class ConsumerStats:
             dead_lettered=self.dead_lettered,
             deduplicated=self.deduplicated,
             dedup_undecodable=self.dedup_undecodable,
+            unparseable=self.unparseable,
             commits=self.commits,
             commit_failures=self.commit_failures,
             committed=MappingProxyType(dict(self.committed)),

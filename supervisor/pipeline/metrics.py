@@ -142,6 +142,14 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
         lambda o: _single(o.consumer.retried),
     ),
     MetricSpec(
+        "kafka_pipeline_records_unparseable_total",
+        Kind.COUNTER,
+        "Stretches of a partition that could not be read as records: skipped with an error "
+        "log, their raw bytes dead-lettered.",
+        (),
+        lambda o: _single(o.consumer.unparseable),
+    ),
+    MetricSpec(
         "kafka_pipeline_records_dead_lettered_total",
         Kind.COUNTER,
         "Records that failed permanently and were acknowledged by the dead-letter topic.",

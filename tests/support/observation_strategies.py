@@ -29,6 +29,7 @@ consumer_snapshots = st.builds(
     dead_lettered=counts,
     deduplicated=counts,
     dedup_undecodable=counts,
+    unparseable=counts,
     commits=counts,
     commit_failures=counts,
     committed=st.dictionaries(partitions, counts, max_size=4).map(MappingProxyType),

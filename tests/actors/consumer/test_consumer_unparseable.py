@@ -22,8 +22,10 @@ from typing import Any
 import anyio
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from consumer_testing import consumer_settings, running, wait_until
 from raw_batches import RawRecord, batch_bytes, produce_raw, record_body, varint
 
+from actors.consumer import KafkaConsumerActor, Record
 from actors.consumer.dead_letter import DeadLetterWriter
 from actors.consumer.raw_fetch import fetch_raw
 from actors.consumer.tolerant_batches import parse_batch, split_batches
@@ -430,3 +432,42 @@ async def test_a_consumer_without_a_group_recovers_from_where_it_was_reset(
     finally:
         await consumer.stop()
     assert consumed.values == {0: values}
+
+
+async def test_the_consumer_actor_goes_on_past_unreadable_records_and_commits_to_the_end(
+    bootstrap_servers: str,
+) -> None:
+    """Through the consumer actor: a header key that is not UTF-8 and a record that cannot
+    be framed do not stop the partition; every readable record is handled once, the
+    unreadable one is counted and dead-lettered as raw bytes, and the commit reaches the end."""
+    topic = unique_name("unparseable-actor")
+    await create_topics(bootstrap_servers, [topic, f"{topic}.dlq"])
+    tp = TopicPartition(topic, 0)
+    broken = RawRecord(b"broken", extra=b"\x00\x07")
+    await produce(bootstrap_servers, topic, [(None, b"first")])
+    await produce_raw(
+        bootstrap_servers,
+        tp,
+        [
+            batch_bytes(
+                [RawRecord(b"a"), RawRecord(b"b", headers=[(NOT_UTF8, b"h")]), broken],
+            ),
+            batch_bytes([RawRecord(b"c")], base_offset=0),
+        ],
+    )
+    await produce(bootstrap_servers, topic, [(None, b"last")])
+    handled: list[bytes] = []
+
+    async def handle(record: Record) -> None:
+        assert record.value is not None
+        handled.append(record.value)
+
+    settings = consumer_settings(bootstrap_servers, topic, idempotent_producer=False)  # Tansu
+    actor = KafkaConsumerActor(settings, handle)
+    async with running(actor):
+        await wait_until(lambda: b"last" in handled, 30)
+        await wait_until(lambda: actor.state.stats.committed.get((topic, 0)) == 6, 30)
+    assert handled == [b"first", b"a", b"b", b"c", b"last"]
+    assert actor.state.stats.unparseable == 1
+    [dead] = await read_topic(bootstrap_servers, f"{topic}.dlq", expected=1)
+    assert dict(dead.headers)["dlq.source.offset"] == b"3"
