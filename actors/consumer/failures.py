@@ -3,7 +3,7 @@
 The hand-over (actors.consumer.handover) makes a unit's first handler call itself; when
 it fails, `FailurePath.settle` takes the unit over. A unit is one record, or a batch of
 one partition's records (actors.consumer.batches). Each failed record's error category
-(core.errors.classify_exception) decides:
+(core.errors.classify_exception, or a domain classifier asked first) decides:
 
 | a record fails with    | the consumer                                                  |
 |------------------------|---------------------------------------------------------------|
@@ -48,7 +48,7 @@ from actors.consumer.dead_letter import DeadLetterWriter
 from actors.consumer.settings import ConsumerSettings
 from actors.consumer.state import ConsumerState
 from actors.messages import Record, RefreshRequest
-from core.errors import PermanentError, TransientError, classify_exception
+from core.errors import PermanentError, TransientError
 from core.resilience.backoff import compute_delay
 from core.resilience.circuit_breaker import CircuitState
 from core.resilience.retry import with_retry
@@ -175,7 +175,7 @@ class FailurePath:
                     settlement.outcomes[position] = Outcome.HANDLED
             retrying: list[int] = []
             for position, error in errors.items():
-                category = classify_exception(error)
+                category = self._state.classifier.classify(error)
                 if category is not ErrorCategory.CIRCUIT_OPEN:
                     self._stats.failed += 1
                 if category is ErrorCategory.CIRCUIT_OPEN:
@@ -191,7 +191,7 @@ class FailurePath:
             if not retrying or settlement.refusal is not None:
                 return  # refused: what is left goes back to its lane
             error = errors[retrying[0]]
-            category = classify_exception(error)
+            category = self._state.classifier.classify(error)
             delay = self._delay_before_retry(error, category, attempts)
             if delay is None:
                 settlement.refusal = self._give_up(records[retrying[0]], error, category, attempts)

@@ -10,7 +10,9 @@ restart is owned by the wiring and handed to each incarnation, like the streams:
   paused;
 - the handler's circuit breaker (the breaker monitor listens to it) and the retry
   budget, so a crash loop neither resets the breaker nor refills the budget;
-- the poison guard's window, so restarts do not hide a storm.
+- the poison guard's window, so restarts do not hide a storm;
+- the error classifier (the built-in rules, or a domain's first and those after it),
+  which the failure path and the handler's breaker judge failures by.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from actors.consumer.pauses import PauseReasons
 from actors.consumer.poison import PoisonGuard
 from actors.consumer.settings import ConsumerSettings
 from actors.consumer.stats import ConsumerStats
+from core.errors import DefaultErrorClassifier
 from core.resilience.circuit_breaker import CircuitBreaker
 from core.resilience.retry_budget import RetryBudget
+from core.types import ErrorClassifier
 
 __all__ = ["HANDLER_BREAKER", "ConsumerState"]
 
@@ -42,6 +46,7 @@ class ConsumerState:
     pauses: PauseReasons = field(default_factory=PauseReasons)
     dedup: DedupWindow | None = None
     trace_ids: TraceIdReader | None = None
+    classifier: ErrorClassifier = field(default_factory=DefaultErrorClassifier)
 
     @classmethod
     def for_settings(
@@ -50,8 +55,11 @@ class ConsumerState:
         *,
         stats: ConsumerStats | None = None,
         breaker: CircuitBreaker | None = None,
+        classifier: ErrorClassifier | None = None,
     ) -> ConsumerState:
-        """Fresh state as `settings` describe it; pass `stats` or `breaker` to share yours."""
+        """Fresh state as `settings` describe it; pass `stats` or `breaker` to share
+        yours, `classifier` (core.errors.compose_classifier) to judge failures by."""
+        classifier = classifier or DefaultErrorClassifier()
         dedup = settings.dedup
         window = reader = None
         if dedup.enabled:
@@ -63,7 +71,8 @@ class ConsumerState:
         budget = settings.retry_budget
         return cls(
             stats=stats or ConsumerStats(),
-            breaker=breaker or CircuitBreaker(HANDLER_BREAKER, settings.breaker),
+            breaker=breaker
+            or CircuitBreaker(HANDLER_BREAKER, settings.breaker, classifier=classifier),
             retry_budget=RetryBudget(
                 ratio=budget.ratio,
                 window=budget.window_s,
@@ -76,4 +85,5 @@ class ConsumerState:
             ),
             dedup=window,
             trace_ids=reader,
+            classifier=classifier,
         )

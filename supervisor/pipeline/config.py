@@ -171,6 +171,10 @@ class HandlerConfig:
     """Run a synchronous handler in a worker thread so it cannot block the event loop."""
     file_mode: str = "0600"
     """Permissions (octal, 0000-0777) of a `jsonl:` file the handler creates."""
+    classifier: str | None = None
+    """`package.module:object`: a domain's error classifier (a function of an exception
+    returning an ErrorCategory or None, or an object with `classify`), asked before the
+    built-in rules by the consumer, its breaker and the supervisor."""
     ordering: Ordering = "partition"
     """Which records may run at once: "key" (a key's records in offset order, keys
     concurrently), "partition" (a partition's in order), "none"."""

@@ -26,12 +26,13 @@ Kept apart from the wiring so each mapping is a plain function, tested on its ow
 
 from __future__ import annotations
 
+import importlib
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from actors.consumer import (
     ConsumerSettings,
@@ -49,8 +50,9 @@ from core.auth import (
     TokenCache,
     eventhubs_scope_for,
 )
-from core.errors import ConfigurationError
+from core.errors import ConfigurationError, UserClassifier, compose_classifier
 from core.resilience import CircuitBreakerConfig, RetryConfig
+from core.types import ErrorClassifier
 from supervisor import Backoff
 from supervisor.pipeline.config import (
     AuthConfig,
@@ -317,6 +319,29 @@ def restart_backoff(supervision: SupervisionConfig) -> Backoff:
 def forward_producer_settings(settings: ConsumerSettings) -> dict[str, Any]:
     """Producer arguments for the `forward:` handler: the consumer's connection, acks=all."""
     return {**producer_kwargs(settings), "client_id": f"{settings.client_id}-forward"}
+
+
+def build_classifier(config: Config) -> ErrorClassifier:
+    """The error classifier of `handler.classifier` asked before the built-in rules
+    (core.errors.compose_classifier), or the built-in rules alone when it is unset."""
+    target = config.handler.classifier
+    if target is None:
+        return compose_classifier(None)
+    module_name, _, attribute = target.partition(":")
+    if not (module_name and attribute):
+        raise ConfigError("handler.classifier", f"got {target!r}; expected 'package.module:object'")
+    try:
+        found: object = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            found = getattr(found, part)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError("handler.classifier", f"cannot import {target!r}: {exc}") from None
+    if not (callable(getattr(found, "classify", None)) or callable(found)):
+        raise ConfigError(
+            "handler.classifier",
+            f"{target!r} is neither a function of an exception nor has a classify() method",
+        )
+    return compose_classifier(cast(UserClassifier, found))
 
 
 def log_sinks(config: Config, settings: ConsumerSettings) -> list[LogSink]:

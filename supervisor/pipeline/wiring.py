@@ -60,6 +60,7 @@ from supervisor.pipeline.observation import Observation
 from supervisor.pipeline.settings import (
     StopBudget,
     build_auth,
+    build_classifier,
     consumer_settings,
     forward_producer_settings,
     restart_backoff,
@@ -125,7 +126,10 @@ class Pipeline:
                 file_mode=file_mode_bits("handler.file_mode", config.handler.file_mode),
             )
         )
-        self.consumer_state = ConsumerState.for_settings(self.consumer_settings)
+        self.classifier = build_classifier(config)
+        self.consumer_state = ConsumerState.for_settings(
+            self.consumer_settings, classifier=self.classifier
+        )
         self.log_buffer = LogBuffer(config.logging.buffer_size)
         self._sinks = tuple(
             log_sinks if log_sinks is not None else configured_sinks(config, self.consumer_settings)
@@ -273,6 +277,7 @@ class Pipeline:
             backoff=restart_backoff(cfg),
             stable_after=cfg.stable_after_s,
             name=ROOT,
+            classifier=self.classifier,
             on_auth_failure=self._refresh_before_restart,
         )
 

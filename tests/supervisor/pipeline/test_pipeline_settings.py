@@ -12,10 +12,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from actors.log_shipper import FileSink, KafkaSink, StdoutSink
+from core.types import ErrorCategory
 from supervisor.pipeline.config import Config, ConfigError, DeadLetterConfig, parse_config
 from supervisor.pipeline.settings import (
     StopBudget,
     build_auth,
+    build_classifier,
     consumer_settings,
     forward_producer_settings,
     log_sinks,
@@ -359,3 +361,40 @@ def test_a_dead_letter_pattern_is_refused_or_gives_valid_unconsumed_topics(patte
         assert re.fullmatch(r"[a-zA-Z0-9._-]{1,249}", name)
         assert name not in (".", "..")
         assert name not in config.kafka.topics
+
+
+def timeouts_are_permanent(exc: BaseException) -> ErrorCategory | None:
+    """A domain classifier for the test below: timeouts never succeed in this domain."""
+    return ErrorCategory.PERMANENT if isinstance(exc, TimeoutError) else None
+
+
+def test_a_domain_classifier_is_asked_before_the_built_in_rules() -> None:
+    """`handler.classifier` names a function the consumer, its breaker and the supervisor
+    ask first; where it has no answer, the built-in rules decide."""
+    config = parse_config(
+        '[handler]\nclassifier = "test_pipeline_settings:timeouts_are_permanent"\n', environ={}
+    )
+    classifier = build_classifier(config)
+    assert classifier.classify(TimeoutError()) is ErrorCategory.PERMANENT
+    assert classifier.classify(ConnectionError()) is ErrorCategory.TRANSIENT
+    assert build_classifier(parse_config("", environ={})).classify(TimeoutError()) is (
+        ErrorCategory.TRANSIENT
+    )
+
+
+@pytest.mark.parametrize(
+    ("target", "problem"),
+    [
+        ("no_such_module_here:classify", "cannot import"),
+        ("core.errors:no_such_name", "cannot import"),
+        ("core.errors", "expected 'package.module:object'"),
+        ("core.errors:__doc__", "neither a function"),
+    ],
+)
+def test_a_classifier_that_cannot_be_used_is_a_configuration_error(
+    target: str, problem: str
+) -> None:
+    """An unimportable or unusable classifier is refused naming handler.classifier."""
+    config = parse_config(f'[handler]\nclassifier = "{target}"\n', environ={})
+    with pytest.raises(ConfigError, match=rf"^handler\.classifier: .*{problem}"):
+        build_classifier(config)
