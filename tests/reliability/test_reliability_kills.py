@@ -10,6 +10,10 @@ again in the next life. Hence:
   was killed: its offset is at or after the group's committed offset read right after
   the kill (the process is dead then, so that offset is final for that life), i.e.
   duplicates come only from the uncommitted tail, never from before the last commit.
+
+It runs twice: one record at a time (the default), and with `ordering = "key"` and 16
+in flight on a workload whose 50 keys repeat, where within each life every key's
+records must also have been handled in offset order.
 """
 
 from __future__ import annotations
@@ -77,7 +81,17 @@ def _lives(entries: list[dict[str, Any]], boundaries: list[int]) -> list[list[di
     return [entries[start:end] for start, end in itertools.pairwise(edges)]
 
 
+KEYS = 50
+"""Distinct keys of the concurrent run's workload, so that records of one key follow
+each other and their order can be checked."""
+
+
+@pytest.mark.parametrize(
+    ("ordering", "max_in_flight"), [("partition", 1), ("key", 16)], ids=["sequential", "key-16"]
+)
 async def test_repeated_kill_9_loses_nothing_and_duplicates_only_the_uncommitted_tail(
+    ordering: str,
+    max_in_flight: int,
     bootstrap_servers: str,
     tmp_path: Path,
     processes: list[PipelineProcess],
@@ -88,11 +102,17 @@ async def test_repeated_kill_9_loses_nothing_and_duplicates_only_the_uncommitted
     rng = random.Random(seed)
     topic, group = unique_name("kills"), unique_name("kills-g")
     await create_topics(bootstrap_servers, [topic, f"{topic}.dlq"], partitions=PARTITIONS)
-    await produce(bootstrap_servers, topic, workload("kill", RECORDS))
+    records = workload("kill", RECORDS)
+    if ordering == "key":
+        records = [(f"key-{n % KEYS}".encode(), v, h) for n, (_, v, h) in enumerate(records)]
+    await produce(bootstrap_servers, topic, records)
     (tmp_path / "kp_paced_handler.py").write_text(PACED_HANDLER)
-    sections = pipeline_sections(
-        bootstrap_servers, topic, group, {"handler": {"target": "kp_paced_handler:handle"}}
-    )
+    handler = {
+        "target": "kp_paced_handler:handle",
+        "ordering": ordering,
+        "max_in_flight": max_in_flight,
+    }
+    sections = pipeline_sections(bootstrap_servers, topic, group, {"handler": handler})
     config = write_config(tmp_path / "pipeline.toml", sections)
     sink = Sink(tmp_path / "handled.jsonl")
     process = PipelineProcess(tmp_path, config, env={"PYTHONPATH": _python_path(tmp_path)})
@@ -129,7 +149,13 @@ async def test_repeated_kill_9_loses_nothing_and_duplicates_only_the_uncommitted
     lives = _lives(entries, boundaries)
     seen_before: set[str] = set()
     repeats = repeats_within_a_life = 0
+    out_of_key_order = 0
     for life, handled in enumerate(lives):
+        last_offset_of_key: dict[str, int] = {}
+        for entry in handled:
+            key = str(entry["key"])
+            out_of_key_order += entry["offset"] <= last_offset_of_key.get(key, -1)
+            last_offset_of_key[key] = entry["offset"]
         ids = [str(trace_id_of(entry)) for entry in handled]
         repeats_within_a_life += len(ids) - len(set(ids))
         for entry in handled:
@@ -142,15 +168,17 @@ async def test_repeated_kill_9_loses_nothing_and_duplicates_only_the_uncommitted
                 )
         seen_before.update(ids)
     assert repeats_within_a_life == 0, "dedup let a record through twice within one life"
+    assert out_of_key_order == 0, "a key's records were handled out of offset order in a life"
     assert seen_before == expected
 
     reliability_report.record(
-        "1. kill -9 while consuming",
+        f"1. kill -9 while consuming (ordering {ordering}, {max_in_flight} in flight)",
         records=RECORDS,
         kills_survived=KILLS,
         records_lost=len(expected - seen_before),
         duplicates_across_lives=repeats,
         duplicates_within_a_life=repeats_within_a_life,
+        out_of_key_order_within_a_life=out_of_key_order,
         random_seed=seed,
         duration_s=time.monotonic() - started,
     )
