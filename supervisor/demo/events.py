@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+import anyio
 import orjson
 
 from actors.messages import Record
@@ -115,6 +116,10 @@ class DemoLedger:
         return self.expected - self.handled
 
 
+DOWNSTREAM_LATENCY_S: Final = 0.05
+"""How long the demo's handler waits per event, standing in for a downstream call."""
+
+
 class ChaosError(Exception):
     """The demo's deliberate crash: not in the taxonomy, hence UNKNOWN."""
 
@@ -129,6 +134,7 @@ class DemoHandler:
     async def __call__(self, record: Record) -> None:
         """Handle one record (a ValueError for poison is the consumer's to dead-letter)."""
         event = orjson.loads(record.value or b"")
+        await anyio.sleep(DOWNSTREAM_LATENCY_S)  # the downstream call a real handler makes
         if event["kind"] == "chaos" and self._chaos_left > 0:
             self._chaos_left -= 1
             raise ChaosError(f"chaos: simulated crash on {event['id']} (demo)")

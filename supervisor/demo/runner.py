@@ -48,6 +48,7 @@ from supervisor.demo.status import Notes, status_line, summary_lines
 from supervisor.pipeline.config import (
     Config,
     DeadLetterConfig,
+    HandlerConfig,
     HealthConfig,
     KafkaConfig,
     LoggingConfig,
@@ -109,6 +110,8 @@ def _demo_config(bootstrap_servers: str, workdir: Path) -> Config:
             session_timeout_ms=2000,
             heartbeat_interval_ms=200,
         ),
+        # Records of different keys run concurrently, as an I/O-bound handler would want.
+        handler=HandlerConfig(ordering="key", max_in_flight=16),
         dead_letter=DeadLetterConfig(topic=DEAD_LETTER_TOPIC),
         supervisor=SupervisionConfig(graceful_stop_s=10.0),
         logging=LoggingConfig(file=workdir / "pipeline.log"),

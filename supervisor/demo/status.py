@@ -48,13 +48,14 @@ class Notes:
 
 
 def status_line(observation: Observation, ledger: DemoLedger, elapsed: float) -> str:
-    """One line: produced, consumed, handled, dead-lettered, deduplicated, restarts, breaker,
-    lag (see `lag_text`)."""
+    """One line: produced, consumed, in flight, handled, dead-lettered, deduplicated,
+    restarts, breaker, lag (see `lag_text`)."""
     consumer = observation.consumer
     breakers = ", ".join(state.value for state in observation.breakers.values()) or "-"
     return (
         f"{elapsed:5.1f}s | produced {ledger.produced} | consumed {consumer.consumed}"
-        f" | handled {consumer.handled} | dead-lettered {consumer.dead_lettered}"
+        f" | in flight {consumer.in_flight} | handled {consumer.handled}"
+        f" | dead-lettered {consumer.dead_lettered}"
         f" | deduplicated {consumer.deduplicated}"
         f" | restarts {sum(restarts_by_actor(observation).values())}"
         f" | breaker {breakers} | lag {lag_text(observation)}"
