@@ -52,7 +52,8 @@ LONGEST_LIFE_S = 0.5
 records/s (the handler below) the lives cannot finish the backlog before the last kill."""
 
 PACED_HANDLER = '''
-"""Appends each record to handled.jsonl after 1 ms of work, as a slow downstream would."""
+"""Appends each record to handled.jsonl after KP_PACE_S of work, as a slow downstream would."""
+import os
 import time
 from pathlib import Path
 
@@ -62,7 +63,7 @@ _sink = JsonLinesHandler(Path("handled.jsonl"))
 
 
 def handle(record):
-    time.sleep(0.001)
+    time.sleep(float(os.environ["KP_PACE_S"]))
     _sink(record)
 
 
@@ -115,7 +116,10 @@ async def test_repeated_kill_9_loses_nothing_and_duplicates_only_the_uncommitted
     sections = pipeline_sections(bootstrap_servers, topic, group, {"handler": handler})
     config = write_config(tmp_path / "pipeline.toml", sections)
     sink = Sink(tmp_path / "handled.jsonl")
-    process = PipelineProcess(tmp_path, config, env={"PYTHONPATH": _python_path(tmp_path)})
+    # 1 ms per record and worker thread: the same pace whatever runs at once, so the lives
+    # cannot finish the backlog before the last kill.
+    pace = {"PYTHONPATH": _python_path(tmp_path), "KP_PACE_S": str(0.001 * max_in_flight)}
+    process = PipelineProcess(tmp_path, config, env=pace)
     processes.append(process)
     started = time.monotonic()
 
