@@ -27,7 +27,7 @@ from core.resilience import CircuitBreaker, CircuitBreakerConfig
 __all__ = ["DOWNLOAD_HOST_CIRCUIT_CONFIG", "OVERFLOW_BREAKER_NAME", "HostBreakers"]
 
 DOWNLOAD_HOST_CIRCUIT_CONFIG: Final = CircuitBreakerConfig(
-    failure_threshold=5, recovery_timeout=30.0, half_open_max_calls=1, success_threshold=1
+    failure_threshold=5, recovery_timeout_s=30.0, half_open_max_calls=1, success_threshold=1
 )
 """Five failures in a row (after the consumer's own retries of each record) mean the host
 is down; probe again after 30 s with one download; one success proves it serves again."""

@@ -182,7 +182,7 @@ def build_attachment_handler(
     breakers = HostBreakers(
         CircuitBreakerConfig(
             failure_threshold=settings.host_failure_threshold,
-            recovery_timeout=settings.host_recovery_timeout_s,
+            recovery_timeout_s=settings.host_recovery_timeout_s,
         )
     )
     return AttachmentHandler(

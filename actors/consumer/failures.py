@@ -264,7 +264,7 @@ class FailurePath:
         breaker = getattr(exc, "breaker_name", None) or self._state.breaker.name
         retry_after = getattr(exc, "retry_after", None)
         if not isinstance(retry_after, int | float):
-            retry_after = self._settings.breaker.recovery_timeout
+            retry_after = self._settings.breaker.recovery_timeout_s
         return Refusal(breaker, float(retry_after))
 
     async def _dead_letter(self, record: Record, exc: Exception, category: ErrorCategory) -> None:

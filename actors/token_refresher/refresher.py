@@ -70,7 +70,7 @@ __all__ = [
 DEFAULT_EXTRA_LEAD: Final = timedelta(minutes=5)
 """How long before the cache stops serving a token the refresher replaces it, by default."""
 
-REFRESH_RETRY: Final = RetryConfig(max_attempts=5, base_delay=1.0, max_delay=60.0)
+REFRESH_RETRY: Final = RetryConfig(max_attempts=5, base_delay_s=1.0, max_delay_s=60.0)
 """Waits of up to 1, 2, 4, 8 s, then up to a minute; give up after 5 failures in a row
 once no valid token is left (about 15 s without any token at start-up)."""
 

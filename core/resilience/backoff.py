@@ -1,12 +1,12 @@
 """How long to wait before each retry: capped exponential backoff with full jitter.
 
-Full jitter (delay drawn uniformly from [0, min(max_delay, base * exp**attempt)])
+Full jitter (delay drawn uniformly from [0, min(max_delay_s, base * exp**attempt)])
 spreads the retries of many clients that failed together, so a recovering
 dependency is not hit by synchronised waves (AWS Architecture Blog, "Exponential
 Backoff and Jitter").
 
 A `retry_after` the dependency sent (Retry-After, a breaker's recovery time) is a
-floor, even above `max_delay`: the server has said earlier attempts will be
+floor, even above `max_delay_s`: the server has said earlier attempts will be
 refused, so waiting less only burns attempts and quota. A caller that cannot wait
 that long should give up instead (fewer attempts, or let the supervisor decide).
 """
@@ -37,10 +37,10 @@ class RetryConfig:
     max_attempts: int = 3
     """Attempts in total, the first one included (1 = never retry)."""
 
-    base_delay: float = 0.5
+    base_delay_s: float = 0.5
     """Seconds: the ceiling of the first wait."""
 
-    max_delay: float = 30.0
+    max_delay_s: float = 30.0
     """Seconds: no wait computed from the backoff exceeds this (a retry_after may)."""
 
     exponential_base: float = 2.0
@@ -52,12 +52,12 @@ class RetryConfig:
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1, got {self.max_attempts!r}")
-        if not 0 <= self.base_delay < math.inf:  # also rejects NaN
-            raise ValueError(f"base_delay must be finite and >= 0, got {self.base_delay!r}")
-        if not self.base_delay <= self.max_delay < math.inf:
+        if not 0 <= self.base_delay_s < math.inf:  # also rejects NaN
+            raise ValueError(f"base_delay_s must be finite and >= 0, got {self.base_delay_s!r}")
+        if not self.base_delay_s <= self.max_delay_s < math.inf:
             raise ValueError(
-                f"max_delay must be finite and >= base_delay ({self.base_delay!r}), "
-                f"got {self.max_delay!r}"
+                f"max_delay_s must be finite and >= base_delay_s ({self.base_delay_s!r}), "
+                f"got {self.max_delay_s!r}"
             )
         if not 1 <= self.exponential_base < math.inf:
             raise ValueError(
@@ -68,7 +68,7 @@ class RetryConfig:
 DEFAULT_RETRY = RetryConfig()
 """Three attempts, waits up to 0.5 s then 1 s: rides out a blip, gives up within seconds."""
 
-AUTH_RETRY = RetryConfig(max_attempts=2, base_delay=1.0, max_delay=5.0)
+AUTH_RETRY = RetryConfig(max_attempts=2, base_delay_s=1.0, max_delay_s=5.0)
 """For calls that carry a token: one retry, right after `on_auth_error` refreshed it."""
 
 
@@ -77,7 +77,7 @@ def compute_delay(
 ) -> float:
     """Seconds to wait before retry number `attempt` (0 for the first retry).
 
-    Bounded by `config.max_delay` unless `retry_after` asks for more; never below
+    Bounded by `config.max_delay_s` unless `retry_after` asks for more; never below
     `retry_after`. `rng` draws the jitter, so a seeded one makes schedules testable.
     """
     if attempt < 0:
@@ -101,7 +101,9 @@ def backoff_ceilings(config: RetryConfig) -> tuple[float, ...]:
 
 
 def _ceiling(config: RetryConfig, attempt: int) -> float:
-    return capped_exponential(config.base_delay, config.max_delay, config.exponential_base, attempt)
+    return capped_exponential(
+        config.base_delay_s, config.max_delay_s, config.exponential_base, attempt
+    )
 
 
 def capped_exponential(base: float, cap: float, factor: float, attempt: int) -> float:

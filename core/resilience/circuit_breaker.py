@@ -16,9 +16,9 @@ Decisions:
   reopen a half-open circuit, take a trial slot it never held, or count toward
   closing it. It still counts in the statistics.
 * OPEN -> HALF_OPEN is time-driven: it happens when anyone looks (`state`,
-  `stats`, a call) after `recovery_timeout`. No timer thread.
+  `stats`, a call) after `recovery_timeout_s`. No timer thread.
 * While half-open with every trial slot taken, the rejection's `retry_after` is
-  `recovery_timeout`: the trial's verdict is unknown, and if it fails the circuit
+  `recovery_timeout_s`: the trial's verdict is unknown, and if it fails the circuit
   stays open that long anyway. `retry_after()` is 0 outside OPEN.
 * `reset()` closes the circuit and clears the streaks; lifetime totals stay.
 * `record_success()` / `record_failure(exc)` report calls the caller ran itself:
@@ -288,7 +288,7 @@ class CircuitBreaker:
         self._count_rejection()
         if epoch.state is _OPEN:
             raise CircuitOpenError(self.name, epoch.half_open_at - self._clock())
-        raise CircuitOpenError(self.name, self.config.recovery_timeout)
+        raise CircuitOpenError(self.name, self.config.recovery_timeout_s)
 
     def _record_success(self, admitted: _Epoch | None) -> None:
         """Apply a success (already counted) to the state machine.
@@ -334,7 +334,7 @@ class CircuitBreaker:
                 current.state is _HALF_OPEN
                 or self._consecutive_failures >= self.config.failure_threshold
             ):
-                self._transition(_OPEN, half_open_at=now + self.config.recovery_timeout)
+                self._transition(_OPEN, half_open_at=now + self.config.recovery_timeout_s)
                 self._opened_at = now
         self._publisher.deliver()
 

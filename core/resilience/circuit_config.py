@@ -39,7 +39,7 @@ class CircuitBreakerConfig:
     failure_threshold: int = 5
     """Consecutive counted failures (TRANSIENT or UNKNOWN) that open a closed circuit."""
 
-    recovery_timeout: float = 30.0
+    recovery_timeout_s: float = 30.0
     """Seconds an open circuit rejects calls before it lets trial calls through."""
 
     half_open_max_calls: int = 1
@@ -53,19 +53,20 @@ class CircuitBreakerConfig:
             value = getattr(self, field)
             if value < 1:
                 raise ValueError(f"{field} must be >= 1, got {value!r}")
-        if not 0 < self.recovery_timeout < math.inf:  # also rejects NaN
+        if not 0 < self.recovery_timeout_s < math.inf:  # also rejects NaN
             raise ValueError(
-                f"recovery_timeout must be finite and > 0 seconds, got {self.recovery_timeout!r}"
+                "recovery_timeout_s must be finite and > 0 seconds, "
+                f"got {self.recovery_timeout_s!r}"
             )
 
 
 DEFAULT_CIRCUIT_CONFIG = CircuitBreakerConfig()
 KAFKA_CIRCUIT_CONFIG = CircuitBreakerConfig(
-    failure_threshold=5, recovery_timeout=10.0, half_open_max_calls=1, success_threshold=1
+    failure_threshold=5, recovery_timeout_s=10.0, half_open_max_calls=1, success_threshold=1
 )
 ONELAKE_CIRCUIT_CONFIG = CircuitBreakerConfig(
-    failure_threshold=5, recovery_timeout=30.0, half_open_max_calls=2, success_threshold=2
+    failure_threshold=5, recovery_timeout_s=30.0, half_open_max_calls=2, success_threshold=2
 )
 KUSTO_CIRCUIT_CONFIG = CircuitBreakerConfig(
-    failure_threshold=3, recovery_timeout=60.0, half_open_max_calls=1, success_threshold=2
+    failure_threshold=3, recovery_timeout_s=60.0, half_open_max_calls=1, success_threshold=2
 )

@@ -52,7 +52,7 @@ async def fail_async() -> None:
 def ours(*, opened: bool) -> CircuitBreaker:
     """Our breaker, opened by one failure for an hour if asked."""
     breaker = CircuitBreaker(
-        "bench", CircuitBreakerConfig(failure_threshold=1, recovery_timeout=OPEN_FOR_S)
+        "bench", CircuitBreakerConfig(failure_threshold=1, recovery_timeout_s=OPEN_FOR_S)
     )
     if opened:
         with contextlib.suppress(ConnectionError):

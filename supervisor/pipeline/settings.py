@@ -265,13 +265,13 @@ def _consumer_settings(config: Config, auth: AuthWiring | None) -> ConsumerSetti
         ),
         "retry": RetryConfig(
             max_attempts=config.retry.max_attempts,
-            base_delay=config.retry.base_delay_s,
-            max_delay=config.retry.max_delay_s,
+            base_delay_s=config.retry.base_delay_s,
+            max_delay_s=config.retry.max_delay_s,
         ),
         "retry_budget": RetryBudgetSettings(ratio=config.retry.budget_ratio),
         "breaker": CircuitBreakerConfig(
             failure_threshold=config.breaker.failure_threshold,
-            recovery_timeout=config.breaker.recovery_timeout_s,
+            recovery_timeout_s=config.breaker.recovery_timeout_s,
             half_open_max_calls=config.breaker.half_open_max_calls,
             success_threshold=config.breaker.success_threshold,
         ),

@@ -56,7 +56,7 @@ def worker_settings(bootstrap: str, topic: str, group: str) -> ConsumerSettings:
         session_timeout_ms=2000,
         heartbeat_interval_ms=200,
         commit_interval_s=0.1,
-        retry=RetryConfig(max_attempts=3, base_delay=0.001, max_delay=0.01),
+        retry=RetryConfig(max_attempts=3, base_delay_s=0.001, max_delay_s=0.01),
         poison=PoisonGuardSettings(max_share=1.0),
     )
 

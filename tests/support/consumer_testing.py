@@ -14,7 +14,7 @@ from core.resilience.backoff import RetryConfig
 from supervisor.testing import unique_name
 
 POLL_INTERVAL = 0.02
-FAST_RETRY = RetryConfig(max_attempts=3, base_delay=0.001, max_delay=0.01)
+FAST_RETRY = RetryConfig(max_attempts=3, base_delay_s=0.001, max_delay_s=0.01)
 
 
 def consumer_settings(bootstrap: str, topic: str, **overrides: Any) -> ConsumerSettings:

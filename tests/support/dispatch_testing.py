@@ -37,7 +37,7 @@ def offline_settings(**overrides: Any) -> ConsumerSettings:
         "topics": ("orders",),
         "group_id": "dispatch-test",
         "dead_letter_topic": None,
-        "retry": RetryConfig(max_attempts=MAX_ATTEMPTS, base_delay=0.0, max_delay=0.0),
+        "retry": RetryConfig(max_attempts=MAX_ATTEMPTS, base_delay_s=0.0, max_delay_s=0.0),
         "breaker": CircuitBreakerConfig(failure_threshold=1_000_000),
     }
     return ConsumerSettings(**(values | overrides))

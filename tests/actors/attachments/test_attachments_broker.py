@@ -155,7 +155,7 @@ async def test_a_dead_host_pauses_the_consumer_instead_of_dead_lettering(
     url = server.url("files/late.pdf", host="other.files.test")
     await produce(bootstrap_servers, topic, [(None, orjson.dumps({"u": [url]})) for _ in range(3)])
     resolver = ScriptedResolver({})  # other.files.test does not resolve yet: a dead host
-    breakers = HostBreakers(CircuitBreakerConfig(failure_threshold=3, recovery_timeout=0.5))
+    breakers = HostBreakers(CircuitBreakerConfig(failure_threshold=3, recovery_timeout_s=0.5))
     handler = AttachmentHandler(
         downloader=Downloader(
             make_policy(server, resolver), TEST_LIMITS, breakers=breakers, verify=client_tls

@@ -27,7 +27,7 @@ from core.resilience.circuit_state import CircuitState
 
 pytestmark = pytest.mark.anyio
 
-CONFIG = CircuitBreakerConfig(failure_threshold=2, recovery_timeout=30.0, success_threshold=1)
+CONFIG = CircuitBreakerConfig(failure_threshold=2, recovery_timeout_s=30.0, success_threshold=1)
 TICK = 0.005
 
 
@@ -116,7 +116,7 @@ async def test_open_pauses_half_open_resumes_and_closed_stays_resumed(
         open_breaker(handler)
         assert await watched.next_command() == PausePartitions("handler")
 
-        clock.now += CONFIG.recovery_timeout
+        clock.now += CONFIG.recovery_timeout_s
         assert await watched.next_command() == ResumePartitions("handler")
 
         handler.call(succeed)
@@ -133,7 +133,7 @@ async def test_a_failed_trial_pauses_the_consumer_again(caplog: pytest.LogCaptur
     async with watching([handler], caplog, handler="handler") as watched:
         open_breaker(handler)
         assert await watched.next_command() == PausePartitions("handler")
-        clock.now += CONFIG.recovery_timeout
+        clock.now += CONFIG.recovery_timeout_s
         assert await watched.next_command() == ResumePartitions("handler")
 
         with pytest.raises(PipelineConnectionError):
@@ -148,7 +148,7 @@ async def test_every_transition_is_a_structured_log_event(caplog: pytest.LogCapt
     breaker = CircuitBreaker("onelake", CONFIG, clock)
     async with watching([breaker], caplog) as watched:
         open_breaker(breaker)
-        clock.now += CONFIG.recovery_timeout
+        clock.now += CONFIG.recovery_timeout_s
         await eventually(lambda: len(watched.transitions()) == 2)
         breaker.call(succeed)
         await eventually(lambda: len(watched.transitions()) == 3)
@@ -174,7 +174,7 @@ async def test_transitions_from_other_threads_arrive_complete_and_in_order(
     def cycle_through_states(breaker: CircuitBreaker, clock: ManualClock) -> None:
         for _ in range(cycles):
             open_breaker(breaker)
-            clock.now += CONFIG.recovery_timeout
+            clock.now += CONFIG.recovery_timeout_s
             breaker.call(succeed)
 
     async with watching(breakers, caplog, handler="handler", buffer=2 * cycles) as watched:
@@ -237,13 +237,13 @@ async def test_stats_hold_each_breakers_state_counters_and_retry_after(
     async with watching([kafka, kusto], caplog) as watched:
         open_breaker(kusto)
         kafka.call(succeed)
-        clock.now += CONFIG.recovery_timeout / 3
+        clock.now += CONFIG.recovery_timeout_s / 3
         await eventually(lambda: watched.monitor.stats()["kafka"].stats.successes == 1)
 
         stats = watched.monitor.stats()
         assert stats["kusto"].state is CircuitState.OPEN
         assert stats["kusto"].stats.failures == CONFIG.failure_threshold
-        assert stats["kusto"].retry_after == pytest.approx(2 * CONFIG.recovery_timeout / 3)
+        assert stats["kusto"].retry_after == pytest.approx(2 * CONFIG.recovery_timeout_s / 3)
         assert stats["kafka"].state is CircuitState.CLOSED
 
 

@@ -56,7 +56,7 @@ async def test_open_breaker_pauses_then_a_trial_resumes_and_closes(bootstrap_ser
     config = consumer_settings(
         bootstrap_servers,
         topic,
-        breaker=CircuitBreakerConfig(failure_threshold=2, recovery_timeout=0.3),
+        breaker=CircuitBreakerConfig(failure_threshold=2, recovery_timeout_s=0.3),
     )
     state = ConsumerState.for_settings(config)
     transitions: list[tuple[CircuitState, CircuitState]] = []
@@ -83,7 +83,7 @@ async def test_a_breaker_inside_the_handler_pauses_until_its_retry_after(
     topic = unique_name("inner")
     await create_topics(bootstrap_servers, [topic])
     await produce(bootstrap_servers, topic, [(None, b"%d" % i) for i in range(5)])
-    downstream = CircuitBreaker("onelake", CircuitBreakerConfig(1, recovery_timeout=0.4))
+    downstream = CircuitBreaker("onelake", CircuitBreakerConfig(1, recovery_timeout_s=0.4))
     down_until = anyio.current_time() + 1.5
     calls: list[float] = []
     handled: list[int] = []

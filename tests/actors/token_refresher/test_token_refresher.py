@@ -41,7 +41,7 @@ OTHER_SCOPE = "https://storage.azure.com/.default"
 MARGIN = timedelta(minutes=10)
 LEAD = timedelta(minutes=15)
 MIN_INTERVAL = timedelta(seconds=10)
-RETRY = RetryConfig(max_attempts=3, base_delay=1.0, max_delay=60.0)
+RETRY = RetryConfig(max_attempts=3, base_delay_s=1.0, max_delay_s=60.0)
 START = datetime(2030, 1, 1, tzinfo=UTC)
 
 
@@ -292,7 +292,9 @@ async def test_transient_failure_with_a_valid_token_is_retried_with_backoff() ->
         assert not harness.finished
         assert harness.cache.get(SCOPE) == token
         ceilings = [
-            timedelta(seconds=min(RETRY.max_delay, RETRY.base_delay * RETRY.exponential_base**n))
+            timedelta(
+                seconds=min(RETRY.max_delay_s, RETRY.base_delay_s * RETRY.exponential_base**n)
+            )
             for n in range(len(waits))
         ]
         for wait, ceiling in zip(waits, ceilings, strict=True):
@@ -317,7 +319,7 @@ async def test_rejected_credentials_end_the_run_at_once_as_auth() -> None:
 async def test_no_token_and_an_outage_end_the_run_as_transient_after_max_attempts() -> None:
     """Without any valid token, the run ends TRANSIENT after `max_attempts` failures in a row."""
     async with running_refresher([timedelta(hours=1)], outage=network_outage()) as harness:
-        await harness.advance(timedelta(seconds=RETRY.max_delay * RETRY.max_attempts))
+        await harness.advance(timedelta(seconds=RETRY.max_delay_s * RETRY.max_attempts))
 
         assert isinstance(harness.error, TokenRefreshError)
         assert harness.error.category is ErrorCategory.TRANSIENT
@@ -442,7 +444,7 @@ def test_cache_never_serves_an_expired_token_and_stays_fresh_while_azure_ad_work
                 assert_failure_follows_the_taxonomy(harness)
             else:
                 harness.azure_ad.outage = None
-                await harness.advance(timedelta(seconds=RETRY.max_delay) + MIN_INTERVAL)
+                await harness.advance(timedelta(seconds=RETRY.max_delay_s) + MIN_INTERVAL)
                 assert harness.actor.all_fresh()
 
     anyio.run(scenario, backend="asyncio")

@@ -100,7 +100,7 @@ def test_with_retry_retries_what_the_domain_calls_transient() -> None:
     calls: list[int] = []
 
     @with_retry(
-        RetryConfig(max_attempts=3, base_delay=0.001),
+        RetryConfig(max_attempts=3, base_delay_s=0.001),
         classifier=compose_classifier(permanent_value_errors_are_transient),
         sleep=lambda _: None,
     )
@@ -147,7 +147,7 @@ def test_with_retry_waits_as_long_as_retry_after_asks() -> None:
     sleeps: list[float] = []
     attempts: list[int] = []
 
-    @with_retry(RetryConfig(max_attempts=2, base_delay=0.01), sleep=sleeps.append)
+    @with_retry(RetryConfig(max_attempts=2, base_delay_s=0.01), sleep=sleeps.append)
     def call() -> None:
         attempts.append(1)
         if len(attempts) == 1:

@@ -66,7 +66,7 @@ def opened(clock: ManualClock, **config: Any) -> CircuitBreaker:
 def half_open(clock: ManualClock, **config: Any) -> CircuitBreaker:
     """A breaker opened and then left alone for its recovery timeout."""
     breaker = opened(clock, **config)
-    clock.advance(breaker.config.recovery_timeout)
+    clock.advance(breaker.config.recovery_timeout_s)
     assert breaker.state is HALF_OPEN
     return breaker
 
@@ -87,10 +87,10 @@ def test_default_config_is_the_documented_one() -> None:
         ("failure_threshold", 0),
         ("half_open_max_calls", 0),
         ("success_threshold", -1),
-        ("recovery_timeout", 0.0),
-        ("recovery_timeout", -5.0),
-        ("recovery_timeout", math.nan),
-        ("recovery_timeout", math.inf),
+        ("recovery_timeout_s", 0.0),
+        ("recovery_timeout_s", -5.0),
+        ("recovery_timeout_s", math.nan),
+        ("recovery_timeout_s", math.inf),
     ],
 )
 def test_invalid_config_is_rejected_naming_the_field(field: str, value: float) -> None:
@@ -118,8 +118,8 @@ def test_preset_opens_at_its_threshold_and_probes_after_its_timeout(
     assert breaker.state is CLOSED
     fail_times(breaker, 1)
     assert breaker.state is OPEN
-    assert breaker.retry_after() == preset.recovery_timeout
-    clock.advance(preset.recovery_timeout)
+    assert breaker.retry_after() == preset.recovery_timeout_s
+    clock.advance(preset.recovery_timeout_s)
     assert breaker.state is HALF_OPEN
 
 
@@ -224,7 +224,7 @@ def test_consecutive_successes_count_since_the_last_failure(clock: ManualClock) 
 
 def test_open_rejects_without_calling_and_says_when_to_retry(clock: ManualClock) -> None:
     """An open circuit raises CircuitOpenError with the time left, and never runs the call."""
-    breaker = opened(clock, failure_threshold=1, recovery_timeout=30.0)
+    breaker = opened(clock, failure_threshold=1, recovery_timeout_s=30.0)
     clock.advance(10.0)
     calls: list[None] = []
     with pytest.raises(CircuitOpenError) as raised:
@@ -237,7 +237,7 @@ def test_open_rejects_without_calling_and_says_when_to_retry(clock: ManualClock)
 
 def test_retry_after_counts_down_and_is_zero_unless_open(clock: ManualClock) -> None:
     """retry_after() is the time left while open, and 0 when closed or due."""
-    breaker = make_breaker(clock, failure_threshold=1, recovery_timeout=30.0)
+    breaker = make_breaker(clock, failure_threshold=1, recovery_timeout_s=30.0)
     assert breaker.retry_after() == 0.0
     fail_times(breaker, 1)
     clock.advance(12.5)
@@ -248,7 +248,7 @@ def test_retry_after_counts_down_and_is_zero_unless_open(clock: ManualClock) -> 
 
 def test_reading_state_after_the_timeout_half_opens(clock: ManualClock) -> None:
     """OPEN becomes HALF_OPEN when someone looks after the recovery timeout, with an event."""
-    breaker = opened(clock, failure_threshold=1, recovery_timeout=5.0)
+    breaker = opened(clock, failure_threshold=1, recovery_timeout_s=5.0)
     log = TransitionLog()
     breaker.add_listener(log)
     clock.advance(4.999)
@@ -260,7 +260,7 @@ def test_reading_state_after_the_timeout_half_opens(clock: ManualClock) -> None:
 
 def test_a_call_after_the_timeout_is_admitted_as_a_trial(clock: ManualClock) -> None:
     """Without anyone reading the state, the first call after the timeout is the trial."""
-    breaker = opened(clock, failure_threshold=1, recovery_timeout=5.0)
+    breaker = opened(clock, failure_threshold=1, recovery_timeout_s=5.0)
     clock.advance(5.0)
     assert breaker.call(lambda: "probe") == "probe"
     assert breaker.state is CLOSED
@@ -290,7 +290,7 @@ def test_success_threshold_needs_that_many_trial_successes(clock: ManualClock) -
 
 def test_trial_failure_reopens_for_a_fresh_timeout(clock: ManualClock) -> None:
     """A counted failure while half-open reopens, timed from the reopening."""
-    breaker = half_open(clock, failure_threshold=1, recovery_timeout=5.0)
+    breaker = half_open(clock, failure_threshold=1, recovery_timeout_s=5.0)
     clock.advance(1.0)
     fail_times(breaker, 1)
     assert breaker.state is OPEN
@@ -304,7 +304,7 @@ def test_half_open_admits_at_most_max_calls_at_once(clock: ManualClock) -> None:
     trials = [PendingCall(breaker), PendingCall(breaker)]
     with pytest.raises(CircuitOpenError) as raised:
         PendingCall(breaker)
-    assert raised.value.retry_after == breaker.config.recovery_timeout
+    assert raised.value.retry_after == breaker.config.recovery_timeout_s
     assert [trial.succeed() for trial in trials] == ["done", "done"]
     assert breaker.state is CLOSED
 
@@ -356,7 +356,7 @@ def test_synchronous_call_interrupted_frees_the_trial_slot(clock: ManualClock) -
 
 def test_a_call_admitted_while_closed_cannot_decide_a_later_half_open(clock: ManualClock) -> None:
     """A slow call from before the opening neither closes, reopens nor frees a trial slot."""
-    breaker = make_breaker(clock, failure_threshold=1, recovery_timeout=5.0)
+    breaker = make_breaker(clock, failure_threshold=1, recovery_timeout_s=5.0)
     slow_success, slow_failure = PendingCall(breaker), PendingCall(breaker)
     fail_times(breaker, 1)
     clock.advance(5.0)
@@ -377,7 +377,7 @@ def test_a_call_admitted_while_closed_cannot_decide_a_later_half_open(clock: Man
 
 def test_listeners_see_every_transition_in_order(clock: ManualClock) -> None:
     """A full cycle is reported as CLOSED->OPEN->HALF_OPEN->OPEN->HALF_OPEN->CLOSED."""
-    breaker = make_breaker(clock, failure_threshold=1, recovery_timeout=1.0)
+    breaker = make_breaker(clock, failure_threshold=1, recovery_timeout_s=1.0)
     log = TransitionLog()
     breaker.add_listener(log)
     fail_times(breaker, 1)
@@ -545,7 +545,7 @@ def test_repr_names_the_breaker_and_its_state(clock: ManualClock) -> None:
 
 def test_rejections_do_not_accumulate_memory_or_chain(clock: ManualClock) -> None:
     """Each rejection is a fresh, unchained error, and many of them leave no residue."""
-    breaker = opened(clock, failure_threshold=1, recovery_timeout=3600.0)
+    breaker = opened(clock, failure_threshold=1, recovery_timeout_s=3600.0)
 
     def reject() -> CircuitOpenError:
         try:
@@ -579,7 +579,7 @@ def test_rejections_do_not_accumulate_memory_or_chain(clock: ManualClock) -> Non
 @pytest.mark.anyio
 async def test_a_rejection_is_raised_by_call_itself(clock: ManualClock) -> None:
     """While open, `call` and `call_async` raise the rejection from their own frame (no helper)."""
-    breaker = opened(clock, failure_threshold=1, recovery_timeout=3600.0)
+    breaker = opened(clock, failure_threshold=1, recovery_timeout_s=3600.0)
 
     async def fetch() -> None:
         await anyio.lowlevel.checkpoint()

@@ -80,7 +80,7 @@ class BreakerModel:
         self.epoch += 1
         self.trials_in_flight = 0
         self.trial_successes = 0
-        self.half_open_at = now + self.config.recovery_timeout if new is OPEN else math.inf
+        self.half_open_at = now + self.config.recovery_timeout_s if new is OPEN else math.inf
         if new is OPEN:
             self.opened_at = now
         if new is CLOSED:
@@ -180,20 +180,20 @@ class BreakerMachine(RuleBasedStateMachine):
 
     @initialize(
         failure_threshold=st.integers(1, 3),
-        recovery_timeout=st.sampled_from([1.0, 5.0]),
+        recovery_timeout_s=st.sampled_from([1.0, 5.0]),
         half_open_max_calls=st.integers(1, 2),
         success_threshold=st.integers(1, 2),
     )
     def build(
         self,
         failure_threshold: int,
-        recovery_timeout: float,
+        recovery_timeout_s: float,
         half_open_max_calls: int,
         success_threshold: int,
     ) -> None:
         """A breaker with a generated config, a listener, and its model."""
         config = CircuitBreakerConfig(
-            failure_threshold, recovery_timeout, half_open_max_calls, success_threshold
+            failure_threshold, recovery_timeout_s, half_open_max_calls, success_threshold
         )
         self.breaker = CircuitBreaker("model", config, clock=self.clock)
         self.breaker.add_listener(self.log)
@@ -288,7 +288,9 @@ class BreakerMachine(RuleBasedStateMachine):
     def wait_for_recovery(self) -> None:
         """Let exactly the recovery timeout pass (or what is left of it while open)."""
         left = self.model.half_open_at - self.clock.now
-        self.clock.advance(left if self.model.state is OPEN else self.model.config.recovery_timeout)
+        self.clock.advance(
+            left if self.model.state is OPEN else self.model.config.recovery_timeout_s
+        )
 
     @rule()
     def reset(self) -> None:

@@ -39,7 +39,10 @@ def test_hammered_breaker_counts_every_call_and_orders_its_events() -> None:
     breaker = CircuitBreaker(
         "shared",
         CircuitBreakerConfig(
-            failure_threshold=3, recovery_timeout=0.0005, half_open_max_calls=2, success_threshold=2
+            failure_threshold=3,
+            recovery_timeout_s=0.0005,
+            half_open_max_calls=2,
+            success_threshold=2,
         ),
     )
     log = TransitionLog()
@@ -85,7 +88,7 @@ def test_concurrent_callers_get_at_most_the_allowed_trials(clock: ManualClock) -
         "shared", CircuitBreakerConfig(failure_threshold=1, half_open_max_calls=3), clock=clock
     )
     breaker.record_failure(TransientError("down"))
-    clock.advance(breaker.config.recovery_timeout)
+    clock.advance(breaker.config.recovery_timeout_s)
     release = threading.Event()
     admitted = threading.Semaphore(0)
     rejected: list[CircuitOpenError] = []

@@ -38,7 +38,7 @@ from core.resilience import (
 from core.resilience.backoff import backoff_ceilings
 from core.types import ErrorCategory
 
-NO_JITTER = RetryConfig(max_attempts=4, base_delay=0.5, max_delay=2.0, jitter=False)
+NO_JITTER = RetryConfig(max_attempts=4, base_delay_s=0.5, max_delay_s=2.0, jitter=False)
 
 
 class Script:
@@ -170,7 +170,7 @@ def test_a_breakers_rejection_is_not_retried(clock: ManualClock) -> None:
 
     with pytest.raises(CircuitOpenError) as raised:
         query()
-    assert raised.value.retry_after == breaker.config.recovery_timeout
+    assert raised.value.retry_after == breaker.config.recovery_timeout_s
     assert breaker.stats.rejections == 1
 
 
@@ -284,7 +284,7 @@ def test_sleeps_follow_the_backoff_schedule() -> None:
 
 def test_sleeps_past_the_precomputed_ceilings_follow_the_backoff_schedule() -> None:
     """A config retrying more often than backoff_ceilings covers keeps compute_delay's waits."""
-    config = RetryConfig(max_attempts=60, base_delay=0.001, max_delay=1.0, jitter=False)
+    config = RetryConfig(max_attempts=60, base_delay_s=0.001, max_delay_s=1.0, jitter=False)
     sleeps: list[float] = []
     with_retry(config, sleep=sleeps.append)(failing(config.max_attempts - 1))()
     rng = random.Random(0)
@@ -295,14 +295,14 @@ def test_sleeps_past_the_precomputed_ceilings_follow_the_backoff_schedule() -> N
 def test_jittered_sleeps_stay_within_their_ceilings() -> None:
     """With jitter each wait lies between 0 and that retry's backoff ceiling."""
     sleeps: list[float] = []
-    config = RetryConfig(max_attempts=4, base_delay=0.5, max_delay=2.0)
+    config = RetryConfig(max_attempts=4, base_delay_s=0.5, max_delay_s=2.0)
     with_retry(config, sleep=sleeps.append)(Script(transient, transient, transient))()
     ceilings = [compute_delay(NO_JITTER, n, None, random.Random(0)) for n in range(3)]
     assert all(0.0 <= wait <= ceiling for wait, ceiling in zip(sleeps, ceilings, strict=True))
 
 
 def test_retry_after_is_waited_even_beyond_max_delay() -> None:
-    """A throttling error asking for 45 s is waited 45 s, though max_delay is 2 s."""
+    """A throttling error asking for 45 s is waited 45 s, though max_delay_s is 2 s."""
     sleeps: list[float] = []
     script = Script(lambda: ThrottlingError("slow down", retry_after=45.0))
     with_retry(NO_JITTER, sleep=sleeps.append)(script)()
@@ -323,7 +323,7 @@ def test_unusable_retry_after_of_a_foreign_error_is_ignored(unusable: object) ->
 
 def test_real_sleep_is_used_by_default() -> None:
     """Without a sleep argument a sync function really waits (time.sleep)."""
-    config = RetryConfig(max_attempts=2, base_delay=0.02, max_delay=0.02, jitter=False)
+    config = RetryConfig(max_attempts=2, base_delay_s=0.02, max_delay_s=0.02, jitter=False)
     started = time.monotonic()
     with_retry(config)(Script(transient))()
     assert time.monotonic() - started >= 0.02
@@ -490,7 +490,7 @@ async def test_async_auth_handler_is_awaited_before_the_retry() -> None:
 async def test_async_default_sleep_is_anyio_and_cancellable() -> None:
     """Async retries wait with anyio.sleep, so cancelling the caller stops them mid-wait."""
     script = AsyncScript(*[transient] * 5)
-    config = RetryConfig(max_attempts=5, base_delay=30.0, max_delay=30.0, jitter=False)
+    config = RetryConfig(max_attempts=5, base_delay_s=30.0, max_delay_s=30.0, jitter=False)
     started = time.monotonic()
     with anyio.move_on_after(0.05):
         await with_retry(config)(script.run)()

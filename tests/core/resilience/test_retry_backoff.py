@@ -17,11 +17,11 @@ from core.resilience.backoff import backoff_ceilings
 @st.composite
 def retry_configs(draw: st.DrawFn, jitter: bool | None = None) -> RetryConfig:
     """Any valid RetryConfig."""
-    base_delay = draw(st.floats(0.0, 10.0))
+    base_delay_s = draw(st.floats(0.0, 10.0))
     return RetryConfig(
         max_attempts=draw(st.integers(1, 10)),
-        base_delay=base_delay,
-        max_delay=draw(st.floats(base_delay, 120.0)),
+        base_delay_s=base_delay_s,
+        max_delay_s=draw(st.floats(base_delay_s, 120.0)),
         exponential_base=draw(st.floats(1.0, 4.0)),
         jitter=draw(st.booleans()) if jitter is None else jitter,
     )
@@ -46,17 +46,18 @@ def test_auth_preset_retries_once() -> None:
     ("field", "value"),
     [
         ("max_attempts", 0),
-        ("base_delay", -0.1),
-        ("base_delay", math.nan),
-        ("base_delay", math.inf),
-        ("max_delay", 0.1),
-        ("max_delay", math.inf),
+        ("base_delay_s", -0.1),
+        ("base_delay_s", math.nan),
+        ("base_delay_s", math.inf),
+        ("max_delay_s", 0.1),
+        ("max_delay_s", math.inf),
         ("exponential_base", 0.5),
         ("exponential_base", math.nan),
     ],
 )
 def test_invalid_config_is_rejected_naming_the_field(field: str, value: float) -> None:
-    """Out-of-range values raise ValueError naming the field (max_delay below base_delay too)."""
+    """Out-of-range values raise ValueError naming the field (max_delay_s below base_delay_s
+    too)."""
     with pytest.raises(ValueError, match=field):
         RetryConfig(**{field: value})
 
@@ -77,20 +78,22 @@ def test_negative_attempt_is_rejected() -> None:
 def test_delay_is_bounded_by_max_delay_unless_retry_after_asks_more(
     config: RetryConfig, attempt: int, retry_after: float | None, seed: int
 ) -> None:
-    """Every delay lies in [retry_after or 0, max(max_delay, retry_after)]."""
+    """Every delay lies in [retry_after or 0, max(max_delay_s, retry_after)]."""
     delay = compute_delay(config, attempt, retry_after, random.Random(seed))
     floor = retry_after or 0.0
-    assert floor <= delay <= max(config.max_delay, floor)
+    assert floor <= delay <= max(config.max_delay_s, floor)
 
 
 @given(config=retry_configs(), attempt=st.integers(0, 60), seed=st.integers())
 def test_jittered_delay_stays_below_its_exponential_ceiling(
     config: RetryConfig, attempt: int, seed: int
 ) -> None:
-    """Full jitter draws from [0, base * exp**attempt], which is also capped by max_delay."""
+    """Full jitter draws from [0, base * exp**attempt], which is also capped by max_delay_s."""
     delay = compute_delay(config, attempt, None, random.Random(seed))
     assert (
-        0.0 <= delay <= min(config.max_delay, config.base_delay * config.exponential_base**attempt)
+        0.0
+        <= delay
+        <= min(config.max_delay_s, config.base_delay_s * config.exponential_base**attempt)
     )
 
 
@@ -98,13 +101,13 @@ def test_jittered_delay_stays_below_its_exponential_ceiling(
 def test_without_jitter_each_delay_grows_by_the_base_until_the_cap(
     config: RetryConfig, attempt: int
 ) -> None:
-    """Without jitter the schedule is base_delay, then times exponential_base, capped."""
+    """Without jitter the schedule is base_delay_s, then times exponential_base, capped."""
     rng = random.Random(0)
     first = compute_delay(config, 0, None, rng)
     this = compute_delay(config, attempt, None, rng)
     following = compute_delay(config, attempt + 1, None, rng)
-    assert first == config.base_delay
-    assert following == pytest.approx(min(config.max_delay, this * config.exponential_base))
+    assert first == config.base_delay_s
+    assert following == pytest.approx(min(config.max_delay_s, this * config.exponential_base))
 
 
 @given(config=retry_configs(), attempt=attempts, retry_after=st.floats(0.0, 1000.0))
@@ -138,17 +141,17 @@ def test_precomputed_ceilings_are_bounded_for_endless_retries() -> None:
 
 
 def test_huge_attempt_numbers_do_not_overflow() -> None:
-    """Attempt 10 000 gives max_delay (no OverflowError), or 0 when base_delay is 0."""
+    """Attempt 10 000 gives max_delay_s (no OverflowError), or 0 when base_delay_s is 0."""
     no_jitter = RetryConfig(jitter=False)
-    assert compute_delay(no_jitter, 10_000, None, random.Random(0)) == no_jitter.max_delay
-    zero = RetryConfig(base_delay=0.0, max_delay=0.0, jitter=False)
+    assert compute_delay(no_jitter, 10_000, None, random.Random(0)) == no_jitter.max_delay_s
+    zero = RetryConfig(base_delay_s=0.0, max_delay_s=0.0, jitter=False)
     assert compute_delay(zero, 10_000, None, random.Random(0)) == 0.0
 
 
 def test_integer_exponential_base_overflowing_a_float_is_capped() -> None:
-    """An int base raised to a huge attempt (too big for a float) still caps at max_delay."""
+    """An int base raised to a huge attempt (too big for a float) still caps at max_delay_s."""
     config = RetryConfig(exponential_base=2, jitter=False)
-    assert compute_delay(config, 5_000, None, random.Random(0)) == config.max_delay
+    assert compute_delay(config, 5_000, None, random.Random(0)) == config.max_delay_s
 
 
 def test_seeded_rng_reproduces_the_schedule() -> None:
@@ -160,7 +163,7 @@ def test_seeded_rng_reproduces_the_schedule() -> None:
 
 def test_full_jitter_spreads_delays_over_the_whole_range() -> None:
     """Delays for the same attempt spread from near 0 to near the ceiling (no clustering)."""
-    config = RetryConfig(base_delay=1.0, max_delay=1.0)
+    config = RetryConfig(base_delay_s=1.0, max_delay_s=1.0)
     rng = random.Random(3)
     delays = [compute_delay(config, 0, None, rng) for _ in range(1000)]
     assert min(delays) < 0.05

@@ -91,13 +91,17 @@ def test_kafka_and_behaviour_settings_reach_the_consumer() -> None:
     )
     assert (settings.session_timeout_ms, settings.heartbeat_interval_ms) == (2000, 200)
     assert settings.max_poll_records == 50
-    assert (settings.retry.max_attempts, settings.retry.base_delay, settings.retry.max_delay) == (
+    assert (
+        settings.retry.max_attempts,
+        settings.retry.base_delay_s,
+        settings.retry.max_delay_s,
+    ) == (
         4,
         0.1,
         2.0,
     )
     assert settings.retry_budget.ratio == 0.5
-    assert (settings.breaker.failure_threshold, settings.breaker.recovery_timeout) == (9, 3.0)
+    assert (settings.breaker.failure_threshold, settings.breaker.recovery_timeout_s) == (9, 3.0)
     assert (settings.dedup.json_field, settings.dedup.capacity) == ("trace", 10)
     assert settings.sync_handler_in_thread is False
     assert (settings.ordering, settings.max_in_flight, settings.buffer_bound) == ("key", 64, 512)
