@@ -46,7 +46,9 @@ What the scenarios assert (each test module's docstring has the details):
    every record handled at least once; within one life no record reaches the handler
    twice (dedup); a record handled again in a later life lies at or after the offset
    the group had committed when the earlier life was killed. Dedup memory lives in
-   the process, so across kills duplicates are bounded by the uncommitted tail.
+   the process, so across kills duplicates are bounded by the uncommitted tail. Run
+   one record at a time and with `ordering = "key"` and 16 in flight, where each
+   key's records must also be handled in offset order within a life.
 2. Broker down 10 s, stopped or killed with its log directory kept: nothing produced
    before, during (retried) or after is lost and the process needs no help; after a
    broker that lost its disk came back, everything produced afterwards is handled.
