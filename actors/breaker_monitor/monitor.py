@@ -11,6 +11,10 @@
   fetch records that would only be rejected), HALF_OPEN sends `ResumePartitions`
   (the trial call needs a record), CLOSED keeps it resumed, and a failed trial
   (back to OPEN) pauses again. Commands are only sent when they change something.
+* Breakers made after the monitor (one per download host, as hosts appear) join with
+  `watch`: from then on their transitions are logged and their state reported like
+  the others'. Only the handler's breaker steers; a downstream breaker that is open
+  refuses the handler's calls, and the consumer pauses on that refusal itself.
 * On each start the monitor registers its listener and re-reads every breaker, so
   a transition that happened while it was down still steers the consumer; on stop
   it removes the listener, so a restarted monitor never hears a transition twice.
@@ -81,6 +85,7 @@ class BreakerMonitorActor:
         self._changes: ThreadBridge[BreakerStateChanged] = ThreadBridge()
         self._health = {name: _health_of(breaker) for name, breaker in self._breakers.items()}
         self._paused = False
+        self._listening = False
 
     @property
     def paused(self) -> bool:
@@ -91,11 +96,22 @@ class BreakerMonitorActor:
         """Every breaker's last seen state and counters, by name (for /metrics and /healthz)."""
         return dict(self._health)
 
+    def watch(self, breaker: CircuitBreaker) -> None:
+        """Watch `breaker` too, from now on (a breaker made after the monitor); a name
+        already watched is left alone. Call it from the event loop's thread."""
+        if breaker.name in self._breakers:
+            return
+        self._breakers[breaker.name] = breaker
+        self._health[breaker.name] = _health_of(breaker)
+        if self._listening:
+            breaker.add_listener(self._on_transition)
+
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Watch the breakers until cancelled; started once the listeners are registered."""
         self._changes.bind()
         for breaker in self._breakers.values():
             breaker.add_listener(self._on_transition)
+        self._listening = True
         try:
             await self._catch_up()
             task_status.started()
@@ -104,6 +120,7 @@ class BreakerMonitorActor:
                 while True:
                     await self._handle(await self._changes.receive())
         finally:
+            self._listening = False
             for breaker in self._breakers.values():
                 breaker.remove_listener(self._on_transition)
 

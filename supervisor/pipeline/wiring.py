@@ -145,6 +145,9 @@ class Pipeline:
             self._commands_send,
             handler_breaker_name=HANDLER_BREAKER,
         )
+        announce = getattr(self.handler, "on_new_breaker", None)
+        if callable(announce):  # breakers a handler makes later (a new download host's)
+            announce(self.breaker_monitor.watch)
         self.token_refresher = (
             TokenRefresherActor(
                 self._auth.provider,

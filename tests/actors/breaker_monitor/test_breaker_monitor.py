@@ -263,3 +263,32 @@ def test_wiring_mistakes_are_rejected_at_construction(
     breakers = [CircuitBreaker(name) for name in breaker_names]
     with send, receive, pytest.raises(ValueError, match=complaint):
         BreakerMonitorActor(breakers, send, **options)
+
+
+async def test_a_breaker_watched_later_is_logged_and_reported_without_steering(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A breaker made after the monitor (a new download host's) joins with `watch`: its
+    transitions are logged and its state reported, and it sends the consumer no command
+    (the consumer pauses on the refusal itself); watching it twice changes nothing."""
+    handler = CircuitBreaker("handler", CONFIG)
+    async with watching([handler], caplog, handler="handler") as watched:
+        host = CircuitBreaker("download:files.example", CONFIG)
+        watched.monitor.watch(host)
+        watched.monitor.watch(host)
+        open_breaker(host)
+        await eventually(
+            lambda: watched.transitions("download:files.example") == [("closed", "open")]
+        )
+        assert watched.monitor.stats()["download:files.example"].state is CircuitState.OPEN
+        assert not watched.monitor.paused
+        with pytest.raises(anyio.WouldBlock):
+            watched.commands.receive_nowait()
+
+
+def test_a_breaker_watched_before_the_monitor_runs_is_reported() -> None:
+    """`watch` before `run` records the breaker, so its state is reported at once."""
+    monitor, _ = make_monitor([])
+    breaker = CircuitBreaker("store:account/container", CONFIG)
+    monitor.watch(breaker)
+    assert set(monitor.stats()) == {"store:account/container"}
