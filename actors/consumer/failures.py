@@ -142,13 +142,15 @@ class FailurePath:
         self._state = state
         self._stats = state.stats
         self._dead_letters = dead_letters
+        self._write_dead_letter = (
+            with_retry(settings.retry)(dead_letters.write) if dead_letters is not None else None
+        )
         self._rng = random.Random()
         self._refresh: TokenRefreshAsk | None = None
         if refresh_requests is not None and settings.auth_scope is not None:
             self._refresh = TokenRefreshAsk(
                 refresh_requests, settings.auth_scope, settings.refresh_timeout_s
             )
-        self._write_dead_letter = with_retry(settings.retry)(self._dead_letter_once)
 
     async def settle(self, records: Sequence[Record], first: Attempt, call: Call) -> Settlement:
         """Retry, dead-letter or refuse the failed records of `records`, whose first call
@@ -269,29 +271,19 @@ class FailurePath:
 
     async def _dead_letter(self, record: Record, exc: Exception, category: ErrorCategory) -> None:
         topic = self._settings.dead_letter_topic_for(record.topic)
-        writer = self._dead_letters
-        if topic is None or writer is None:
+        write = self._write_dead_letter
+        if topic is None or write is None:
             exit_error = PermanentError(
                 f"record {where(record)} failed permanently ({type(exc).__name__}) "
                 "and dead-lettering is off"
             )
             exit_error.__cause__ = exc
             raise MustExitError(exit_error)
-        await self._write_dead_letter(writer, topic, record, exc, category)
+        await write(topic, record, exc, category)
         self._stats.dead_lettered += 1
         _log.warning(
             "dead-lettered %s to %s: %s", where(record), topic, type(exc).__name__, exc_info=exc
         )
-
-    @staticmethod
-    async def _dead_letter_once(
-        writer: DeadLetterWriter,
-        topic: str,
-        record: Record,
-        exc: Exception,
-        category: ErrorCategory,
-    ) -> None:
-        await writer.write(topic, record, exc, category)
 
 
 class TokenRefreshAsk:

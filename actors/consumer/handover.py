@@ -56,6 +56,7 @@ from actors.consumer.settings import ConsumerSettings
 from actors.consumer.state import ConsumerState
 from actors.messages import Record
 from core.errors import PermanentError
+from core.logging.context import set_correlation_id
 from core.logging.kafka_context import KafkaLogContext
 
 __all__ = ["Handover", "record_of"]
@@ -134,6 +135,8 @@ class Handover:
             self._in_flight_ids[trace_id] = None
         try:
             with KafkaLogContext(message.topic, message.partition, message.offset, self._group):
+                if trace_id is not None:  # the record's id on its log lines; ends with the block
+                    set_correlation_id(trace_id)
                 failure = await self._call([record], None, tally)
                 if failure is not None:
                     await self._settle([work], [record], [trace_id], failure, tally)
@@ -154,6 +157,8 @@ class Handover:
         first = records[0]
         try:
             with KafkaLogContext(first.topic, first.partition, first.offset, self._group):
+                if trace_ids[0] is not None:
+                    set_correlation_id(trace_ids[0])
                 failure = await self._call(records, None, tally)
                 if failure is None:
                     tally.handled += len(works)
