@@ -32,6 +32,7 @@ from actors.consumer.membership import is_group_member
 from actors.consumer.offsets import PartitionOffsets
 from actors.consumer.pauses import PauseReasons
 from actors.consumer.stats import ConsumerStats
+from core.logging.context_managers import StageLogContext
 
 __all__ = ["OwnedPartitions"]
 
@@ -105,10 +106,12 @@ class OwnedPartitions:
 
         One commit at a time (the periodic one, a revocation's, the exit's): two at once
         would run the handler's `before_commit` concurrently, and an older watermark could
-        be committed after a newer one."""
+        be committed after a newer one. Its log lines (a `before_commit`'s too) carry
+        `stage: commit`."""
         async with self._committing:
             try:
-                return await self._commit(time_limit, only)
+                with StageLogContext("commit"):
+                    return await self._commit(time_limit, only)
             except Exception:
                 self._stats.commit_failures += 1
                 raise

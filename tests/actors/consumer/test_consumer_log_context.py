@@ -34,3 +34,23 @@ async def test_a_handler_logs_under_its_records_offset_and_trace_id(
         (n, f"t-{n}", n) for n in range(len(records))
     ]
     assert get_correlation_id() is None
+
+
+async def test_a_before_commit_hook_logs_under_the_commit_stage(bootstrap_servers: str) -> None:
+    """A handler's before_commit runs inside the commit's stage context (`stage: commit`)."""
+    topic = unique_name("log-stage")
+    await create_topics(bootstrap_servers, [topic])
+    await produce(bootstrap_servers, topic, [(None, b"v")])
+    stages: list[object] = []
+
+    async def handle(record: Record) -> None:
+        """Nothing to do per record."""
+
+    async def before_commit() -> None:
+        stages.append(get_log_context().get("stage"))
+
+    handle.before_commit = before_commit  # type: ignore[attr-defined]
+    actor = KafkaConsumerActor(consumer_settings(bootstrap_servers, topic), handle)
+    async with running(actor):
+        await wait_until(lambda: bool(stages), 30)
+    assert set(stages) == {"commit"}
