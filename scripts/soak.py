@@ -166,6 +166,8 @@ def write_config(workdir: Path, bootstrap: str, handler: str, port: int) -> Path
 bootstrap_servers = "{bootstrap}"
 topics = ["{TOPIC}"]
 group_id = "{GROUP}"
+idempotent_producer = false  # the embedded Tansu cannot start an idempotent producer
+reset_beyond_log_end = true  # nor answer OffsetOutOfRange
 [handler]
 target = "{target}"
 [health]

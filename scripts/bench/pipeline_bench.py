@@ -105,12 +105,14 @@ async def fill_topic(bootstrap: str, topic: str, records: int, *, first: int = 0
 
 
 def actor_settings(bootstrap: str, topic: str, **overrides: Any) -> ConsumerSettings:
-    """The actor's defaults, a fresh group, and the loop's batch size."""
+    """The actor's defaults, a fresh group, and the loop's batch size; the dead-letter
+    producer is not idempotent, since the benchmarks' embedded Tansu cannot start one."""
     return ConsumerSettings(
         bootstrap_servers=bootstrap,
         topics=(topic,),
         group_id=unique_name("bench-actor"),
         max_poll_records=BATCH,
+        idempotent_producer=False,
         **overrides,
     )
 
