@@ -2,8 +2,8 @@
 
 Two client listeners beside PLAINTEXT (which the tests use to create topics and
 produce): SASL_PLAINTEXT and SASL_SSL, each offering PLAIN, SCRAM-SHA-512 and
-OAUTHBEARER. SASL_SSL presents a certificate of a throwaway CA made here with
-`cryptography`; clients trust that CA alone. SCRAM credentials are written when the
+OAUTHBEARER. SASL_SSL presents a certificate of the session's throwaway CA (throwaway_ca.py);
+clients trust that CA alone. SCRAM credentials are written when the
 storage is formatted (KRaft keeps them in the metadata log); PLAIN users are in the
 listener's JAAS configuration.
 
@@ -19,10 +19,7 @@ token expires and the client connects again with a fresh token.
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
-import ssl
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -30,10 +27,7 @@ from typing import Any
 
 from auth_fake_entra import CLIENT_ID, CLIENT_SECRET, TENANT_ID, FakeEntra
 from consumer_testing import consumer_settings
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+from throwaway_ca import ServerCertificate, ThrowawayCA
 
 from actors.consumer import ConsumerSettings
 from core.auth import AzureCredentialProvider, EventHubsTokenProvider, TokenCache
@@ -56,93 +50,19 @@ _BROKER_JWT_VALIDATOR = "org.apache.kafka.common.security.oauthbearer.BrokerJwtV
 _LISTENERS = {"SASL_PLAINTEXT": "SASL_PLAINTEXT", "SASL_SSL": "SASL_SSL"}
 
 
-@dataclass(frozen=True)
-class ThrowawayCA:
-    """A CA made for one test session, and the broker certificate it signed."""
-
-    certificate_pem: Path
-    broker_key_and_chain_pem: Path
-
-    def client_context(self) -> ssl.SSLContext:
-        """A TLS context that trusts this CA alone and checks the broker's host name."""
-        return ssl.create_default_context(cafile=str(self.certificate_pem))
-
-
-def make_ca(directory: Path) -> ThrowawayCA:
-    """A CA and a broker certificate for 127.0.0.1 and localhost, as PEM files in `directory`."""
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kafka-pipeline test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    broker_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    broker = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-        .issuer_name(ca_name)
-        .public_key(broker_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    ca_pem = ca.public_bytes(serialization.Encoding.PEM)
-    ca_path = directory / "test-ca.crt.pem"
-    ca_path.write_bytes(ca_pem)
-    key_pem = broker_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    chain_path = directory / "broker.key-and-chain.pem"
-    chain_path.write_bytes(key_pem + broker.public_bytes(serialization.Encoding.PEM) + ca_pem)
-    return ThrowawayCA(ca_path, chain_path)
-
-
 def _jaas(login_module: str, **users: str) -> str:
     entries = "".join(f' user_{name}="{password}"' for name, password in users.items())
     return f"{login_module} required{entries};"
 
 
 def sasl_properties(
-    ca: ThrowawayCA, jwks_file: Path, issuer: str, oauth_session_max_ms: int
+    broker_certificate: ServerCertificate, jwks_file: Path, issuer: str, oauth_session_max_ms: int
 ) -> dict[str, str]:
     """Broker settings for the SASL listeners (see the module docstring)."""
     properties: dict[str, str] = {
         "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-512,OAUTHBEARER",
         "ssl.keystore.type": "PEM",
-        "ssl.keystore.location": str(ca.broker_key_and_chain_pem),
+        "ssl.keystore.location": str(broker_certificate.key_and_chain_pem),
         # named explicitly: in Kafka 4.1 the default (DefaultJwtValidator, built without a
         # key resolver by the validator callback handler) checks no signature or audience
         "sasl.oauthbearer.jwt.validator.class": _BROKER_JWT_VALIDATOR,
@@ -199,13 +119,14 @@ def start_sasl_kafka(
 ) -> SaslKafka:
     """Make the CA and the JWKS file under `directory`, then start the broker there."""
     directory.mkdir(parents=True, exist_ok=True)
-    ca = make_ca(directory)
+    ca = ThrowawayCA(directory)
+    broker_certificate = ca.issue("localhost", ["localhost"], ["127.0.0.1"])
     jwks_file = directory / "jwks.json"
     jwks_file.write_text(json.dumps(jwks))
     broker = ApacheKafkaBroker(
         directory=directory / "broker",
         listeners=_LISTENERS,
-        properties=sasl_properties(ca, jwks_file, issuer, oauth_session_max_ms),
+        properties=sasl_properties(broker_certificate, jwks_file, issuer, oauth_session_max_ms),
         scram_users={"SCRAM-SHA-512": {SCRAM_USER: SCRAM_PASSWORD}},
         system_properties={"org.apache.kafka.sasl.oauthbearer.allowed.urls": jwks_file.as_uri()},
     )
