@@ -144,6 +144,19 @@ def _log4j_config(log_file: Path) -> str:
     )
 
 
+def new_cluster_id() -> str:
+    """A random KRaft cluster id that never starts with a dash.
+
+    Kafka's own ``Uuid.randomUuid`` skips such ids: the storage tool's argument parser reads
+    ``--cluster-id -abc`` as a missing value followed by an unknown option, and about one
+    id in 64 would fail to format the broker's storage.
+    """
+    while True:
+        candidate = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not candidate.startswith("-"):
+            return candidate
+
+
 class ApacheKafkaBroker:
     """A single-node KRaft Apache Kafka on `127.0.0.1`, restartable on its ports and storage.
 
@@ -177,7 +190,7 @@ class ApacheKafkaBroker:
         self._scram_users = {mech: dict(users) for mech, users in (scram_users or {}).items()}
         self._system_properties = dict(system_properties or {})
         self._libs = libs
-        self._cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        self._cluster_id = new_cluster_id()
         self._process: subprocess.Popen[bytes] | None = None
         self._stdout: IO[bytes] | None = None
         self._archive_in_progress: Path | None = None

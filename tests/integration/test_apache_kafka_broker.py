@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,12 @@ from aiokafka.structs import OffsetAndMetadata
 
 from core.errors import ConfigurationError
 from supervisor.testing import committed_offsets, create_topics, produce, read_topic, unique_name
-from supervisor.testing.apache_kafka import LIBS_ENV, ApacheKafkaBroker, find_kafka_libs
+from supervisor.testing.apache_kafka import (
+    LIBS_ENV,
+    ApacheKafkaBroker,
+    find_kafka_libs,
+    new_cluster_id,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -75,3 +81,11 @@ async def _commit(bootstrap: str, group: str, topic: str, offset: int) -> None:
         await consumer.commit({tp: OffsetAndMetadata(offset, "")})
     finally:
         await consumer.stop()
+
+
+def test_a_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A random id whose base64 form starts with "-" (which the storage tool would read as
+    an option) is drawn again."""
+    draws = iter([uuid.UUID(bytes=b"\xf8" + bytes(15)), uuid.UUID(bytes=b"\x01" * 16)])
+    monkeypatch.setattr(uuid, "uuid4", lambda: next(draws))
+    assert new_cluster_id() == "AQEBAQEBAQEBAQEBAQEBAQ"
