@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import anyio
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
@@ -43,7 +44,7 @@ async def test_records_and_commits_survive_a_restart(
     assert own_kafka.pid != pid
     found = await read_topic(bootstrap, topic, expected=10)
     assert [record.value for record in found] == [b"v%d" % n for n in range(10)]
-    assert await committed_offsets(bootstrap, group, topic, 1) == {0: 7}
+    assert await _committed_after_restart(bootstrap, group, topic) == 7
 
 
 def test_starting_a_running_broker_is_refused(own_kafka: ApacheKafkaBroker) -> None:
@@ -67,6 +68,20 @@ def test_the_cached_jars_are_found_without_configuration(monkeypatch: pytest.Mon
     libs = find_kafka_libs()
     assert libs.parts[-3:] == (".cache", "apache-kafka", "libs")
     assert any(libs.glob("kafka_2.13-4.*.jar"))
+
+
+async def _committed_after_restart(bootstrap: str, group: str, topic: str) -> int | None:
+    """The group's committed offset on partition 0, asked until it is known or 30 s pass.
+
+    Right after a restart the group coordinator is still loading its offsets log; under load
+    an offset fetch answered then was seen to come back as "nothing committed". Asking again
+    hides no loss: an offset that never comes back still fails the test.
+    """
+    for _ in range(60):
+        if (offset := (await committed_offsets(bootstrap, group, topic, 1))[0]) is not None:
+            return offset
+        await anyio.sleep(0.5)
+    return None
 
 
 async def _commit(bootstrap: str, group: str, topic: str, offset: int) -> None:
