@@ -61,6 +61,8 @@ What the scenarios assert (each test module's docstring has the details):
    rest, nothing lost.
 6. Two group members, `kill -9` or SIGTERM of one: the other takes over (after the
    session timeout, or at once after a LeaveGroup), nothing lost.
+7. Secrets: no byte written anywhere contains them.
+8. Bad environment: exit 2, one line, nothing written to any topic.
 
 Scenarios 1, 4 (the storm), 5 and 6 run twice, one record at a time and with
 `ordering = "key"` and 16 in flight, on workloads whose 50 to 100 keys repeat; each
@@ -68,8 +70,6 @@ checks that within a life every key's records were handled in offset order
 (`out_of_key_order_within_a_life`). With keys running concurrently, records of other
 keys may finish past one not yet started when a process stops: the commit stops at
 that record and the next life handles them again (`handled_again_next_life`).
-7. Secrets: no byte written anywhere contains them.
-8. Bad environment: exit 2, one line, nothing written to any topic.
 
 Scenarios 2 (memory storage) and 8 record their figures before they assert, so the
 table shows what the process did even where it falls short (`records_lost` above 0,
