@@ -1,12 +1,14 @@
 """kill -9 of the whole process, five times, while it writes a topic into a Delta table.
 
 The process is the real one (`python -m supervisor run`) configured with the built-in
-Delta sink (`handler.target = "delta"`, `[delta] table`): rows buffered per partition,
-one Delta commit per partition before each Kafka commit. The kills land at random points: in a
-Parquet write, between the Delta commit and the Kafka commit, anywhere. Afterwards the
-table is read back: each (partition, offset) of the topic is in it exactly once, no
-duplicate and none missing. Unlike the jsonl scenario, no duplicate is allowed at all:
-the table's transaction identifiers make a redelivered record a no-op.
+Delta sink (`handler.target = "delta"`, `[delta] table`): a batch handler, each batch of
+one partition's records one Delta commit, batches of the 4 partitions written at once
+(`max_in_flight = 4`), a Kafka commit only after the rows it covers are committed to the
+table. The kills land at random points: in a Parquet write, between the Delta commit
+and the Kafka commit, anywhere. Afterwards the table is read back: each (partition,
+offset) of the topic is in it exactly once, no duplicate and none missing. Unlike the
+jsonl scenario, no duplicate is allowed at all: the table's transaction identifiers make
+a redelivered record a no-op.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ pytestmark = pytest.mark.anyio
 RECORDS = 50_000
 PARTITIONS = 4
 KILLS = 5
+BATCH = 2_000
+"""Records per batch at most: a few dozen Delta commits per life, files of a useful size."""
 LONGEST_LIFE_S = 0.2
 """A life is killed within this long after its first Delta commit: at several thousand
 records/s a longer life could finish the topic before the last kill."""
@@ -61,7 +65,15 @@ async def test_five_kill_9_leave_each_record_in_the_delta_table_exactly_once(
         bootstrap_servers,
         topic,
         group,
-        {"handler": {"target": "delta"}, "delta": {"table": str(table)}},
+        {
+            "handler": {
+                "target": "delta",
+                "max_in_flight": PARTITIONS,
+                "batch_max_records": BATCH,
+                "max_buffered": BATCH * PARTITIONS,
+            },
+            "delta": {"table": str(table)},
+        },
     )
     config = write_config(tmp_path / "pipeline.toml", sections)
     process = PipelineProcess(tmp_path, config)
@@ -106,6 +118,8 @@ async def test_five_kill_9_leave_each_record_in_the_delta_table_exactly_once(
     reliability_report.record(
         "Delta table: kill -9 while writing",
         records=RECORDS,
+        batch_max_records=BATCH,
+        batches_in_flight=PARTITIONS,
         kills_survived=KILLS,
         rows_written_before_the_last_life=rows_after_kills,
         records_missing=len(missing),
