@@ -9,6 +9,9 @@ and the Kafka commit, anywhere. Afterwards the table is read back: each (partiti
 offset) of the topic is in it exactly once, no duplicate and none missing. Unlike the
 jsonl scenario, no duplicate is allowed at all: the table's transaction identifiers make
 a redelivered record a no-op.
+
+A table that refuses every record (here: another schema) stops the process instead:
+exit 1 with one line, nothing dead-lettered, nothing committed.
 """
 
 from __future__ import annotations
@@ -21,12 +24,13 @@ from functools import partial
 from pathlib import Path
 
 import anyio
+import pyarrow as pa
 import pytest
-from deltalake import DeltaTable
+from deltalake import DeltaTable, write_deltalake
 from reliability_harness import PipelineProcess, pipeline_sections, until, workload, write_config
 from reliability_report import ReliabilityReport
 
-from supervisor.testing import committed_offsets, create_topics, produce, unique_name
+from supervisor.testing import committed_offsets, create_topics, produce, read_topic, unique_name
 
 pytestmark = pytest.mark.anyio
 
@@ -127,4 +131,42 @@ async def test_five_kill_9_leave_each_record_in_the_delta_table_exactly_once(
         table_versions=DeltaTable(str(table)).version(),
         random_seed=seed,
         duration_s=time.monotonic() - started,
+    )
+
+
+async def test_a_table_that_refuses_every_record_stops_the_process_and_dead_letters_nothing(
+    bootstrap_servers: str,
+    tmp_path: Path,
+    processes: list[PipelineProcess],
+    reliability_report: ReliabilityReport,
+) -> None:
+    """A table of another schema: exit 1 with one line naming the table, no dead letter,
+    no commit (the records wait for a person to fix the table)."""
+    topic, group = unique_name("delta-refused"), unique_name("delta-refused-g")
+    await create_topics(bootstrap_servers, [topic, f"{topic}.dlq"])
+    await produce(bootstrap_servers, topic, workload("refused", 100))
+    table = tmp_path / "table"
+    write_deltalake(str(table), pa.table({"something": pa.array([1], pa.int64())}))
+    sections = pipeline_sections(
+        bootstrap_servers,
+        topic,
+        group,
+        {"handler": {"target": "delta"}, "delta": {"table": str(table)}},
+    )
+    process = PipelineProcess(tmp_path, write_config(tmp_path / "pipeline.toml", sections))
+    processes.append(process)
+    process.start()
+    assert await process.exit_code(within=60) == 1
+    [line] = process.stderr().splitlines()
+    assert "escalated (permanent)" in line
+    assert str(table) in line
+    dead = await read_topic(bootstrap_servers, f"{topic}.dlq", expected=1, max_wait=2)
+    assert dead == []
+    assert await committed_offsets(bootstrap_servers, group, topic, 1) == {0: None}
+    reliability_report.record(
+        "Delta table: a table that refuses every record (another schema)",
+        exit_code=1,
+        stderr_lines=1,
+        records_dead_lettered=len(dead),
+        records_committed=0,
     )
