@@ -24,6 +24,8 @@ stats          the live counters and their immutable snapshot
 
 from actors.consumer.actor import (
     HANDLER_BREAKER,
+    BatchHandler,
+    BatchResult,
     ConsumerSettings,
     ConsumerState,
     ConsumerStats,
@@ -35,6 +37,7 @@ from actors.consumer.actor import (
     PoisonGuardSettings,
     Record,
     RetryBudgetSettings,
+    batch_handler,
     consumer_kwargs,
     event_hubs_profile,
     producer_kwargs,
@@ -42,6 +45,8 @@ from actors.consumer.actor import (
 
 __all__ = [
     "HANDLER_BREAKER",
+    "BatchHandler",
+    "BatchResult",
     "ConsumerSettings",
     "ConsumerState",
     "ConsumerStats",
@@ -53,6 +58,7 @@ __all__ = [
     "PoisonGuardSettings",
     "Record",
     "RetryBudgetSettings",
+    "batch_handler",
     "consumer_kwargs",
     "event_hubs_profile",
     "producer_kwargs",

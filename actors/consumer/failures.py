@@ -21,6 +21,9 @@ one partition's records (actors.consumer.batches). Each failed record's error ca
 | PERMANENT              | written to the dead-letter topic (acknowledged) and finished; |
 |                        | with dead-lettering off, the consumer must exit with a        |
 |                        | PermanentError                                                |
+| ConfigurationError     | (PERMANENT, but the deployment's fault, not the record's: a   |
+|                        | table or store that refuses everything) the consumer must     |
+|                        | exit with it; nothing is dead-lettered                        |
 
 A batch call that raises fails every record of the batch with that error; when it is
 PERMANENT, the batch is split in halves, each tried again, so that only the records
@@ -48,7 +51,7 @@ from actors.consumer.dead_letter import DeadLetterWriter
 from actors.consumer.settings import ConsumerSettings
 from actors.consumer.state import ConsumerState
 from actors.messages import Record, RefreshRequest
-from core.errors import PermanentError, TransientError
+from core.errors import ConfigurationError, PermanentError, TransientError
 from core.resilience.backoff import compute_delay
 from core.resilience.circuit_breaker import CircuitState
 from core.resilience.retry import with_retry
@@ -183,6 +186,8 @@ class FailurePath:
                 if category is ErrorCategory.CIRCUIT_OPEN:
                     settlement.refusal = self._refusal(error)
                 elif category is ErrorCategory.PERMANENT:
+                    if isinstance(error, ConfigurationError):
+                        raise MustExitError(error)
                     if failure.whole is not None and len(positions) > 1:
                         await self._bisect(records, positions, call, settlement)
                         return

@@ -43,6 +43,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from actors._file_mode import DEFAULT_FILE_MODE, check_file_mode, open_for_append
+from actors.consumer.batches import BatchHandler
 from actors.consumer.handler_calls import Handler
 from actors.messages import Record
 from core.errors import ConfigurationError, PermanentError, TransientError
@@ -351,7 +352,7 @@ def load_handler(target: str) -> Handler:
     return handler
 
 
-async def close_handler(handler: Handler) -> None:
+async def close_handler(handler: Handler | BatchHandler) -> None:
     """Release what the handler holds: awaits `aclose()`, or calls `close()`, if it has one."""
     aclose = getattr(handler, "aclose", None)
     if callable(aclose):

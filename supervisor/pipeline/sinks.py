@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from actors.consumer import Handler
+from actors.consumer import BatchHandler, Handler
 from actors.sinks import ForwardHandler
 from core.auth import STORAGE_SCOPE, AzureCredentialProvider
 from supervisor.pipeline.config_loader import ConfigError
@@ -65,20 +65,20 @@ def build_sink_handler(
     *,
     base_dir: Path,
     producer_settings: Mapping[str, Any],
-) -> Handler | None:
+) -> Handler | BatchHandler | None:
     """The built-in sink `handler.target` names, or None when it names no such sink.
 
     `producer_settings` connect the attachments' result events (`result_topic`) to the
     broker; a relative local store path is relative to `base_dir`."""
     if config.handler.target == "delta":
-        from actors.sinks.delta import DeltaRecordHandler, build_delta_sink
+        from actors.sinks.delta import DeltaBatchHandler, build_delta_sink
 
         sink = build_delta_sink(
             _delta_settings(config.delta),
             group_id=config.kafka.group_id,
             credentials=credentials,
         )
-        return DeltaRecordHandler(sink)
+        return DeltaBatchHandler(sink)
     if config.handler.target == "attachments":
         from actors.attachments import build_attachment_handler
 

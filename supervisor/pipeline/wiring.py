@@ -39,6 +39,7 @@ from anyio.abc import TaskStatus
 from actors.breaker_monitor import BreakerMonitorActor
 from actors.consumer import (
     HANDLER_BREAKER,
+    BatchHandler,
     ConsumerState,
     Handler,
     KafkaConsumerActor,
@@ -104,7 +105,7 @@ class Pipeline:
         self,
         config: Config,
         *,
-        handler: Handler | None = None,
+        handler: Handler | BatchHandler | None = None,
         log_sinks: Sequence[LogSink] | None = None,
         base_dir: Path | None = None,
     ) -> None:
@@ -335,7 +336,7 @@ class Pipeline:
                 await sink.aclose()
 
 
-def _downstream_breakers(handler: Handler) -> list[CircuitBreaker]:
+def _downstream_breakers(handler: Handler | BatchHandler) -> list[CircuitBreaker]:
     """The breakers a handler calls its downstreams through, when it lists them with a
     `breakers()` method (the built-in sinks do): the monitor logs and reports them."""
     listed = getattr(handler, "breakers", None)

@@ -34,6 +34,7 @@ __all__ = [
     "RetryingProducer",
     "Sink",
     "http_get",
+    "key_order_violations",
     "log_events",
     "numbered_record",
     "partition_counts",
@@ -41,6 +42,7 @@ __all__ = [
     "ready_partitions",
     "trace_id_of",
     "until",
+    "with_keys",
     "workload",
     "write_config",
 ]
@@ -106,17 +108,27 @@ def pipeline_sections(
 # -- records ---------------------------------------------------------------------------------
 
 
-def numbered_record(prefix: str, n: int) -> ProducedRecord:
-    """Record `n` of a workload: its id `prefix-n` is the key, the trace_id header and the
-    value's `id`."""
+def numbered_record(prefix: str, n: int, *, keys: int | None = None) -> ProducedRecord:
+    """Record `n` of a workload: its id `prefix-n` is the trace_id header, the value's `id`
+    and its key; with `keys`, the key is `key-(n mod keys)` instead, so that the records
+    of one key follow each other (in one partition) and their order can be checked."""
     record_id = f"{prefix}-{n}"
+    key = record_id if keys is None else f"key-{n % keys}"
     value = orjson.dumps({"id": record_id, "n": n})
-    return record_id.encode(), value, [("trace_id", record_id.encode())]
+    return key.encode(), value, [("trace_id", record_id.encode())]
 
 
-def workload(prefix: str, count: int) -> list[ProducedRecord]:
-    """Records 0 to `count - 1` of the workload `prefix`."""
-    return [numbered_record(prefix, n) for n in range(count)]
+def workload(prefix: str, count: int, *, keys: int | None = None) -> list[ProducedRecord]:
+    """Records 0 to `count - 1` of the workload `prefix` (`keys` as in numbered_record)."""
+    return [numbered_record(prefix, n, keys=keys) for n in range(count)]
+
+
+def with_keys(records: Iterable[ProducedRecord], keys: int) -> list[ProducedRecord]:
+    """The same records, the i-th with the key `key-(i mod keys)`."""
+    return [
+        (f"key-{i % keys}".encode(), value, headers)
+        for i, (_, value, headers) in enumerate(records)
+    ]
 
 
 def trace_id_of(entry: Mapping[str, Any]) -> str | None:
@@ -163,17 +175,19 @@ async def produce_until(
     *,
     prefix: str,
     pause_s: float,
+    keys: int | None = None,
 ) -> None:
-    """Send `PREFIX-N` records one by one, each acknowledged, `pause_s` apart, until `stop`.
+    """Send `PREFIX-N` records one by one, each acknowledged, `pause_s` apart, until `stop`
+    (`keys` as in numbered_record).
 
     `produced` collects their ids in order, for the caller's nothing-lost check.
     """
     for n in itertools.count():
         if stop.is_set():
             return
-        record = numbered_record(prefix, n)
+        record = numbered_record(prefix, n, keys=keys)
         await producer.send(topic, record)
-        produced.append(record[0].decode())
+        produced.append(f"{prefix}-{n}")
         await anyio.sleep(pause_s)
 
 
@@ -388,6 +402,21 @@ async def ready_partitions(port: int) -> set[int] | None:
         return None
     assigned = body.decode().splitlines()[1].removeprefix("assigned: ")
     return {int(item.rsplit("[", 1)[1].rstrip("]")) for item in assigned.split(", ")}
+
+
+def key_order_violations(entries: Iterable[Mapping[str, Any]]) -> int:
+    """How many of one life's handled records (in the order handled, each with its
+    `partition`, `offset` and `key`) came at or before an offset already handled for the
+    same key; records without a key count as one key per partition. 0 when every key's
+    records were handled in offset order without repeats."""
+    last_offset: dict[tuple[int, str | None], int] = {}
+    violations = 0
+    for entry in entries:
+        key = None if entry["key"] is None else str(entry["key"])
+        lane = (entry["partition"], key)
+        violations += entry["offset"] <= last_offset.get(lane, -1)
+        last_offset[lane] = entry["offset"]
+    return violations
 
 
 def partition_counts(entries: Iterable[Mapping[str, Any]]) -> dict[int, int]:

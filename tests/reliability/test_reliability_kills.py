@@ -11,9 +11,9 @@ again in the next life. Hence:
   the kill (the process is dead then, so that offset is final for that life), i.e.
   duplicates come only from the uncommitted tail, never from before the last commit.
 
-It runs twice: one record at a time (the default), and with `ordering = "key"` and 16
-in flight on a workload whose 50 keys repeat, where within each life every key's
-records must also have been handled in offset order.
+It runs twice on a workload whose 50 keys repeat: one record at a time (the default),
+and with `ordering = "key"` and 16 in flight; either way, within each life every key's
+records must have been handled in offset order.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import pytest
 from reliability_harness import (
     PipelineProcess,
     Sink,
+    key_order_violations,
     pipeline_sections,
     trace_id_of,
     until,
@@ -83,8 +84,8 @@ def _lives(entries: list[dict[str, Any]], boundaries: list[int]) -> list[list[di
 
 
 KEYS = 50
-"""Distinct keys of the concurrent run's workload, so that records of one key follow
-each other and their order can be checked."""
+"""Distinct keys of the workload, so that records of one key follow each other and
+their order can be checked."""
 
 
 @pytest.mark.parametrize(
@@ -103,10 +104,7 @@ async def test_repeated_kill_9_loses_nothing_and_duplicates_only_the_uncommitted
     rng = random.Random(seed)
     topic, group = unique_name("kills"), unique_name("kills-g")
     await create_topics(bootstrap_servers, [topic, f"{topic}.dlq"], partitions=PARTITIONS)
-    records = workload("kill", RECORDS)
-    if ordering == "key":
-        records = [(f"key-{n % KEYS}".encode(), v, h) for n, (_, v, h) in enumerate(records)]
-    await produce(bootstrap_servers, topic, records)
+    await produce(bootstrap_servers, topic, workload("kill", RECORDS, keys=KEYS))
     (tmp_path / "kp_paced_handler.py").write_text(PACED_HANDLER)
     handler = {
         "target": "kp_paced_handler:handle",
@@ -155,11 +153,7 @@ async def test_repeated_kill_9_loses_nothing_and_duplicates_only_the_uncommitted
     repeats = repeats_within_a_life = 0
     out_of_key_order = 0
     for life, handled in enumerate(lives):
-        last_offset_of_key: dict[str, int] = {}
-        for entry in handled:
-            key = str(entry["key"])
-            out_of_key_order += entry["offset"] <= last_offset_of_key.get(key, -1)
-            last_offset_of_key[key] = entry["offset"]
+        out_of_key_order += key_order_violations(handled)
         ids = [str(trace_id_of(entry)) for entry in handled]
         repeats_within_a_life += len(ids) - len(set(ids))
         for entry in handled:

@@ -4,7 +4,10 @@ Invalid UTF-8, invalid JSON, a 900 KB value (over the handler's 512 KB limit), a
 without a trace id, and one whose handler raises ValueError: each is PERMANENT, so each
 lands in the dead-letter topic with its original bytes and headers plus the dlq.* ones,
 and the good records around them are all handled (the consumer never stalls). When most
-records are poison, the poison-storm guard stops the process: exit 1, one line.
+records are poison, the poison-storm guard stops the process: exit 1, one line; it has
+committed only records it finished (handled or dead-lettered). The storm runs one
+record at a time and with `ordering = "key"` and 16 in flight on 50 repeating keys,
+where each key's records are finished in offset order.
 
 Records that once stopped the consumer before the handler or the dead-letter path ran
 are mixed into a stream of good records too: a null trace_id header and a 200 KB trace
@@ -21,6 +24,7 @@ import os
 import re
 import signal
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -28,8 +32,10 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from reliability_harness import (
     PipelineProcess,
     Sink,
+    key_order_violations,
     pipeline_sections,
     until,
+    with_keys,
     workload,
     write_config,
 )
@@ -181,27 +187,42 @@ async def test_each_kind_of_poison_is_dead_lettered_with_its_headers_and_good_re
     )
 
 
+STORM_KEYS = 50
+GOOD_BEFORE_STORM = 200
+
+
+@pytest.mark.parametrize(
+    ("ordering", "max_in_flight"), [("partition", 1), ("key", 16)], ids=["sequential", "key-16"]
+)
 async def test_a_poison_storm_stops_the_process_with_exit_1(
+    ordering: str,
+    max_in_flight: int,
     bootstrap_servers: str,
     tmp_path: Path,
     processes: list[PipelineProcess],
     reliability_report: ReliabilityReport,
 ) -> None:
-    """Four poison records of every five: the guard escalates once its window is judged."""
-    topic = unique_name("poison-storm")
+    """After 200 good records, four poison records of every five: the guard escalates once
+    its window is judged; below the commit every record was handled or dead-lettered."""
+    topic, group = unique_name("poison-storm"), unique_name("poison-g")
     await create_topics(bootstrap_servers, [topic, f"{topic}.dlq"])
     kinds = ["utf8", "json", "no-trace-id", "refused"]
-    records: list[Record] = []
+    records: list[Record] = workload("before", GOOD_BEFORE_STORM)
     for n, record in enumerate(workload("good", 10)):
         records.append(record)
         records.extend(_poison(kind, n) for kind in kinds)
-    await produce(bootstrap_servers, topic, records)
+    await produce(bootstrap_servers, topic, with_keys(records, STORM_KEYS))
+    handler = {
+        "target": "kp_strict_handler:handle",
+        "ordering": ordering,
+        "max_in_flight": max_in_flight,
+    }
     process = _process(
         tmp_path,
         bootstrap_servers,
         topic,
-        unique_name("poison-g"),
-        {"dead_letter": {"poison_window": 20}},
+        group,
+        {"dead_letter": {"poison_window": 20}, "handler": handler},
     )
     processes.append(process)
     process.start()
@@ -216,12 +237,33 @@ async def test_a_poison_storm_stops_the_process_with_exit_1(
     dead_lettered, window = int(found.group(1)), int(found.group(2))
     assert window == 20
     assert dead_lettered > window / 2
-    dead = await read_topic(bootstrap_servers, f"{topic}.dlq", expected=dead_lettered)
-    assert len(dead) >= dead_lettered
+
+    # Nothing lost: below the committed offset every record was handled or dead-lettered
+    # (at or after it, the next life gets them again).
+    committed = (await committed_offsets(bootstrap_servers, group, topic, 1))[0] or 0
+    assert committed > 0, "the consumer committed nothing before it exited"
+    poison_below = sum(1 for _, _, headers in records[:committed] if dict(headers).get("kind"))
+    dead = await read_topic(bootstrap_servers, f"{topic}.dlq", expected=poison_below)
+    letters: list[dict[str, Any]] = [
+        {"partition": 0, "offset": int(dict(r.headers)["dlq.source.offset"]), "key": r.key}
+        for r in dead
+    ]
+    handled = Sink(tmp_path / "handled.jsonl").entries()
+    finished = [e["offset"] for e in handled] + [letter["offset"] for letter in letters]
+    assert len(finished) == len(set(finished)), "a record was handled or dead-lettered twice"
+    missing = set(range(committed)) - set(finished)
+    assert not missing, f"committed past records neither handled nor dead-lettered: {missing}"
+    out_of_key_order = key_order_violations(handled) + key_order_violations(letters)
+    assert out_of_key_order == 0, "a key's records were finished out of offset order"
     reliability_report.record(
-        "4. poison storm",
+        f"4. poison storm (ordering {ordering}, {max_in_flight} in flight)",
         exit_code=1,
         dead_lettered_in_window=f"{dead_lettered} of {window}",
+        committed_offset=committed,
+        handled_below_the_commit=sum(e["offset"] < committed for e in handled),
+        dead_lettered_below_the_commit=sum(letter["offset"] < committed for letter in letters),
+        records_lost_below_the_commit=len(missing),
+        out_of_key_order_within_a_life=out_of_key_order,
     )
 
 

@@ -42,7 +42,7 @@ A raised error fails the whole batch by its category. A table-level PERMANENT er
 (schema mismatch, permission) carries no record coordinates: splitting the batch cannot
 isolate a bad record then. `open()` at start-up checks the table before anything is
 consumed; `forget()` on revocation frees a partition's snapshot; `aclose()` at the end.
-`DeltaRecordHandler` adapts the same sink to the per-record handler + `before_commit`.
+`DeltaBatchHandler` is this sink as the consumer's batch handler.
 
 Memory: each partition's snapshot holds the table's active-file list; compaction keeps
 it short.

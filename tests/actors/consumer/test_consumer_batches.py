@@ -20,7 +20,7 @@ from actors.consumer.batches import BatchResult, batch_handler
 from actors.consumer.offsets import PartitionOffsets
 from actors.consumer.settings import ConsumerSettings, PoisonGuardSettings
 from actors.messages import Record
-from core.errors import PermanentError, TransientError
+from core.errors import ConfigurationError, PermanentError, TransientError
 
 pytestmark = pytest.mark.anyio
 
@@ -158,4 +158,33 @@ async def test_a_batch_result_of_the_wrong_kind_stops_the_consumer() -> None:
         tasks.cancel_scope.cancel()
     assert isinstance(rigged.dispatcher.failure, PermanentError)
     assert "BatchResult" in str(rigged.dispatcher.failure)
+    assert tracker.watermark() is None
+
+
+@pytest.mark.parametrize("batches", [True, False], ids=["batch", "per-record"])
+async def test_a_configuration_error_stops_the_consumer_without_dead_letters(
+    batches: bool,
+) -> None:
+    """A handler raising ConfigurationError (its table or store refuses everything) is not
+    split or dead-lettered record by record: the consumer exits with that error and
+    nothing is committed."""
+    calls: list[int] = []
+
+    async def refuse(records: Sequence[Record] | Record) -> None:
+        calls.append(1)
+        raise ConfigurationError("the table's schema does not match")
+
+    kept = KeptDeadLetters()
+    handler = batch_handler(refuse) if batches else refuse
+    rigged = rig(handler, batch_settings(), dead_letters=kept)
+    tracker = PartitionOffsets()
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(rigged.dispatcher.run)
+        rigged.dispatcher.add(tracker, [message(o) for o in range(6)])
+        await settle(rigged, lambda: tracker.in_flight == 0)
+        tasks.cancel_scope.cancel()
+    assert isinstance(rigged.dispatcher.failure, ConfigurationError)
+    assert calls == [1]
+    assert kept.written == []
+    assert rigged.state.stats.dead_lettered == 0
     assert tracker.watermark() is None

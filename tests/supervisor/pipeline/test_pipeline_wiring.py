@@ -17,7 +17,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from actors.consumer import BatchHandler
 from actors.log_shipper import FileSink
+from actors.sinks.delta import DeltaBatchHandler
 from supervisor import Restart
 from supervisor.pipeline.config import Config, ConfigError, SupervisionConfig, parse_config
 from supervisor.pipeline.metrics import METRICS
@@ -228,3 +230,18 @@ async def test_a_running_pipeline_is_probed_scraped_and_stopped(
     offsets = await committed_offsets(bootstrap_servers, group, topic, 2)
     assert sum(offset or 0 for offset in offsets.values()) == RECORDS
     assert len(output.read_bytes().splitlines()) == RECORDS
+
+
+def test_the_delta_target_is_a_batch_handler_whose_table_breaker_is_watched(
+    tmp_path: Path,
+) -> None:
+    """`handler.target = "delta"` gives the consumer the Delta batch handler (no
+    before_commit), and the breaker monitor watches the table's breaker."""
+    config = parse_config(
+        f'[handler]\ntarget = "delta"\n[delta]\ntable = "{tmp_path / "t"}"\n', environ={}
+    )
+    pipeline = Pipeline(config)
+    assert isinstance(pipeline.handler, DeltaBatchHandler)
+    assert isinstance(pipeline.handler, BatchHandler)
+    assert not hasattr(pipeline.handler, "before_commit")
+    assert f"delta:{tmp_path / 't'}" in pipeline.breaker_monitor.stats()

@@ -12,9 +12,15 @@ import pytest
 from delta_testing import TOPIC, make_record, rows_per_coordinate
 from deltalake import DeltaTable, write_deltalake
 
+from actors.consumer import BatchResult
 from actors.messages import Record
-from actors.sinks.delta import DeltaRecordHandler, DeltaSink, DeltaSinkSettings
-from core.errors import CircuitOpenError, DeltaTableError, classify_exception
+from actors.sinks.delta import DeltaBatchHandler, DeltaSink, DeltaSinkSettings
+from core.errors import (
+    CircuitOpenError,
+    ConfigurationError,
+    DeltaTableError,
+    classify_exception,
+)
 from core.resilience import CircuitState
 from core.types import ErrorCategory
 
@@ -274,20 +280,41 @@ async def test_the_breaker_opens_when_the_table_keeps_failing(tmp_path: Path) ->
         await sink([make_record(0, 0)])
 
 
-async def test_the_record_handler_writes_a_full_buffer_without_waiting_for_a_commit(
+async def test_the_batch_handler_names_the_records_that_cannot_become_rows(
     tmp_path: Path,
 ) -> None:
-    """A partition's buffer is committed once it holds flush_records records; the rest waits."""
-    handler = DeltaRecordHandler(sink_for(tmp_path / "t"), flush_records=4)
-    for offset in range(6):
-        await handler(make_record(0, offset))
-    assert sorted(rows_per_coordinate(tmp_path / "t")) == [(0, o) for o in range(4)]
-    await handler.before_commit()
-    assert sorted(rows_per_coordinate(tmp_path / "t")) == [(0, o) for o in range(6)]
-    with pytest.raises(DeltaTableError, match="not JSON"):
-        await DeltaRecordHandler(sink_for(tmp_path / "j", value="json", columns={"a": "long"}))(
-            make_record(0, 0, b"{")
-        )
+    """One call is one commit of the good rows; the result names each bad record's offset
+    with its PERMANENT error."""
+    table = tmp_path / "j"
+    sink = sink_for(table, value="json", columns={"a": "long"})
+    await sink.open()
+    created = DeltaTable(str(table)).version()
+    values = [b'{"a": 1}', b"{", b'{"a": 2}', b'{"a": "x"}']
+    result = await DeltaBatchHandler(sink)([make_record(0, o, v) for o, v in enumerate(values)])
+    assert sorted(rows_per_coordinate(table)) == [(0, 0), (0, 2)]
+    assert DeltaTable(str(table)).version() == created + 1
+    assert isinstance(result, BatchResult)
+    assert sorted(result.failed) == [1, 3]
+    for error in result.failed.values():
+        assert classify_exception(error) is ErrorCategory.PERMANENT
+
+
+async def test_the_batch_handler_turns_a_table_refusal_into_a_configuration_error(
+    tmp_path: Path,
+) -> None:
+    """A table of another schema refuses every record: a ConfigurationError naming it,
+    with the table's error as its cause; a failure a retry may fix passes unchanged."""
+    table = tmp_path / "t"
+    await sink_for(table)([make_record(0, 0)])
+    json_sink = sink_for(table, value="json", columns={"path": "string"})
+    with pytest.raises(ConfigurationError, match="missing path") as refused:
+        await DeltaBatchHandler(json_sink)([make_record(0, 1, b'{"path": "a"}')])
+    assert isinstance(refused.value.__cause__, DeltaTableError)
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the table's directory should be")
+    with pytest.raises(DeltaTableError) as failed:
+        await DeltaBatchHandler(sink_for(blocker / "t"))([make_record(0, 0)])
+    assert classify_exception(failed.value) is not ErrorCategory.PERMANENT
 
 
 async def test_the_recorded_offset_is_read_back_from_a_checkpoint(tmp_path: Path) -> None:
