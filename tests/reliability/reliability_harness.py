@@ -210,13 +210,10 @@ class RetryingProducer:
         while True:
             try:
                 with anyio.fail_after(self._attempt_timeout):
-                    print("P0", time.monotonic(), file=sys.stderr)
                     producer = await self._started()
-                    print("P1", time.monotonic(), file=sys.stderr)
                     await producer.send_and_wait(topic, value, key=key, headers=headers)
                 return
-            except Exception as exc:
-                print("RETRY", time.monotonic(), repr(exc), file=sys.stderr)
+            except Exception:
                 self.retries += 1
                 await self._discard()
                 await anyio.sleep(0.2)
