@@ -36,6 +36,8 @@ limits. Two layers see to it:
 
 The writer awaits the broker's acknowledgement (acks=all) before returning, so the
 consumer commits the offset behind a dead-lettered record only once it is safely stored.
+Its `send` is that acknowledged produce alone; the retry tiers send through it too
+(actors.consumer.retry_tiers.sender), so one producer serves both.
 """
 
 from __future__ import annotations
@@ -147,18 +149,19 @@ class DeadLetterWriter:
         """
         headers = dead_letter_headers(record, error, category, datetime.now(UTC))
         try:
-            await self._send(topic, record.key, record.value, headers)
+            await self.send(topic, record.key, record.value, headers)
         except MessageSizeTooLargeError:
             original = _record_size(record.key, record.value, record.headers)
             value, cut_headers = cut_to_fit(record, headers, min(original, self._max_request_size))
-            await self._send(topic, record.key, value, cut_headers)
+            await self.send(topic, record.key, value, cut_headers)
 
-    async def _send(
+    async def send(
         self,
         topic: str,
         key: bytes | None,
         value: bytes | None,
         headers: Sequence[tuple[str, bytes | None]],
     ) -> None:
+        """Produce one record to `topic`; returns once the broker acknowledged it."""
         delivery = await self._producer.send(topic, value, key=key, headers=list(headers))
         await delivery

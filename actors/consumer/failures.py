@@ -22,6 +22,13 @@ one partition's records (actors.consumer.batches). Each failed record's error ca
 |                        | with dead-lettering off, the consumer must exit with a        |
 |                        | PermanentError                                                |
 
+With retry tiers (actors.consumer.retry_tiers), TRANSIENT and UNKNOWN end differently:
+once the in-place retries are spent (or at the first failure, when
+`after_in_place_attempts` is off) the record is produced to its next tier and finished
+as RETRY_SCHEDULED, or, after the last tier, dead-lettered with its retry history;
+the consumer goes on. An open handler breaker still refuses instead: the dependency is
+down, and parking every record in a tier would only move the outage there.
+
 A batch call that raises fails every record of the batch with that error; when it is
 PERMANENT, the batch is split in halves, each tried again, so that only the records
 that fail on their own are dead-lettered. The retry loop is explicit (`_settle`): each
@@ -45,6 +52,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
 from actors.consumer.dead_letter import DeadLetterWriter
+from actors.consumer.retry_tiers.sender import TierSender
 from actors.consumer.settings import ConsumerSettings
 from actors.consumer.state import ConsumerState
 from actors.messages import Record, RefreshRequest
@@ -68,6 +76,7 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 _RETRIED = (ErrorCategory.TRANSIENT, ErrorCategory.UNKNOWN, ErrorCategory.AUTH)
+_TIERED = (ErrorCategory.TRANSIENT, ErrorCategory.UNKNOWN)
 
 
 class Outcome(enum.Enum):
@@ -76,6 +85,8 @@ class Outcome(enum.Enum):
     HANDLED = "handled"
     DEAD_LETTERED = "dead_lettered"
     DEDUPLICATED = "deduplicated"
+    RETRY_SCHEDULED = "retry_scheduled"
+    """Produced to a retry tier (acknowledged); it is handled again from there."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +157,12 @@ class FailurePath:
             with_retry(settings.retry)(dead_letters.write) if dead_letters is not None else None
         )
         self._rng = random.Random()
+        self._tiers: TierSender | None = None
+        self._send_to_tier = None
+        if settings.retry_tiers.enabled and dead_letters is not None:
+            self._tiers = TierSender(settings.tier_map, dead_letters, state.stats)
+            self._send_to_tier = with_retry(settings.retry)(self._tiers.send)
+        self._tiers_at_once = not settings.retry_tiers.after_in_place_attempts
         self._refresh: TokenRefreshAsk | None = None
         if refresh_requests is not None and settings.auth_scope is not None:
             self._refresh = TokenRefreshAsk(
@@ -194,8 +211,15 @@ class FailurePath:
                 return  # refused: what is left goes back to its lane
             error = errors[retrying[0]]
             category = self._state.classifier.classify(error)
+            tiered = self._tiers is not None and category in _TIERED
+            if tiered and self._tiers_at_once:
+                await self._to_tiers(records, retrying, errors, category, settlement)
+                return
             delay = self._delay_before_retry(error, category, attempts)
             if delay is None:
+                if tiered:
+                    await self._to_tiers(records, retrying, errors, category, settlement)
+                    return
                 settlement.refusal = self._give_up(records[retrying[0]], error, category, attempts)
                 return
             if category is ErrorCategory.AUTH and self._refresh is not None:
@@ -260,6 +284,40 @@ class FailurePath:
         )
         exit_error.__cause__ = error
         raise MustExitError(exit_error)
+
+    async def _to_tiers(
+        self,
+        records: Sequence[Record],
+        positions: list[int],
+        errors: dict[int, Exception],
+        category: ErrorCategory,
+        settlement: Settlement,
+    ) -> None:
+        """Send each failed record on to its next tier, or after the last to the dead-letter
+        topic; refused instead while the handler's breaker is open (module docstring)."""
+        tiers, send = self._tiers, self._send_to_tier
+        assert tiers is not None  # only called with tiers on
+        assert send is not None
+        breaker = self._state.breaker
+        if breaker.state is CircuitState.OPEN:
+            settlement.refusal = Refusal(breaker.name, breaker.retry_after())
+            return
+        for position in positions:
+            record, error = records[position], errors[position]
+            tier = tiers.next_tier(record)
+            if tier is None:
+                await self._dead_letter(tiers.final_headers(record, error), error, category)
+                settlement.outcomes[position] = Outcome.DEAD_LETTERED
+                continue
+            await send(record, error, tier)
+            settlement.outcomes[position] = Outcome.RETRY_SCHEDULED
+            _log.info(
+                "sent %s to retry tier %s (due in %d s): %s",
+                where(record),
+                tier.topic,
+                tier.delay_s,
+                type(error).__name__,
+            )
 
     def _refusal(self, exc: Exception) -> Refusal:
         """Which breaker refused (the handler's, or one inside the handler) and for how long."""

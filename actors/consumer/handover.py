@@ -52,6 +52,7 @@ from actors.consumer.failures import (
 )
 from actors.consumer.handler_calls import HandlerRunner
 from actors.consumer.lanes import Work
+from actors.consumer.retry_tiers.gate import TierMessage
 from actors.consumer.settings import ConsumerSettings
 from actors.consumer.state import ConsumerState
 from actors.messages import Record
@@ -65,7 +66,11 @@ _log = logging.getLogger(__name__)
 
 
 def record_of(message: Any) -> Record:
-    """The handler's `Record` of an aiokafka ConsumerRecord."""
+    """The handler's `Record` of an aiokafka ConsumerRecord (or of a retry tier's record,
+    which carries its attempt and origin: actors.consumer.retry_tiers.gate)."""
+    if message.__class__ is TierMessage:
+        tier_record: Record = message.to_record()
+        return tier_record
     return Record(
         message.topic,
         message.partition,
@@ -287,7 +292,7 @@ class Handover:
             stats.handled += len(works)
         elif outcome is Outcome.DEDUPLICATED:
             stats.deduplicated += len(works)
-        else:
+        elif outcome is Outcome.DEAD_LETTERED:
             for _ in works:
                 poison.observe_dead_lettered()
         for work in works:
