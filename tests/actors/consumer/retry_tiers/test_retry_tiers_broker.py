@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import anyio
 import pytest
@@ -89,7 +88,9 @@ async def topics_known(bootstrap: str, names: list[str]) -> None:
     await client.start()
     try:
         with anyio.fail_after(10):
-            while not set(names) <= await client.topics():
+            for _ in range(200):
+                if set(names) <= await client.topics():
+                    return
                 await anyio.sleep(0.05)
     finally:
         await client.stop()
