@@ -163,6 +163,8 @@ class FailurePath:
             self._tiers = TierSender(settings.tier_map, dead_letters, state.stats)
             self._send_to_tier = with_retry(settings.retry)(self._tiers.send)
         self._tiers_at_once = not settings.retry_tiers.after_in_place_attempts
+        self.keys_in_retry = state.keys_in_retry if self._tiers is not None else None
+        """The keys whose later records are held back (None: key order is not kept)."""
         self._refresh: TokenRefreshAsk | None = None
         if refresh_requests is not None and settings.auth_scope is not None:
             self._refresh = TokenRefreshAsk(
@@ -310,6 +312,8 @@ class FailurePath:
                 settlement.outcomes[position] = Outcome.DEAD_LETTERED
                 continue
             await send(record, error, tier)
+            if self.keys_in_retry is not None:
+                self.keys_in_retry.sent(record, tier.index)
             settlement.outcomes[position] = Outcome.RETRY_SCHEDULED
             _log.info(
                 "sent %s to retry tier %s (due in %d s): %s",
@@ -318,6 +322,21 @@ class FailurePath:
                 tier.delay_s,
                 type(error).__name__,
             )
+
+    async def held_back(self, record: Record) -> bool:
+        """With key order kept: True when `record` was sent to its key's tier instead of
+        being handled (acknowledged; actors.consumer.retry_tiers.keys)."""
+        keys, tiers, send = self.keys_in_retry, self._tiers, self._send_to_tier
+        if keys is None or tiers is None or send is None:
+            return False
+        index = keys.hold_back(record)
+        if index is None:
+            return False
+        tier = tiers.tier(record, index)
+        await send(record, None, tier)
+        keys.sent(record, index)
+        _log.info("held %s back behind its key in %s (key order)", where(record), tier.topic)
+        return True
 
     def _refusal(self, exc: Exception) -> Refusal:
         """Which breaker refused (the handler's, or one inside the handler) and for how long."""

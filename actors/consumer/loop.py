@@ -148,6 +148,8 @@ class ConsumerLoop:
                 pause=self._partitions.pause_one,
                 seek=self._consumer.seek,
                 resume=self._partitions.resume_one,
+                keys=state.keys_in_retry,
+                sources=self._partitions.owned,
             )
             if settings.retry_tiers.enabled
             else None

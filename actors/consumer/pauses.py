@@ -13,6 +13,8 @@ is due: that stops fetching from it alone, never the records of other partitions
 it leaves `paused` as it is. A resume of every partition (the last reason lifted)
 leaves such a partition paused; it is resumed when its deadline comes (`due_partitions`)
 or forgotten when it is revoked (its next fetch, by whoever owns it, parks it again).
+A source partition is held the same way, without a deadline, while the keys kept in
+order through the tiers are at their bound (actors.consumer.retry_tiers.keys).
 """
 
 from __future__ import annotations
@@ -63,6 +65,10 @@ class PauseReasons:
     def hold_partition(self, partition: tuple[str, int], until: float) -> None:
         """Pause `partition` alone until the monotonic time `until`."""
         self._partitions[partition] = until
+
+    def holds_partition(self, partition: tuple[str, int]) -> bool:
+        """Whether `partition` is paused on its own."""
+        return partition in self._partitions
 
     def lift_partition(self, partition: tuple[str, int]) -> bool:
         """Forget `partition`'s own pause; True when it was held."""

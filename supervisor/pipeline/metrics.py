@@ -180,7 +180,8 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
     MetricSpec(
         "kafka_pipeline_retry_tier_partitions_paused",
         Kind.GAUGE,
-        "Retry tier partitions paused until their head record is due.",
+        "Partitions paused on their own: retry tier partitions until their head record is "
+        "due, and source partitions while the keys kept in order are at their bound.",
         (),
         lambda o: _single(len(o.consumer.tier_paused)),
     ),

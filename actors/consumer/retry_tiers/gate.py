@@ -18,6 +18,10 @@ offset, which is at most the head (the head and what follows were never tracked,
 the commit cannot pass them), and the gate parks it again. The pause survives because
 it is re-derived from the record, not remembered.
 
+With key order kept (actors.consumer.retry_tiers.keys), `resume_due` also pauses every
+owned source partition while the keys in retry are at their bound, and resumes them
+once a key left: the tiers go on meanwhile, which is what lets keys leave.
+
 A record whose due time is a clock skew away (produced by a member whose clock runs
 ahead) waits at most that skew: the due time is absolute, epoch milliseconds.
 """
@@ -26,13 +30,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from aiokafka import TopicPartition
 
 from actors.consumer.pauses import PauseReasons
 from actors.consumer.retry_tiers.headers import read_retry_state
+from actors.consumer.retry_tiers.keys import KeysInRetry
 from actors.consumer.retry_tiers.naming import TierMap
 from actors.consumer.stats import ConsumerStats
 from actors.messages import Record
@@ -107,6 +112,8 @@ class TierGate:
         pause: Callable[[TopicPartition], None],
         seek: Callable[[TopicPartition, int], None],
         resume: Callable[[TopicPartition], None],
+        keys: KeysInRetry | None = None,
+        sources: Callable[[], Iterable[TopicPartition]] = list,
         wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -116,6 +123,8 @@ class TierGate:
         self._pause = pause
         self._seek = seek
         self._resume = resume
+        self._keys = keys
+        self._sources = sources
         self._wall_ms = wall_ms
         self._monotonic = monotonic
 
@@ -161,7 +170,24 @@ class TierGate:
         return admitted
 
     def resume_due(self) -> None:
-        """Resume every parked tier partition whose head is due by now."""
+        """Resume every parked tier partition whose head is due by now; hold or release
+        the source partitions by the bound on keys in retry."""
         for topic, partition in self._pauses.due_partitions(self._monotonic()):
             self._pauses.lift_partition((topic, partition))
             self._resume(TopicPartition(topic, partition))
+        if self._keys is not None:
+            self._hold_sources(self._keys.full)
+
+    def _hold_sources(self, full: bool) -> None:
+        pauses = self._pauses
+        for tp in self._sources():
+            if tp.topic in self._tiers:
+                continue
+            key = (tp.topic, tp.partition)
+            if full and not pauses.holds_partition(key):
+                pauses.hold_partition(key, float("inf"))
+                self._pause(tp)
+                _log.warning("%s[%d]: paused, the keys kept in order are at their bound", *key)
+            elif not full and pauses.holds_partition(key):
+                pauses.lift_partition(key)
+                self._resume(tp)

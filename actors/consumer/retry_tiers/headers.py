@@ -10,6 +10,10 @@ here, when it is due.
     retry.error.message      its text, secrets masked, truncated (as dead letters have it)
     retry.history            one entry per hop, "<tier>:<epoch ms>:<error class>", ";"-joined
 
+A record held back to keep its key's order (actors.consumer.retry_tiers.keys) did not
+fail: its hop keeps its attempt count and last error, and its history entry says
+"held" instead of an error class.
+
 Each hop replaces these headers instead of adding to them, so a record that passed
 eight tiers carries one set, and `retry.history` is the whole story in one header
 (bounded: at most one entry per tier plus the final one). The record's own headers
@@ -50,17 +54,24 @@ class RetryState:
 
 
 def retry_headers(
-    record: Record, error: BaseException, *, tier: int, due_ms: int, now_ms: int
+    record: Record, error: BaseException | None, *, tier: int, due_ms: int, now_ms: int
 ) -> tuple[tuple[str, bytes], ...]:
     """`record`'s own headers (less old retry.* ones) and its retry headers for a hop to
-    `tier` (or, with the dead-letter topic as the last hop, the tier it would have been)."""
+    `tier` (or, with the dead-letter topic as the last hop, the tier it would have been);
+    `error` None: held back for key order, not failed."""
     own = tuple((k, v) for k, v in record.headers if not k.startswith(RETRY_HEADER_PREFIX))
-    error_class = f"{type(error).__module__}.{type(error).__qualname__}"
-    entry = f"{tier}:{now_ms}:{error_class}"[:_HISTORY_ENTRY_BYTES]
+    if error is None:
+        error_class = _header(record.headers, "error.class") or ""
+        message = _header(record.headers, "error.message") or ""
+        entry = f"{tier}:{now_ms}:held"
+    else:
+        error_class = f"{type(error).__module__}.{type(error).__qualname__}"
+        message = error_text(error, max_bytes=MAX_MESSAGE_BYTES)
+        entry = f"{tier}:{now_ms}:{error_class}"[:_HISTORY_ENTRY_BYTES]
     before = _header(record.headers, "history")
     history = f"{before};{entry}" if before else entry
     values = {
-        "attempt": str(record.attempt + 1),
+        "attempt": str(record.attempt + (error is not None)),
         "tier": str(tier),
         "due.ms": str(due_ms),
         "original.topic": record.original_topic,
@@ -68,7 +79,7 @@ def retry_headers(
         "original.offset": str(record.original_offset),
         "original.timestamp": "" if record.timestamp is None else str(_original_ts(record)),
         "error.class": error_class,
-        "error.message": error_text(error, max_bytes=MAX_MESSAGE_BYTES),
+        "error.message": message,
         "history": history,
     }
     return own + tuple(

@@ -51,8 +51,13 @@ class TierSender:
         index = next_tier_index(None if current is None else current.index, self._tiers.count)
         return None if index is None else self._tiers.tier(record.original_topic, index)
 
-    async def send(self, record: Record, error: BaseException, tier: Tier) -> None:
-        """Produce `record` to `tier`, due `tier.delay_s` from now; returns once acknowledged."""
+    def tier(self, record: Record, index: int) -> Tier:
+        """Tier `index` of `record`'s source topic."""
+        return self._tiers.tier(record.original_topic, index)
+
+    async def send(self, record: Record, error: BaseException | None, tier: Tier) -> None:
+        """Produce `record` to `tier`, due `tier.delay_s` from now; returns once acknowledged.
+        `error` None: held back for its key's order, not failed."""
         now = self._wall_ms()
         headers = retry_headers(
             record, error, tier=tier.index, due_ms=now + tier.delay_s * 1000, now_ms=now

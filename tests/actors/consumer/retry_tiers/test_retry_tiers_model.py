@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from actors.consumer.handover import record_of
 from actors.consumer.pauses import PauseReasons
 from actors.consumer.retry_tiers.gate import TierGate, due_prefix
+from actors.consumer.retry_tiers.keys import KeysInRetry
 from actors.consumer.retry_tiers.naming import TierMap
 from actors.consumer.retry_tiers.sender import TierSender, next_tier_index
 from actors.consumer.retry_tiers.settings import RetryTierSettings
@@ -85,18 +86,32 @@ steps = st.lists(st.tuples(st.integers(1, 1500), st.booleans()), min_size=1, max
 and assigned again first."""
 
 
-@settings(max_examples=150)
-@given(fail_first=schedules, delays_s=delays, turns=steps)
-def test_every_record_ends_once_none_lost_none_handled_before_due(
-    fail_first: list[int], delays_s: tuple[int, ...], turns: list[tuple[int, bool]]
-) -> None:
-    """For any failure schedule, delays, clock steps and rebalances: each record is handled
-    successfully once or dead-lettered once (after exactly as many tiers as there are),
-    from the tier its failures lead to, never before it is due."""
+@dataclass
+class Outcome:
+    """How a simulated run ended: the records handled and dead-lettered, in order."""
+
+    handled: list[Record]
+    dead_letters: list[Record]
+    ended: list[Record]
+    """Both, in the order they ended."""
+
+
+def simulate(
+    fail_first: list[int],
+    keys: list[bytes],
+    delays_s: tuple[int, ...],
+    turns: list[tuple[int, bool]],
+    *,
+    keep_key_order: bool,
+) -> Outcome:
+    """Run the tiers over one source partition of records (record i has key `keys[i]`
+    and fails its first `fail_first[i]` handlings) until each ended; asserts on the way
+    that no record is handled before it is due."""
     now = [1_000_000]
     tier_settings = RetryTierSettings(delays_s=delays_s, topic_pattern="{topic}.retry.{index}")
     tiers = TierMap(tier_settings, [SOURCE])
     pauses, stats, logs, consumer = PauseReasons(), ConsumerStats(), Logs(), TierConsumer()
+    in_retry = KeysInRetry(tiers, max_keys=1000) if keep_key_order else None
     gate = TierGate(
         tiers,
         pauses,
@@ -109,28 +124,42 @@ def test_every_record_ends_once_none_lost_none_handled_before_due(
     )
     sender = TierSender(tiers, logs, stats, wall_ms=lambda: now[0])  # type: ignore[arg-type]
     committed: dict[TopicPartition, int] = {}
-    handled: list[Record] = []
+    outcome = Outcome([], logs.dead_letters, [])
     calls: dict[bytes, int] = {}
 
     def handle(record: Record) -> None:
-        value = record.value or b""
-        calls[value] = calls.get(value, 0) + 1
         due = record.header("retry.due.ms")
         assert due is None or int(due) <= now[0], "handled before due"
+        if in_retry is not None:
+            held = in_retry.hold_back(record)
+            if held is not None:
+                at_once(sender.send(record, None, sender.tier(record, held)))
+                in_retry.sent(record, held)
+                return
+        value = record.value or b""
+        calls[value] = calls.get(value, 0) + 1
         if calls[value] <= fail_first[int(value)]:
             error = TransientError(f"failure {calls[value]}")
             tier = sender.next_tier(record)
             if tier is None:
                 logs.dead_letters.append(sender.final_headers(record, error))
+                outcome.ended.append(record)
+                if in_retry is not None:
+                    in_retry.ended(record)
             else:
                 at_once(sender.send(record, error, tier))
+                if in_retry is not None:
+                    in_retry.sent(record, tier.index)
             return
-        handled.append(record)
+        outcome.handled.append(record)
+        outcome.ended.append(record)
+        if in_retry is not None:
+            in_retry.ended(record)
 
     for index in range(len(fail_first)):
-        handle(record_of(Message(SOURCE, 0, index, b"k", str(index).encode(), (), now[0])))
+        handle(record_of(Message(SOURCE, 0, index, keys[index], str(index).encode(), (), now[0])))
 
-    settle = [(500, False)] * (2 * sum(delays_s) + 4)
+    settle = [(500, False)] * (2 * sum(delays_s) * (len(fail_first) + 1) + 4)
     """Then the clock runs on, undisturbed, long enough for every record to end."""
     for elapsed, rebalance in [*turns, *settle]:
         now[0] += elapsed
@@ -152,29 +181,63 @@ def test_every_record_ends_once_none_lost_none_handled_before_due(
                 handle(record_of(message))
             if admitted:
                 committed[tp] = admitted[-1].offset + 1
-        if len(handled) + len(logs.dead_letters) == len(fail_first) and not any(
-            consumer.positions.get(TopicPartition(t, 0), 0) < len(log)
+        drained = all(
+            consumer.positions.get(TopicPartition(t, 0), 0) >= len(log)
             for t, log in logs.tiers.items()
-        ):
+        )
+        if drained and len(outcome.ended) >= len(fail_first):
             break
+    return outcome
 
-    ended = [int(r.value or b"") for r in handled] + [
-        int(r.value or b"") for r in logs.dead_letters
-    ]
+
+@settings(max_examples=150)
+@given(fail_first=schedules, delays_s=delays, turns=steps)
+def test_every_record_ends_once_none_lost_none_handled_before_due(
+    fail_first: list[int], delays_s: tuple[int, ...], turns: list[tuple[int, bool]]
+) -> None:
+    """For any failure schedule, delays, clock steps and rebalances: each record is handled
+    successfully once or dead-lettered once (after exactly as many tiers as there are),
+    from the tier its failures lead to, never before it is due."""
+    keys = [str(i).encode() for i in range(len(fail_first))]
+    outcome = simulate(fail_first, keys, delays_s, turns, keep_key_order=False)
+    ended = [int(r.value or b"") for r in outcome.ended]
     assert sorted(ended) == list(range(len(fail_first)))
-    for record in handled:
+    for record in outcome.handled:
         failures = fail_first[int(record.value or b"")]
         assert record.attempt == failures
         if failures:
-            assert record.topic == tier_settings.topic(SOURCE, failures - 1)
+            assert record.topic == f"{SOURCE}.retry.{failures - 1}"
             assert record.original_topic == SOURCE
             assert record.original_offset == int(record.value or b"")
-    for letter in logs.dead_letters:
+    for letter in outcome.dead_letters:
         assert fail_first[int(letter.value or b"")] > len(delays_s)
         assert letter.header("retry.attempt") == str(len(delays_s) + 1).encode()
         history = (letter.header("retry.history") or b"").decode().split(";")
         assert len(history) == len(delays_s) + 1
         assert [k for k, _ in letter.headers].count("retry.history") == 1
+
+
+@settings(max_examples=150)
+@given(
+    schedule=st.lists(
+        st.tuples(st.integers(0, 4), st.sampled_from([b"a", b"b", b"c"])), max_size=10
+    ),
+    delays_s=delays,
+    turns=steps,
+)
+def test_with_key_order_kept_each_keys_records_end_in_offset_order(
+    schedule: list[tuple[int, bytes]], delays_s: tuple[int, ...], turns: list[tuple[int, bool]]
+) -> None:
+    """With key order kept, for any failure schedule each record still ends exactly once,
+    and each key's records end (handled or dead-lettered) in their source offset order,
+    also when an earlier record of the key went through every tier."""
+    fail_first = [failures for failures, _ in schedule]
+    keys = [key for _, key in schedule]
+    outcome = simulate(fail_first, keys, delays_s, turns, keep_key_order=True)
+    assert sorted(int(r.value or b"") for r in outcome.ended) == list(range(len(schedule)))
+    for key in set(keys):
+        offsets = [r.original_offset for r in outcome.ended if r.key == key]
+        assert offsets == sorted(offsets)
 
 
 @given(due=st.lists(st.integers(0, 100)), now_ms=st.integers(0, 100))
