@@ -191,3 +191,28 @@ async def test_a_rebalance_while_a_record_waits_in_a_tier_keeps_it_parked(
     assert done[0].due_ms is not None
     assert done[0].at_ms >= done[0].due_ms
     assert done[0].at_ms - sent_at >= 3000 - 100
+
+
+async def test_with_key_order_kept_a_keys_later_records_wait_behind_its_retried_one(
+    bootstrap_servers: str,
+) -> None:
+    """The first record of key `a` fails once: with preserve_key_order, `a`'s later records
+    are handled after it, in offset order, while key `b` goes on at once."""
+    tiers = RetryTierSettings(delays_s=(1,), after_in_place_attempts=False, preserve_key_order=True)
+    source = await make_topics(bootstrap_servers, tiers, partitions=1)
+    handler = FailingHandler({b"a0": 1})
+    settings = consumer_settings(
+        bootstrap_servers, source, retry_tiers=tiers, breaker=PATIENT_BREAKER
+    )
+    records = [(b"a", b"a0"), (b"b", b"b0"), (b"a", b"a1"), (b"b", b"b1"), (b"a", b"a2")]
+    await produce(bootstrap_servers, source, records)
+    actor = KafkaConsumerActor(settings, handler)
+    async with running(actor):
+        await wait_until(lambda: all(handler.handled(v) for _, v in records), 20)
+        await wait_until(lambda: len(actor.state.keys_in_retry or ()) == 0, 5)
+    order = [s.value for s in handler.calls if s.ok]
+    a_order = [v for v in order if v.startswith(b"a")]
+    assert a_order == [b"a0", b"a1", b"a2"]
+    assert order.index(b"b1") < order.index(b"a0")
+    assert [s.value for s in handler.calls].count(b"a1") == 1  # held back, not handled twice
+    assert actor.stats.snapshot().tier_sent == {tiers.topic(source, 0): 3}
