@@ -43,10 +43,12 @@ Its `send` is that acknowledged produce alone; the retry tiers send through it t
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import anyio
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
@@ -70,6 +72,8 @@ _DEFAULT_MAX_REQUEST_SIZE: Final = 1_048_576
 """aiokafka's default, for a writer built without `max_request_size`."""
 
 Headers = list[tuple[str, bytes | None]]
+
+_log = logging.getLogger(__name__)
 
 
 def dead_letter_headers(
@@ -135,6 +139,17 @@ class DeadLetterWriter:
     async def start(self) -> None:
         """Connect to the cluster."""
         await self._producer.start()
+
+    async def warm_up(self, topics: Sequence[str], within: float) -> None:
+        """Fetch the metadata of `topics` now (at most `within` seconds; a topic that does
+        not answer is only logged): the first record sent to a topic otherwise waits for
+        it, holding its lane, and a retry tier's first records all arrive at once."""
+        for topic in topics:
+            with anyio.move_on_after(within):
+                try:
+                    await self._producer.partitions_for(topic)
+                except Exception as exc:  # the first send will tell, with its own error
+                    _log.warning("no metadata for %s yet: %s: %s", topic, type(exc).__name__, exc)
 
     async def stop(self) -> None:
         """Flush and disconnect."""

@@ -178,6 +178,7 @@ class ConsumerLoop:
             refuse_commits_outside_the_group(self._consumer)
             if self._dead_letters is not None:
                 await self._dead_letters.start()
+                await self._dead_letters.warm_up(self._settings.tier_map.topics(), 5.0)
             self._consumer.subscribe(
                 topics=list(self._settings.consumed_topics), listener=_Rebalance(self)
             )
