@@ -25,7 +25,8 @@ one partition's records (actors.consumer.batches). Each failed record's error ca
 With retry tiers (actors.consumer.retry_tiers), TRANSIENT and UNKNOWN end differently:
 once the in-place retries are spent (or at the first failure, when
 `after_in_place_attempts` is off) the record is produced to its next tier and finished
-as RETRY_SCHEDULED, or, after the last tier, dead-lettered with its retry history;
+as RETRY_SCHEDULED, or, after the last tier, dead-lettered with its retry history (with
+dead-lettering off, the consumer must exit with a TransientError, as without tiers);
 the consumer goes on. An open handler breaker still refuses instead: the dependency is
 down, and parking every record in a tier would only move the outage there.
 
@@ -52,6 +53,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
 from actors.consumer.dead_letter import DeadLetterWriter
+from actors.consumer.retry_tiers.naming import Tier
 from actors.consumer.retry_tiers.sender import TierSender
 from actors.consumer.settings import ConsumerSettings
 from actors.consumer.state import ConsumerState
@@ -158,6 +160,7 @@ class FailurePath:
         )
         self._rng = random.Random()
         self._tiers: TierSender | None = None
+        self._send_to_tier: Callable[[Record, Exception | None, Tier], Awaitable[None]] | None
         self._send_to_tier = None
         if settings.retry_tiers.enabled and dead_letters is not None:
             self._tiers = TierSender(settings.tier_map, dead_letters, state.stats)
@@ -308,6 +311,14 @@ class FailurePath:
             record, error = records[position], errors[position]
             tier = tiers.next_tier(record)
             if tier is None:
+                if self._settings.dead_letter_topic is None:
+                    exit_error = TransientError(
+                        f"handler failed on {where(record)} after its last retry tier "
+                        f"({type(error).__name__}) and dead-lettering is off",
+                        context={"topic": record.topic, "partition": record.partition},
+                    )
+                    exit_error.__cause__ = error
+                    raise MustExitError(exit_error)
                 await self._dead_letter(tiers.final_headers(record, error), error, category)
                 settlement.outcomes[position] = Outcome.DEAD_LETTERED
                 continue
