@@ -5,7 +5,7 @@ Every fetched batch of a tier partition passes `TierGate.admit`. The records are
 offset order and were produced with non-decreasing due times (a tier has one delay and
 records are produced to it in time order; a partition's head is its earliest), so the
 records that are due form a prefix. The prefix is handed over; from the first record
-that is not due, nothing is: the partition is sought back to that record (aiokafka
+that is not due, nothing is (nor read): the partition is sought back to that record (aiokafka
 drops what it fetched beyond) and paused, its pause held in the pause reasons until
 the head's due time. The fetch loop asks `resume_due` on every turn, so a resume is at
 most one poll interval late. A record is therefore never handed over before it is
@@ -42,18 +42,9 @@ from actors.consumer.retry_tiers.naming import TierMap
 from actors.consumer.stats import ConsumerStats
 from actors.messages import Record
 
-__all__ = ["TierGate", "TierMessage", "due_prefix"]
+__all__ = ["TierGate", "TierMessage"]
 
 _log = logging.getLogger(__name__)
-
-
-def due_prefix(due_ms: Sequence[int], now_ms: int) -> int:
-    """How many of the records, by due time in offset order, may be handed over now: the
-    prefix before the first that is not due (nothing after it, even if due)."""
-    for index, due in enumerate(due_ms):
-        if due > now_ms:
-            return index
-    return len(due_ms)
 
 
 class TierMessage:
@@ -133,10 +124,12 @@ class TierGate:
 
     def admit(self, tp: TopicPartition, messages: Sequence[Any]) -> list[TierMessage]:
         """The records of `messages` (one tier partition's, in offset order) that are due;
-        the partition is parked at the first that is not."""
+        the partition is parked at the first that is not (the records after it are not
+        even read: they are fetched again after the resume)."""
         tier = self._tiers.tier_of(tp.topic)
         assert tier is not None  # only tier partitions come here
-        wrapped = []
+        now_ms = self._wall_ms()
+        admitted: list[TierMessage] = []
         for message in messages:
             state = read_retry_state(message.headers)
             if state is None:
@@ -147,27 +140,26 @@ class TierGate:
                     message.offset,
                 )
                 origin = (message.topic, message.partition, message.offset)
-                wrapped.append(TierMessage(message, tier.index + 1, origin, 0))
-            else:
-                wrapped.append(TierMessage(message, state.attempt, state.origin, state.due_ms))
-        now_ms = self._wall_ms()
-        count = due_prefix([m.due_ms for m in wrapped], now_ms)
-        admitted = wrapped[:count]
+                admitted.append(TierMessage(message, tier.index + 1, origin, now_ms))
+                continue
+            if state.due_ms > now_ms:
+                self._park(tp, message.offset, state.due_ms - now_ms)
+                break
+            admitted.append(TierMessage(message, state.attempt, state.origin, state.due_ms))
         if admitted:
-            retried = self._stats.tier_retried
-            retried[tp.topic] = retried.get(tp.topic, 0) + len(admitted)
-            for message in admitted:
-                if message.due_ms:
-                    self._stats.due_lag_seconds_sum += max(0, now_ms - message.due_ms) / 1000
-                    self._stats.due_lag_seconds_count += 1
-        if count < len(wrapped):
-            head = wrapped[count]
-            self._seek(tp, head.offset)
-            until = self._monotonic() + (head.due_ms - now_ms) / 1000
-            self._pauses.hold_partition((tp.topic, tp.partition), until)
-            self._pause(tp)
-            _log.debug("%s[%d]: parked at %d until due", tp.topic, tp.partition, head.offset)
+            stats = self._stats
+            stats.tier_retried[tp.topic] = stats.tier_retried.get(tp.topic, 0) + len(admitted)
+            for tier_message in admitted:
+                stats.due_lag_seconds_sum += (now_ms - tier_message.due_ms) / 1000
+            stats.due_lag_seconds_count += len(admitted)
         return admitted
+
+    def _park(self, tp: TopicPartition, offset: int, wait_ms: int) -> None:
+        """Seek `tp` back to `offset` and pause it alone for `wait_ms`."""
+        self._seek(tp, offset)
+        self._pauses.hold_partition((tp.topic, tp.partition), self._monotonic() + wait_ms / 1000)
+        self._pause(tp)
+        _log.debug("%s[%d]: parked at %d for %d ms", tp.topic, tp.partition, offset, wait_ms)
 
     def resume_due(self) -> None:
         """Resume every parked tier partition whose head is due by now; hold or release

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from actors.consumer.handover import record_of
 from actors.consumer.pauses import PauseReasons
-from actors.consumer.retry_tiers.gate import TierGate, due_prefix
+from actors.consumer.retry_tiers.gate import TierGate
 from actors.consumer.retry_tiers.keys import KeysInRetry
 from actors.consumer.retry_tiers.naming import TierMap
 from actors.consumer.retry_tiers.sender import TierSender, next_tier_index
@@ -240,14 +240,6 @@ def test_with_key_order_kept_each_keys_records_end_in_offset_order(
         assert offsets == sorted(offsets)
 
 
-@given(due=st.lists(st.integers(0, 100)), now_ms=st.integers(0, 100))
-def test_the_due_prefix_stops_at_the_first_record_not_due(due: list[int], now_ms: int) -> None:
-    """Everything before the cut is due, and the record at the cut is not."""
-    cut = due_prefix(due, now_ms)
-    assert all(d <= now_ms for d in due[:cut])
-    assert cut == len(due) or due[cut] > now_ms
-
-
 @given(current=st.none() | st.integers(0, 7), tiers=st.integers(1, 8))
 def test_a_record_moves_one_tier_on_and_leaves_after_the_last(
     current: int | None, tiers: int
@@ -258,3 +250,26 @@ def test_a_record_moves_one_tier_on_and_leaves_after_the_last(
     following = next_tier_index(current, tiers)
     expected = 0 if current is None else current + 1
     assert following == (expected if expected < tiers else None)
+
+
+def test_a_tier_record_without_retry_headers_is_handled_at_once_as_its_own_origin() -> None:
+    """A record produced to a tier by hand is not parked for ever: it is due now, its
+    attempts are its tier's position plus one, its origin its own coordinates."""
+    tiers = TierMap(RetryTierSettings(delays_s=(5, 60)), [SOURCE])
+    consumer, pauses = TierConsumer(), PauseReasons()
+    gate = TierGate(
+        tiers,
+        pauses,
+        ConsumerStats(),
+        pause=consumer.pause,
+        seek=consumer.seek,
+        resume=consumer.resume,
+        wall_ms=lambda: 5_000,
+        monotonic=lambda: 5.0,
+    )
+    message = Message(f"{SOURCE}.retry.1m", 0, 4, b"k", b"v", (("other", b"x"),), None)
+    [admitted] = gate.admit(TopicPartition(message.topic, 0), [message])
+    record = record_of(admitted)
+    assert (record.attempt, record.original_topic, record.original_offset) == (2, message.topic, 4)
+    assert consumer.paused == set()
+    assert pauses.held_partitions == frozenset()
