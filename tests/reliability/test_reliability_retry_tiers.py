@@ -1,12 +1,13 @@
 """Scenario: `kill -9` of the whole process while failed records wait in retry tiers.
 
 Every fifth record fails its first handling (TRANSIENT) and goes to a 2 s tier at once.
-The process is killed three times at random points: while source records are being
-handled and tier produces are in flight, and while records wait in the tier. What must
-hold: every record is handled (nothing lost: a record whose tier produce was not
-acknowledged was not committed either, so it is delivered again; one that was is read
-from the tier by a later life), each failing record is handled from the tier, and
-nothing reaches the dead-letter topic.
+The process is killed three times at random points once it runs: while source records
+are being handled and tier produces are in flight, and while records wait in the tier
+(at least one kill finds records produced to the tier and not yet handled from it; the
+test checks that it did). What must hold: every record is handled (nothing lost: a
+record whose tier produce was not acknowledged was not committed either, so it is
+delivered again; one that was is read from the tier by a later life), each failing
+record is handled from the tier, and nothing reaches the dead-letter topic.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from __future__ import annotations
 import random
 import signal
 import time
-from functools import partial
 from pathlib import Path
 
 import anyio
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from reliability_harness import (
     PipelineProcess,
     Sink,
@@ -33,6 +34,18 @@ from reliability_report import ReliabilityReport
 from supervisor.testing import create_topics, produce, read_topic, unique_name
 
 pytestmark = pytest.mark.anyio
+
+
+async def end_offset_sum(bootstrap: str, topic: str, partitions: int) -> int:
+    """How many records `topic` holds (the sum of its partitions' end offsets)."""
+    client = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await client.start()
+    try:
+        ends = await client.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
+        return sum(ends.values())
+    finally:
+        await client.stop()
+
 
 RECORDS = 400
 PARTITIONS = 2
@@ -54,7 +67,7 @@ _sink = JsonLinesHandler(Path("handled.jsonl"))
 
 
 def handle(record):
-    time.sleep(0.002)
+    time.sleep(0.005)
     if json.loads(record.value)["n"] % 5 == 0 and record.attempt == 0:
         raise TransientError("downstream busy")
     _sink(record)
@@ -97,28 +110,27 @@ async def test_kill_9_while_records_wait_in_a_tier_loses_nothing(
     processes.append(process)
     started = time.monotonic()
 
+    port = int(str(sections["health"]["port"]))
+
+    async def ready() -> bool:
+        return await ready_partitions(port) is not None
+
+    waiting_at_kills: list[int] = []
     for _ in range(KILLS):
         process.start()
-        before = sink.count()
-        await until(
-            partial(sink.has_more_than, before),
-            30,
-            f"life {process.lives} handles records",
-            alive=process,
-        )
-        await anyio.sleep(rng.uniform(0.0, 2.5))
+        await until(ready, 30, f"life {process.lives} is ready", alive=process)
+        await anyio.sleep(rng.uniform(0.2, 2.5))
         process.kill()
+        produced = await end_offset_sum(bootstrap_servers, tier_topic, PARTITIONS)
+        from_tier = sum(1 for entry in sink.entries() if entry["topic"] == tier_topic)
+        waiting_at_kills.append(produced - from_tier)
+    assert max(waiting_at_kills) > 0, f"no kill found records in the tier: {waiting_at_kills}"
 
     process.start()
     expected = {f"tier-{n}" for n in range(RECORDS)}
     await until(
         lambda: set(sink.ids()) >= expected, 60, "the last life handles the rest", alive=process
     )
-    port = int(str(sections["health"]["port"]))
-
-    async def ready() -> bool:
-        return await ready_partitions(port) is not None
-
     # The earlier lives may have handled everything: stop the last one once it runs.
     await until(ready, 30, "the last life is ready", alive=process)
     process.signal(signal.SIGTERM)
@@ -141,6 +153,7 @@ async def test_kill_9_while_records_wait_in_a_tier_loses_nothing(
         kills_survived=KILLS,
         records_lost=len(expected - handled_ids),
         handled_from_the_tier=len(retried),
+        waiting_in_the_tier_at_each_kill=waiting_at_kills,
         dead_lettered=len(letters),
         random_seed=seed,
         duration_s=time.monotonic() - started,
