@@ -142,7 +142,12 @@ def run(records: int, repeats: int) -> list[Section]:
     median = {
         n: statistics.median(p.records_per_second() for p in done) for n, done in runs.items()
     }
-    share = median[FAILING] / median[CLEAN]
+    # Each round runs both cases back to back: their ratio, round by round, is what the
+    # machine's other load disturbs least (it drifts between rounds more than within one).
+    share = statistics.median(
+        failing.records_per_second() / clean.records_per_second()
+        for clean, failing in zip(runs[CLEAN], runs[FAILING], strict=True)
+    )
     cpu = {n: statistics.median(p.cpu_us_per_record() for p in done) for n, done in runs.items()}
     rows = [
         [
@@ -170,7 +175,8 @@ def run(records: int, repeats: int) -> list[Section]:
             checks=[
                 TargetCheck.judged(
                     what="retry tiers: 10% fail once (1 s tier), the other 90%",
-                    ours=f"{median[FAILING]:,.0f} records/s ({ratio(share)} no failures)",
+                    ours=f"{median[FAILING]:,.0f} records/s (median of the rounds' ratios: "
+                    f"{ratio(share)} no failures)",
                     target=f">= {1 - MAX_SLOWDOWN:.1f}x the run without failures",
                     met=share >= 1 - MAX_SLOWDOWN,
                     best_peer=f"no failures {median[CLEAN]:,.0f} records/s",
