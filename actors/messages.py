@@ -66,13 +66,39 @@ class Record:
     The handler decides how to decode; `timestamp` is the record's time in milliseconds
     since the epoch (CreateTime or LogAppendTime, as the topic is configured).
 
+    A record read back from a retry tier (actors.consumer.retry_tiers) keeps its own
+    coordinates (`topic` is the tier's topic) and says where it first came from:
+    `attempt` is how many times it failed before (0 for a record read from its source
+    topic), `original_topic`, `original_partition` and `original_offset` name the record
+    in its source topic (its own coordinates for a record that was never retried).
+
     Immutable like the other messages (equality, hash, repr and FrozenInstanceError as
     on a frozen dataclass), but built from plain slots: the consumer builds one per
     record, and a frozen dataclass's `__init__` cost more than the rest of the hand-over.
     """
 
-    __slots__ = ("_headers", "_key", "_offset", "_partition", "_timestamp", "_topic", "_value")
-    __match_args__ = ("topic", "partition", "offset", "key", "value", "headers", "timestamp")
+    __slots__ = (
+        "_attempt",
+        "_headers",
+        "_key",
+        "_offset",
+        "_origin",
+        "_partition",
+        "_timestamp",
+        "_topic",
+        "_value",
+    )
+    __match_args__ = (
+        "topic",
+        "partition",
+        "offset",
+        "key",
+        "value",
+        "headers",
+        "timestamp",
+        "attempt",
+        "origin",
+    )
 
     topic: Final[str] = read_only_field("topic")
     partition: Final[int] = read_only_field("partition")
@@ -81,6 +107,10 @@ class Record:
     value: Final[bytes | None] = read_only_field("value")
     headers: Final[tuple[tuple[str, bytes], ...]] = read_only_field("headers")
     timestamp: Final[int | None] = read_only_field("timestamp")
+    attempt: Final[int] = read_only_field("attempt")
+    origin: Final[tuple[str, int, int] | None] = read_only_field("origin")
+    """(topic, partition, offset) in the source topic of a record read from a retry
+    tier; None for a record read from its source topic."""
 
     def __init__(
         self,
@@ -91,6 +121,8 @@ class Record:
         value: bytes | None,
         headers: tuple[tuple[str, bytes], ...] = (),
         timestamp: int | None = None,
+        attempt: int = 0,
+        origin: tuple[str, int, int] | None = None,
     ) -> None:
         self._topic = topic
         self._partition = partition
@@ -99,6 +131,23 @@ class Record:
         self._value = value
         self._headers = headers
         self._timestamp = timestamp
+        self._attempt = attempt
+        self._origin = origin
+
+    @property
+    def original_topic(self) -> str:
+        """The source topic this record was first read from."""
+        return self._topic if self._origin is None else self._origin[0]
+
+    @property
+    def original_partition(self) -> int:
+        """Its partition in the source topic."""
+        return self._partition if self._origin is None else self._origin[1]
+
+    @property
+    def original_offset(self) -> int:
+        """Its offset in the source topic."""
+        return self._offset if self._origin is None else self._origin[2]
 
     def _fields(self) -> tuple[object, ...]:
         return (
@@ -109,6 +158,8 @@ class Record:
             self._value,
             self._headers,
             self._timestamp,
+            self._attempt,
+            self._origin,
         )
 
     def __eq__(self, other: object) -> bool:

@@ -36,6 +36,8 @@ from core.errors import ConfigurationError
 from core.logging import error_text
 from supervisor.pipeline.config import load_config, register_secrets, render_config
 from supervisor.pipeline.process import EXIT_OK, EXIT_USAGE, PROGRAM, serve
+from supervisor.pipeline.retry_topics import check_retry_topics_exist
+from supervisor.pipeline.retry_topics import describe as describe_retry_topics
 
 if TYPE_CHECKING:
     from supervisor.pipeline.wiring import Pipeline
@@ -106,7 +108,9 @@ def _run(args: argparse.Namespace) -> int:
     path: Path = args.config
 
     async def prepare_and_serve() -> int:
-        return await serve(_prepared(path))
+        pipeline = _prepared(path)
+        await check_retry_topics_exist(pipeline.consumer_settings)
+        return await serve(pipeline)
 
     return anyio.run(prepare_and_serve, backend="asyncio")
 
@@ -115,11 +119,15 @@ def _check_config(args: argparse.Namespace) -> int:
     path: Path = args.config
 
     async def prepare() -> Pipeline:
-        return _prepared(path)
+        pipeline = _prepared(path)
+        await check_retry_topics_exist(pipeline.consumer_settings)
+        return pipeline
 
     pipeline = anyio.run(prepare, backend="asyncio")
     children = ", ".join(spec.name for spec in pipeline.root.children)
     sys.stdout.write(render_config(pipeline.config))
+    for line in describe_retry_topics(pipeline.consumer_settings):
+        sys.stdout.write(line + "\n")
     sys.stdout.write(f"# valid; supervision tree ({pipeline.root.name}): {children}\n")
     return EXIT_OK
 

@@ -36,15 +36,19 @@ limits. Two layers see to it:
 
 The writer awaits the broker's acknowledgement (acks=all) before returning, so the
 consumer commits the offset behind a dead-lettered record only once it is safely stored.
+Its `send` is that acknowledged produce alone; the retry tiers send through it too
+(actors.consumer.retry_tiers.sender), so one producer serves both.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import anyio
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
@@ -68,6 +72,8 @@ _DEFAULT_MAX_REQUEST_SIZE: Final = 1_048_576
 """aiokafka's default, for a writer built without `max_request_size`."""
 
 Headers = list[tuple[str, bytes | None]]
+
+_log = logging.getLogger(__name__)
 
 
 def dead_letter_headers(
@@ -134,6 +140,17 @@ class DeadLetterWriter:
         """Connect to the cluster."""
         await self._producer.start()
 
+    async def warm_up(self, topics: Sequence[str], within: float) -> None:
+        """Fetch the metadata of `topics` now (at most `within` seconds; a topic that does
+        not answer is only logged): the first record sent to a topic otherwise waits for
+        it, holding its lane, and a retry tier's first records all arrive at once."""
+        for topic in topics:
+            with anyio.move_on_after(within):
+                try:
+                    await self._producer.partitions_for(topic)
+                except Exception as exc:  # the first send will tell, with its own error
+                    _log.warning("no metadata for %s yet: %s: %s", topic, type(exc).__name__, exc)
+
     async def stop(self) -> None:
         """Flush and disconnect."""
         await self._producer.stop()
@@ -147,18 +164,19 @@ class DeadLetterWriter:
         """
         headers = dead_letter_headers(record, error, category, datetime.now(UTC))
         try:
-            await self._send(topic, record.key, record.value, headers)
+            await self.send(topic, record.key, record.value, headers)
         except MessageSizeTooLargeError:
             original = _record_size(record.key, record.value, record.headers)
             value, cut_headers = cut_to_fit(record, headers, min(original, self._max_request_size))
-            await self._send(topic, record.key, value, cut_headers)
+            await self.send(topic, record.key, value, cut_headers)
 
-    async def _send(
+    async def send(
         self,
         topic: str,
         key: bytes | None,
         value: bytes | None,
         headers: Sequence[tuple[str, bytes | None]],
     ) -> None:
+        """Produce one record to `topic`; returns once the broker acknowledged it."""
         delivery = await self._producer.send(topic, value, key=key, headers=list(headers))
         await delivery

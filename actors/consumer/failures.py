@@ -25,6 +25,14 @@ one partition's records (actors.consumer.batches). Each failed record's error ca
 |                        | table or store that refuses everything) the consumer must     |
 |                        | exit with it; nothing is dead-lettered                        |
 
+With retry tiers (actors.consumer.retry_tiers), TRANSIENT and UNKNOWN end differently:
+once the in-place retries are spent (or at the first failure, when
+`after_in_place_attempts` is off) the record is produced to its next tier and finished
+as RETRY_SCHEDULED, or, after the last tier, dead-lettered with its retry history (with
+dead-lettering off, the consumer must exit with a TransientError, as without tiers);
+the consumer goes on. An open handler breaker still refuses instead: the dependency is
+down, and parking every record in a tier would only move the outage there.
+
 A batch call that raises fails every record of the batch with that error; when it is
 PERMANENT, the batch is split in halves, each tried again, so that only the records
 that fail on their own are dead-lettered. The retry loop is explicit (`_settle`): each
@@ -48,6 +56,8 @@ import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
 from actors.consumer.dead_letter import DeadLetterWriter
+from actors.consumer.retry_tiers.naming import Tier
+from actors.consumer.retry_tiers.sender import TierSender
 from actors.consumer.settings import ConsumerSettings
 from actors.consumer.state import ConsumerState
 from actors.messages import Record, RefreshRequest
@@ -71,6 +81,7 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 _RETRIED = (ErrorCategory.TRANSIENT, ErrorCategory.UNKNOWN, ErrorCategory.AUTH)
+_TIERED = (ErrorCategory.TRANSIENT, ErrorCategory.UNKNOWN)
 
 
 class Outcome(enum.Enum):
@@ -79,6 +90,8 @@ class Outcome(enum.Enum):
     HANDLED = "handled"
     DEAD_LETTERED = "dead_lettered"
     DEDUPLICATED = "deduplicated"
+    RETRY_SCHEDULED = "retry_scheduled"
+    """Produced to a retry tier (acknowledged); it is handled again from there."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +162,15 @@ class FailurePath:
             with_retry(settings.retry)(dead_letters.write) if dead_letters is not None else None
         )
         self._rng = random.Random()
+        self._tiers: TierSender | None = None
+        self._send_to_tier: Callable[[Record, Exception | None, Tier], Awaitable[None]] | None
+        self._send_to_tier = None
+        if settings.retry_tiers.enabled and dead_letters is not None:
+            self._tiers = TierSender(settings.tier_map, dead_letters, state.stats)
+            self._send_to_tier = with_retry(settings.retry)(self._tiers.send)
+        self._tiers_at_once = not settings.retry_tiers.after_in_place_attempts
+        self.keys_in_retry = state.keys_in_retry if self._tiers is not None else None
+        """The keys whose later records are held back (None: key order is not kept)."""
         self._refresh: TokenRefreshAsk | None = None
         if refresh_requests is not None and settings.auth_scope is not None:
             self._refresh = TokenRefreshAsk(
@@ -199,8 +221,15 @@ class FailurePath:
                 return  # refused: what is left goes back to its lane
             error = errors[retrying[0]]
             category = self._state.classifier.classify(error)
+            tiered = self._tiers is not None and category in _TIERED
+            if tiered and self._tiers_at_once:
+                await self._to_tiers(records, retrying, errors, category, settlement)
+                return
             delay = self._delay_before_retry(error, category, attempts)
             if delay is None:
+                if tiered:
+                    await self._to_tiers(records, retrying, errors, category, settlement)
+                    return
                 settlement.refusal = self._give_up(records[retrying[0]], error, category, attempts)
                 return
             if category is ErrorCategory.AUTH and self._refresh is not None:
@@ -265,6 +294,65 @@ class FailurePath:
         )
         exit_error.__cause__ = error
         raise MustExitError(exit_error)
+
+    async def _to_tiers(
+        self,
+        records: Sequence[Record],
+        positions: list[int],
+        errors: dict[int, Exception],
+        category: ErrorCategory,
+        settlement: Settlement,
+    ) -> None:
+        """Send each failed record on to its next tier, or after the last to the dead-letter
+        topic; refused instead while the handler's breaker is open (module docstring)."""
+        tiers, send = self._tiers, self._send_to_tier
+        assert tiers is not None  # only called with tiers on
+        assert send is not None
+        breaker = self._state.breaker
+        if breaker.state is CircuitState.OPEN:
+            settlement.refusal = Refusal(breaker.name, breaker.retry_after())
+            return
+        for position in positions:
+            record, error = records[position], errors[position]
+            tier = tiers.next_tier(record)
+            if tier is None:
+                if self._settings.dead_letter_topic is None:
+                    exit_error = TransientError(
+                        f"handler failed on {where(record)} after its last retry tier "
+                        f"({type(error).__name__}) and dead-lettering is off",
+                        context={"topic": record.topic, "partition": record.partition},
+                    )
+                    exit_error.__cause__ = error
+                    raise MustExitError(exit_error)
+                await self._dead_letter(tiers.final_headers(record, error), error, category)
+                settlement.outcomes[position] = Outcome.DEAD_LETTERED
+                continue
+            await send(record, error, tier)
+            if self.keys_in_retry is not None:
+                self.keys_in_retry.sent(record, tier.index)
+            settlement.outcomes[position] = Outcome.RETRY_SCHEDULED
+            _log.info(
+                "sent %s to retry tier %s (due in %d s): %s",
+                where(record),
+                tier.topic,
+                tier.delay_s,
+                type(error).__name__,
+            )
+
+    async def held_back(self, record: Record) -> bool:
+        """With key order kept: True when `record` was sent to its key's tier instead of
+        being handled (acknowledged; actors.consumer.retry_tiers.keys)."""
+        keys, tiers, send = self.keys_in_retry, self._tiers, self._send_to_tier
+        if keys is None or tiers is None or send is None:
+            return False
+        index = keys.hold_back(record)
+        if index is None:
+            return False
+        tier = tiers.tier(record, index)
+        await send(record, None, tier)
+        keys.sent(record, index)
+        _log.info("held %s back behind its key in %s (key order)", where(record), tier.topic)
+        return True
 
     def _refusal(self, exc: Exception) -> Refusal:
         """Which breaker refused (the handler's, or one inside the handler) and for how long."""

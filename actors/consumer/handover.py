@@ -52,6 +52,7 @@ from actors.consumer.failures import (
 )
 from actors.consumer.handler_calls import HandlerRunner
 from actors.consumer.lanes import Work
+from actors.consumer.retry_tiers.gate import TierMessage
 from actors.consumer.settings import ConsumerSettings
 from actors.consumer.state import ConsumerState
 from actors.messages import Record
@@ -65,7 +66,11 @@ _log = logging.getLogger(__name__)
 
 
 def record_of(message: Any) -> Record:
-    """The handler's `Record` of an aiokafka ConsumerRecord."""
+    """The handler's `Record` of an aiokafka ConsumerRecord (or of a retry tier's record,
+    which carries its attempt and origin: actors.consumer.retry_tiers.gate)."""
+    if message.__class__ is TierMessage:
+        tier_record: Record = message.to_record()
+        return tier_record
     return Record(
         message.topic,
         message.partition,
@@ -96,6 +101,8 @@ class Handover:
         self._failures = failures
         self._on_refusal = on_refusal
         self._threads = anyio.CapacityLimiter(settings.max_in_flight)
+        self._keys_in_retry = failures.keys_in_retry
+        """Set when retry tiers keep key order (actors.consumer.retry_tiers.keys)."""
         self._in_flight_ids: dict[str, anyio.Event | None] = {}
         """Trace ids of records in flight; a waiter leaves an event to be woken by."""
 
@@ -123,6 +130,9 @@ class Handover:
         on the way: admit, call, book; anything else is `_unit`'s business."""
         message = work.message
         record = record_of(message)
+        if self._keys_in_retry is not None and await self._failures.held_back(record):
+            self._book(Outcome.RETRY_SCHEDULED, (work,), (None,))
+            return
         trace_id = self._trace_id(message) if self._state.trace_ids is not None else None
         if trace_id is not None:
             if trace_id in self._in_flight_ids:
@@ -201,6 +211,11 @@ class Handover:
         trace_id_of = self._trace_id if self._state.trace_ids is not None else None
         for work in unit:
             message = work.message
+            if self._keys_in_retry is not None and await self._failures.held_back(
+                record_of(message)
+            ):
+                self._book(Outcome.RETRY_SCHEDULED, (work,), (None,))
+                continue
             trace_id = trace_id_of(message) if trace_id_of is not None else None
             if trace_id is not None:
                 if trace_id in in_flight:
@@ -287,9 +302,13 @@ class Handover:
             stats.handled += len(works)
         elif outcome is Outcome.DEDUPLICATED:
             stats.deduplicated += len(works)
-        else:
+        elif outcome is Outcome.DEAD_LETTERED:
             for _ in works:
                 poison.observe_dead_lettered()
+        keys = self._keys_in_retry
+        if keys is not None and outcome is not Outcome.RETRY_SCHEDULED:
+            for work in works:
+                keys.ended(record_of(work.message))
         for work in works:
             work.tracker.finish(work.seq)
             work.done = True

@@ -26,6 +26,12 @@ Fetching and starting resume on ResumePartitions, or by themselves once the refu
 breaker's retry-after is over (for the handler's breaker: once it lets a trial call
 through), whichever comes first; the commands are idempotent.
 
+Retry tiers (actors.consumer.retry_tiers): the consumer also subscribes to its tier
+topics; each fetched tier batch passes the tier gate, which hands over the records that
+are due and parks the partition at the first that is not (sought back, paused alone
+until it is due); every turn of the fetch loop resumes the parked partitions that came
+due, so a record is at most one poll interval late.
+
 Rebalance: for revoked partitions, queued records are dropped, the running ones get
 the revocation deadline (`max_poll_interval_ms`, the rebalance timeout the group gives
 its members) to finish, then the finished prefix is committed.
@@ -69,6 +75,7 @@ from actors.consumer.membership import is_group_member, refuse_commits_outside_t
 from actors.consumer.offsets import PartitionOffsets
 from actors.consumer.out_of_range import BeyondLogEnd, reset_position
 from actors.consumer.partitions import OwnedPartitions
+from actors.consumer.retry_tiers.gate import TierGate
 from actors.consumer.sasl_failures import start_consumer
 from actors.consumer.settings import ConsumerSettings
 from actors.consumer.stall import PartitionProgress, lag, stalled
@@ -126,13 +133,27 @@ class ConsumerLoop:
         self._consumer = AIOKafkaConsumer(**consumer_kwargs(settings))
         self._dead_letters = (
             DeadLetterWriter(producer_kwargs(settings))
-            if settings.dead_letter_topic is not None
+            if settings.dead_letter_topic is not None or settings.retry_tiers.enabled
             else None
         )
         self._partitions = OwnedPartitions(
             self._consumer, self._stats, state.pauses, before_commit=handler.before_commit
         )
         self._pauses = state.pauses
+        self._tier_gate = (
+            TierGate(
+                settings.tier_map,
+                state.pauses,
+                state.stats,
+                pause=self._partitions.pause_one,
+                seek=self._consumer.seek,
+                resume=self._partitions.resume_one,
+                keys=state.keys_in_retry,
+                sources=self._partitions.owned,
+            )
+            if settings.retry_tiers.enabled
+            else None
+        )
         self._beyond_log_end = BeyondLogEnd(enabled=settings.reset_beyond_log_end)
         self._halt = anyio.Event()
         """Set on a stop or when the dispatcher must exit: fetching ends."""
@@ -157,7 +178,10 @@ class ConsumerLoop:
             refuse_commits_outside_the_group(self._consumer)
             if self._dead_letters is not None:
                 await self._dead_letters.start()
-            self._consumer.subscribe(topics=list(self._settings.topics), listener=_Rebalance(self))
+                await self._dead_letters.warm_up(self._settings.tier_map.topics(), 5.0)
+            self._consumer.subscribe(
+                topics=list(self._settings.consumed_topics), listener=_Rebalance(self)
+            )
             task_status.started()
             await self._run_tasks()
         finally:
@@ -237,6 +261,10 @@ class ConsumerLoop:
             tracker = self._partitions.tracker(tp)
             if tracker is None or tracker.released:
                 continue
+            if self._tier_gate is not None and tp.topic in self._tier_gate:
+                messages = self._tier_gate.admit(tp, messages)
+                if not messages:
+                    continue
             if tracker.rewound_by(messages[0].offset) and not tracker.in_flight:
                 tracker = self._after_broker_reset(tp, messages[0].offset)
             self._stats.consumed += len(messages)
@@ -407,6 +435,8 @@ class ConsumerLoop:
         """Lift the pauses whose breaker's retry-after has passed, and the handler breaker's
         pause once that breaker lets a trial through (even if the monitor's resume is late)."""
         pauses = self._state.pauses
+        if self._tier_gate is not None:
+            self._tier_gate.resume_due()
         for reason in pauses.due(self._clock()):
             self._lift(reason)
         breaker = self._state.breaker

@@ -85,6 +85,7 @@ class OwnedPartitions:
             if tracker is not None:
                 tracker.released = True
             key = (tp.topic, tp.partition)
+            self._pauses.lift_partition(key)
             self._stats.committed.pop(key, None)
             self._stats.lag.pop(key, None)
         self._publish()
@@ -96,9 +97,23 @@ class OwnedPartitions:
         self._publish()
 
     def resume_all(self) -> None:
-        """Fetch again from every owned partition."""
-        if self._trackers:
-            self._consumer.resume(*self._trackers)
+        """Fetch again from every owned partition but those paused on their own (a retry
+        tier whose head is not due: actors.consumer.pauses)."""
+        held = self._pauses.held_partitions
+        resumed = [tp for tp in self._trackers if (tp.topic, tp.partition) not in held]
+        if resumed:
+            self._consumer.resume(*resumed)
+        self._publish()
+
+    def pause_one(self, tp: TopicPartition) -> None:
+        """Stop fetching from `tp` alone (its pause is held in the pause reasons)."""
+        self._consumer.pause(tp)
+        self._publish()
+
+    def resume_one(self, tp: TopicPartition) -> None:
+        """Fetch from `tp` again, unless every partition is paused."""
+        if tp in self._trackers and not self._pauses.paused:
+            self._consumer.resume(tp)
         self._publish()
 
     async def commit(self, time_limit: float, only: Iterable[TopicPartition] | None = None) -> int:
@@ -159,3 +174,4 @@ class OwnedPartitions:
             else frozenset()
         )
         self._stats.pause_reasons = self._pauses.reasons
+        self._stats.tier_paused = self._pauses.held_partitions

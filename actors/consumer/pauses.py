@@ -7,6 +7,14 @@ when a breaker refuses a record, until that breaker's retry-after (then the reco
 tried again: the breaker's trial call, or a new refusal). The same command twice, or a
 resume for a reason never held, changes nothing. A pause without a deadline keeps the
 deadline the reason already had, so a late PausePartitions cannot strand the consumer.
+
+A retry tier's partition is paused on its own (`hold_partition`), until its head record
+is due: that stops fetching from it alone, never the records of other partitions, so
+it leaves `paused` as it is. A resume of every partition (the last reason lifted)
+leaves such a partition paused; it is resumed when its deadline comes (`due_partitions`)
+or forgotten when it is revoked (its next fetch, by whoever owns it, parks it again).
+A source partition is held the same way, without a deadline, while the keys kept in
+order through the tiers are at their bound (actors.consumer.retry_tiers.keys).
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ class PauseReasons:
 
     def __init__(self) -> None:
         self._deadlines: dict[str, float | None] = {}
+        self._partitions: dict[tuple[str, int], float] = {}
         self.paused = False
         """True while at least one reason is held (an attribute: read before every record)."""
 
@@ -47,3 +56,24 @@ class PauseReasons:
     def due(self, now: float) -> list[str]:
         """The reasons whose deadline has come by `now`."""
         return [r for r, until in self._deadlines.items() if until is not None and until <= now]
+
+    @property
+    def held_partitions(self) -> frozenset[tuple[str, int]]:
+        """The (topic, partition) pairs paused on their own, each until its deadline."""
+        return frozenset(self._partitions)
+
+    def hold_partition(self, partition: tuple[str, int], until: float) -> None:
+        """Pause `partition` alone until the monotonic time `until`."""
+        self._partitions[partition] = until
+
+    def holds_partition(self, partition: tuple[str, int]) -> bool:
+        """Whether `partition` is paused on its own."""
+        return partition in self._partitions
+
+    def lift_partition(self, partition: tuple[str, int]) -> bool:
+        """Forget `partition`'s own pause; True when it was held."""
+        return self._partitions.pop(partition, None) is not None
+
+    def due_partitions(self, now: float) -> list[tuple[str, int]]:
+        """The partitions whose own pause is over by `now`."""
+        return [p for p, until in self._partitions.items() if until <= now]

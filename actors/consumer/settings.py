@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 
 from aiokafka.abc import AbstractTokenProvider
 
+from actors.consumer.retry_tiers.naming import TierMap
+from actors.consumer.retry_tiers.settings import RetryTierSettings
 from core.auth.kafka_oauth import KafkaOAuthError, eventhubs_scope_for
 from core.errors import ConfigurationError
 from core.resilience.backoff import RetryConfig
@@ -296,6 +298,8 @@ class ConsumerSettings:
     retry_budget: RetryBudgetSettings = field(default_factory=RetryBudgetSettings)
     breaker: CircuitBreakerConfig = field(default_factory=CircuitBreakerConfig)
     """The handler's breaker: opening it pauses the partitions instead of crashing."""
+    retry_tiers: RetryTierSettings = field(default_factory=RetryTierSettings)
+    """Delayed retries through tier topics (actors.consumer.retry_tiers); off by default."""
 
     def __post_init__(self) -> None:
         servers = bootstrap_problem(self.bootstrap_servers)
@@ -347,6 +351,7 @@ class ConsumerSettings:
             _positive(self, "stall_timeout_s")
         if self.dead_letter_topic is not None:
             self._check_dead_letter_topic(self.dead_letter_topic)
+        self._check_retry_tiers()
 
     def _check_concurrency(self) -> None:
         _require(
@@ -416,11 +421,47 @@ class ConsumerSettings:
         clash = names & set(self.topics)
         _require(not clash, "dead_letter_topic", f"{sorted(clash)} is also consumed from")
 
+    def _check_retry_tiers(self) -> None:
+        """Every tier topic is a valid name, no two tiers of a source share one, and none
+        is a source or a dead-letter topic (either would mix records or loop)."""
+        tiers = self.retry_tiers
+        if not tiers.enabled:
+            return
+        names = TierMap(tiers, self.topics).topics()
+        for name in names:
+            problem = topic_problem(name)
+            _require(problem is None, "retry_tiers.topic_pattern", f"gives {problem}")
+        _require(
+            len(names) == len(self.topics) * len(tiers.delays_s),
+            "retry_tiers.topic_pattern",
+            f"{tiers.topic_pattern!r} gives two tiers the same topic; add {{index}}",
+        )
+        clash = set(names) & set(self.topics)
+        _require(not clash, "retry_tiers.topic_pattern", f"{sorted(clash)} is also a source")
+        if self.dead_letter_topic is not None:
+            letters = {self.dead_letter_topic.format(topic=t) for t in self.topics}
+            clash = set(names) & letters
+            _require(
+                not clash, "retry_tiers.topic_pattern", f"{sorted(clash)} is a dead-letter topic"
+            )
+
+    @property
+    def tier_map(self) -> TierMap:
+        """The retry tier topics of the source topics (empty when tiers are off)."""
+        return TierMap(self.retry_tiers, self.topics)
+
+    @property
+    def consumed_topics(self) -> tuple[str, ...]:
+        """What the consumer subscribes to: the source topics and their retry tiers."""
+        return (*self.topics, *self.tier_map.topics())
+
     def dead_letter_topic_for(self, topic: str) -> str | None:
-        """The dead-letter topic for records of `topic`; None when dead-lettering is off."""
+        """The dead-letter topic for records of `topic` (a tier's: its source's); None
+        when dead-lettering is off."""
         if self.dead_letter_topic is None:
             return None
-        return self.dead_letter_topic.format(topic=topic)
+        tier = self.tier_map.tier_of(topic) if self.retry_tiers.enabled else None
+        return self.dead_letter_topic.format(topic=topic if tier is None else tier.source)
 
     def __repr__(self) -> str:
         shown = (

@@ -11,6 +11,8 @@ restart is owned by the wiring and handed to each incarnation, like the streams:
 - the handler's circuit breaker (the breaker monitor listens to it) and the retry
   budget, so a crash loop neither resets the breaker nor refills the budget;
 - the poison guard's window, so restarts do not hide a storm;
+- the keys with records in retry tiers (with `preserve_key_order`), so a consumer
+  restart within the process keeps holding back their later records;
 - the error classifier (the built-in rules, or a domain's first and those after it),
   which the failure path and the handler's breaker judge failures by.
 """
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 from actors.consumer.dedup import DedupWindow, TraceIdReader
 from actors.consumer.pauses import PauseReasons
 from actors.consumer.poison import PoisonGuard
+from actors.consumer.retry_tiers.keys import KeysInRetry
 from actors.consumer.settings import ConsumerSettings
 from actors.consumer.stats import ConsumerStats
 from core.errors import DefaultErrorClassifier
@@ -47,6 +50,7 @@ class ConsumerState:
     dedup: DedupWindow | None = None
     trace_ids: TraceIdReader | None = None
     classifier: ErrorClassifier = field(default_factory=DefaultErrorClassifier)
+    keys_in_retry: KeysInRetry | None = None
 
     @classmethod
     def for_settings(
@@ -86,4 +90,9 @@ class ConsumerState:
             dedup=window,
             trace_ids=reader,
             classifier=classifier,
+            keys_in_retry=(
+                KeysInRetry(settings.tier_map, settings.retry_tiers.max_keys_in_retry)
+                if settings.retry_tiers.enabled and settings.retry_tiers.preserve_key_order
+                else None
+            ),
         )

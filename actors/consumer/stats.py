@@ -51,6 +51,15 @@ class ConsumerStatsSnapshot:
     """Records handed to the handler and not back yet."""
     queued: int
     """Records fetched and waiting in their lanes."""
+    tier_sent: Mapping[str, int]
+    """Records sent to each retry tier topic."""
+    tier_retried: Mapping[str, int]
+    """Records taken from each retry tier topic to be handled again."""
+    due_lag_seconds_sum: float
+    due_lag_seconds_count: int
+    """How late tier records were handed over past their due time (a summary)."""
+    tier_paused: frozenset[Partition]
+    """Retry tier partitions paused until their head record is due."""
 
 
 class ConsumerStats:
@@ -79,6 +88,11 @@ class ConsumerStats:
         self.handler_seconds_count = 0
         self.in_flight = 0
         self.queued = 0
+        self.tier_sent: dict[str, int] = {}
+        self.tier_retried: dict[str, int] = {}
+        self.due_lag_seconds_sum = 0.0
+        self.due_lag_seconds_count = 0
+        self.tier_paused: frozenset[Partition] = frozenset()
 
     def observe_handler(self, calls: int, seconds: float) -> None:
         """Add `calls` handler calls that took `seconds` together (added up a run at a time)."""
@@ -110,4 +124,9 @@ class ConsumerStats:
             handler_seconds_count=self.handler_seconds_count,
             in_flight=self.in_flight,
             queued=self.queued,
+            tier_sent=MappingProxyType(dict(self.tier_sent)),
+            tier_retried=MappingProxyType(dict(self.tier_retried)),
+            due_lag_seconds_sum=self.due_lag_seconds_sum,
+            due_lag_seconds_count=self.due_lag_seconds_count,
+            tier_paused=self.tier_paused,
         )

@@ -27,6 +27,7 @@ from scripts.bench import (
     logging_bench,
     pipeline_bench,
     retry_bench,
+    retry_tiers_bench,
     soak_bench,
     supervisor_bench,
 )
@@ -50,6 +51,7 @@ class Scale:
     pipeline_records: int
     pipeline_runs: int
     concurrency_records: int
+    retry_tier_records: int
     soak_records: int
     download_files: int
 
@@ -64,6 +66,7 @@ FULL = Scale(
     pipeline_records=200_000,
     pipeline_runs=3,
     concurrency_records=50_000,
+    retry_tier_records=10_000,
     soak_records=1_000_000,
     download_files=3_000,
 )
@@ -77,6 +80,7 @@ QUICK = Scale(
     pipeline_records=2_000,
     pipeline_runs=1,
     concurrency_records=2_000,
+    retry_tier_records=2_000,
     soak_records=2_000,
     download_files=200,
 )
@@ -95,6 +99,7 @@ def benchmarks(scale: Scale, runner: asyncio.Runner) -> dict[str, Callable[[], l
         "concurrency": lambda: concurrency_bench.run(
             scale.concurrency_records, scale.pipeline_runs
         ),
+        "retry_tiers": lambda: retry_tiers_bench.run(scale.retry_tier_records, scale.pipeline_runs),
         "download": lambda: download_bench.run(scale.download_files, scale.pipeline_runs + 2),
         "soak": lambda: soak_bench.run(scale.soak_records),
     }
@@ -114,6 +119,7 @@ SECTION_ORDER = (
     "supervisor-restart",
     "pipeline-throughput",
     "pipeline-concurrency",
+    "retry-tiers",
     "download-throughput",
     "soak-memory",
 )
@@ -126,7 +132,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         help="comma-separated benchmarks: retry, breaker, logging, supervisor, pipeline, "
-        "concurrency, download, soak",
+        "concurrency, retry_tiers, download, soak",
     )
     parser.add_argument("--repeats", type=int, help=f"rounds per benchmark (>= {MIN_REPEATS})")
     parser.add_argument("--soak-records", type=int, help="records for the soak (1,000,000)")

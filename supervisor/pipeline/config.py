@@ -27,6 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from actors.consumer.retry_tiers.naming import TierMap
+from actors.consumer.retry_tiers.settings import (
+    MAX_KEYS_IN_RETRY,
+    MAX_TIERS,
+    RetryTierSettings,
+    parse_delay,
+)
 from actors.consumer.settings import (
     MAX_BUFFERED,
     MAX_IN_FLIGHT,
@@ -36,6 +43,7 @@ from actors.consumer.settings import (
     SecurityProtocol,
     topic_problem,
 )
+from core.errors import ConfigurationError
 from core.logging import register_secret
 from supervisor.pipeline.config_loader import ConfigError, EnvValue, Secret, bind, env_overrides
 from supervisor.pipeline.config_ranges import check_ranges, range_of, ranged
@@ -53,6 +61,7 @@ __all__ = [
     "KafkaConfig",
     "LoggingConfig",
     "RetryConfig",
+    "RetryTopicsConfig",
     "Secret",
     "SupervisionConfig",
     "file_mode_bits",
@@ -269,6 +278,59 @@ class RetryConfig:
 
 
 @dataclass(frozen=True)
+class RetryTopicsConfig:
+    """Delayed retries through tier topics, so a failing record blocks nothing (off
+    without delays). Each tier is a topic that must exist (on Event Hubs, an event hub:
+    a Standard namespace allows ten) with a retention above its delay."""
+
+    delays: tuple[str, ...] = ()
+    """The tiers' delays in order, each a whole number and a unit, 1s..7d ("30s", "5m",
+    "1h", "2d"); at most 8. Empty: off."""
+    topic_pattern: str = "{topic}.retry.{delay}"
+    """A tier's topic: {topic} the consumed topic, {delay} the delay ("30s"), {index}
+    the tier's position from 0 (needed when two tiers share a delay)."""
+    after_in_place_attempts: bool = True
+    """true: a TRANSIENT or UNKNOWN failure goes to the next tier once [retry]'s in-place
+    attempts are spent; false: at its first failure."""
+    preserve_key_order: bool = False
+    """Retry tiers break key order; true sends a key's later records to the tier its
+    earlier one waits in, instead of handling them."""
+    max_keys_in_retry: int = ranged(10_000, 1, MAX_KEYS_IN_RETRY)
+    """Keys tracked for preserve_key_order; at the bound, fetching waits until one leaves."""
+
+    def __post_init__(self) -> None:
+        check_ranges(self, "retry_topics")
+        if len(self.delays) > MAX_TIERS:
+            raise ConfigError(
+                "retry_topics.delays", f"{len(self.delays)} tiers; at most {MAX_TIERS}"
+            )
+        for delay in self.delays:
+            try:
+                parse_delay(delay)
+            except ValueError as exc:
+                raise ConfigError("retry_topics.delays", str(exc)) from None
+        try:
+            self.tier_settings()
+        except ConfigurationError as exc:
+            raise ConfigError(
+                str(exc.context.get("field", "retry_topics")).replace(
+                    "retry_tiers.", "retry_topics."
+                ),
+                str(exc.context.get("problem", exc)),
+            ) from None
+
+    def tier_settings(self) -> RetryTierSettings:
+        """The consumer's settings of these tiers."""
+        return RetryTierSettings(
+            delays_s=tuple(parse_delay(d) for d in self.delays),
+            topic_pattern=self.topic_pattern,
+            after_in_place_attempts=self.after_in_place_attempts,
+            preserve_key_order=self.preserve_key_order,
+            max_keys_in_retry=self.max_keys_in_retry,
+        )
+
+
+@dataclass(frozen=True)
 class BreakerConfig:
     """The circuit breaker around the handler."""
 
@@ -351,6 +413,7 @@ class Config:
     dead_letter: DeadLetterConfig = field(default_factory=DeadLetterConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     retry: RetryConfig = field(default_factory=RetryConfig)
+    retry_topics: RetryTopicsConfig = field(default_factory=RetryTopicsConfig)
     breaker: BreakerConfig = field(default_factory=BreakerConfig)
     supervisor: SupervisionConfig = field(default_factory=SupervisionConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
@@ -375,16 +438,22 @@ class Config:
             raise ConfigError("auth.method", "kafka.profile = 'eventhubs' needs an Azure AD method")
         self._refuse_loops()
 
+    def retry_topic_names(self) -> list[str]:
+        """The retry tier topics of every consumed topic (empty when retry tiers are off)."""
+        tiers = self.retry_topics.tier_settings()
+        return TierMap(tiers, self.kafka.topics).topics()
+
     def _refuse_loops(self) -> None:
         """Writing to a consumed topic feeds the pipeline its own output, without end (each
         log line about a record is one more record; at DEBUG, one record became thousands
         within seconds). The dead-letter pattern is checked with the consumer's settings."""
-        consumed = set(self.kafka.topics)
+        consumed = set(self.kafka.topics) | set(self.retry_topic_names())
         forward = self.handler.forward_topic
         if forward in consumed:
             raise ConfigError(
                 "handler.target",
-                f"forward:{forward} writes to a topic of kafka.topics: a loop",
+                f"forward:{forward} writes to a consumed topic (kafka.topics or a retry "
+                "tier): a loop",
             )
         if self.logging.kafka_topic in consumed:
             raise ConfigError(

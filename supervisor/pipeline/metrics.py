@@ -157,6 +157,35 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
         lambda o: _single(o.consumer.dead_lettered),
     ),
     MetricSpec(
+        "kafka_pipeline_retry_tier_sent_total",
+        Kind.COUNTER,
+        "Records produced to a retry tier topic (acknowledged), per tier topic.",
+        ("topic",),
+        lambda o: [((topic,), float(n)) for topic, n in sorted(o.consumer.tier_sent.items())],
+    ),
+    MetricSpec(
+        "kafka_pipeline_retry_tier_retried_total",
+        Kind.COUNTER,
+        "Records taken from a retry tier topic, once due, to be handled again, per tier topic.",
+        ("topic",),
+        lambda o: [((topic,), float(n)) for topic, n in sorted(o.consumer.tier_retried.items())],
+    ),
+    MetricSpec(
+        "kafka_pipeline_retry_tier_due_lag_seconds",
+        Kind.SUMMARY,
+        "How late retry tier records were handed over past their due time, in seconds.",
+        (),
+        lambda o: [((), Summary(o.consumer.due_lag_seconds_count, o.consumer.due_lag_seconds_sum))],
+    ),
+    MetricSpec(
+        "kafka_pipeline_retry_tier_partitions_paused",
+        Kind.GAUGE,
+        "Partitions paused on their own: retry tier partitions until their head record is "
+        "due, and source partitions while the keys kept in order are at their bound.",
+        (),
+        lambda o: _single(len(o.consumer.tier_paused)),
+    ),
+    MetricSpec(
         "kafka_pipeline_records_deduplicated_total",
         Kind.COUNTER,
         "Records skipped because their trace id was handled recently.",

@@ -220,6 +220,7 @@ _CONSUMER_KEYS: Final = {
     },
     "dead_letter_topic": "dead_letter.topic",
     "dedup.header": "dedup.header",
+    "retry_tiers.topic_pattern": "retry_topics.topic_pattern",
 }
 """Consumer setting -> the configuration key it is built from (same name, with its table)."""
 
@@ -269,6 +270,7 @@ def _consumer_settings(config: Config, auth: AuthWiring | None) -> ConsumerSetti
             max_delay_s=config.retry.max_delay_s,
         ),
         "retry_budget": RetryBudgetSettings(ratio=config.retry.budget_ratio),
+        "retry_tiers": config.retry_topics.tier_settings(),
         "breaker": CircuitBreakerConfig(
             failure_threshold=config.breaker.failure_threshold,
             recovery_timeout_s=config.breaker.recovery_timeout_s,

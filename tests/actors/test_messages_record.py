@@ -11,7 +11,17 @@ from hypothesis import strategies as st
 
 from actors.messages import Record
 
-FIELDS = ("topic", "partition", "offset", "key", "value", "headers", "timestamp")
+FIELDS = (
+    "topic",
+    "partition",
+    "offset",
+    "key",
+    "value",
+    "headers",
+    "timestamp",
+    "attempt",
+    "origin",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +35,8 @@ class FrozenRecord:
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...] = ()
     timestamp: int | None = None
+    attempt: int = 0
+    origin: tuple[str, int, int] | None = None
 
 
 records = st.tuples(
@@ -35,6 +47,8 @@ records = st.tuples(
     st.none() | st.binary(max_size=16),
     st.lists(st.tuples(st.text(max_size=4), st.binary(max_size=4)), max_size=3).map(tuple),
     st.none() | st.integers(0, 2**41),
+    st.integers(0, 9),
+    st.none() | st.tuples(st.text(max_size=8), st.integers(0, 64), st.integers(0, 2**63 - 1)),
 )
 
 
@@ -55,6 +69,16 @@ def test_the_defaults_are_no_headers_and_no_timestamp() -> None:
     """Headers and timestamp may be left out, by position or by name."""
     record = Record(topic="t", partition=1, offset=2, key=None, value=b"v")
     assert (record.headers, record.timestamp) == ((), None)
+
+
+def test_a_record_never_retried_is_its_own_origin_at_attempt_0() -> None:
+    """Without retry tiers a record's original coordinates are its own; from a tier, the
+    source's."""
+    record = Record("orders", 1, 2, None, b"v")
+    assert (record.attempt, record.original_topic, record.original_partition) == (0, "orders", 1)
+    assert record.original_offset == 2
+    retried = record.replace(topic="orders.retry.5m", offset=9, attempt=1, origin=("orders", 1, 2))
+    assert (retried.original_topic, retried.original_offset, retried.attempt) == ("orders", 2, 1)
 
 
 @pytest.mark.parametrize("name", FIELDS)

@@ -15,6 +15,8 @@ from supervisor.pipeline.observation import Observation
 
 counts = st.integers(0, 10**9)
 partitions = st.tuples(st.sampled_from(["events", "orders"]), st.integers(0, 7))
+tier_topics = st.sampled_from(["orders.retry.30s", "orders.retry.5m"])
+tier_partitions = st.tuples(tier_topics, st.integers(0, 7))
 actor_names = st.sampled_from(
     ["log_shipper", "health_server", "token_refresher", "breaker_monitor", "kafka_consumer"]
 )
@@ -43,6 +45,11 @@ consumer_snapshots = st.builds(
     handler_seconds_count=counts,
     in_flight=counts,
     queued=counts,
+    tier_sent=st.dictionaries(tier_topics, counts, max_size=3).map(MappingProxyType),
+    tier_retried=st.dictionaries(tier_topics, counts, max_size=3).map(MappingProxyType),
+    due_lag_seconds_sum=st.floats(0, 1e6),
+    due_lag_seconds_count=counts,
+    tier_paused=st.frozensets(tier_partitions, max_size=4),
 )
 
 
