@@ -51,15 +51,15 @@ from actors.consumer.failures import (
     where,
 )
 from actors.consumer.handler_calls import HandlerRunner
-from actors.consumer.lanes import Work
+from actors.consumer.lanes import Span
+from actors.consumer.offsets import PartitionOffsets
 from actors.consumer.settings import ConsumerSettings
 from actors.consumer.state import ConsumerState
 from actors.messages import Record
 from core.errors import PermanentError
-from core.logging.context import set_correlation_id
 from core.logging.kafka_context import KafkaLogContext
 
-__all__ = ["Handover", "record_of"]
+__all__ = ["Handover", "Slot", "record_of"]
 
 _log = logging.getLogger(__name__)
 
@@ -75,6 +75,10 @@ def record_of(message: Any) -> Record:
         message.headers,  # aiokafka gives a tuple of (str, bytes) pairs
         message.timestamp,
     )
+
+
+Slot = tuple[PartitionOffsets, int]
+"""Where a record is tracked: its partition's tracker and its sequence number there."""
 
 
 class Handover:
@@ -96,128 +100,158 @@ class Handover:
         self._failures = failures
         self._on_refusal = on_refusal
         self._threads = anyio.CapacityLimiter(settings.max_in_flight)
-        self._in_flight_ids: dict[str, anyio.Event | None] = {}
-        """Trace ids of records in flight; a waiter leaves an event to be woken by."""
+        self._in_flight_ids: dict[str, anyio.Event | None] | None = (
+            {} if settings.max_in_flight > 1 else None
+        )
+        """Trace ids of records in flight, a waiter leaving an event to be woken by; None
+        with one unit in flight at a time, when no other unit can hold an id."""
 
-    async def run(self, run: Sequence[Work], may_start: Callable[[Work], bool]) -> None:
+    async def run(self, run: Sequence[Span], may_start: Callable[[PartitionOffsets], bool]) -> bool:
         """Hand over `run`, records of one lane in offset order: one by one to a per-record
         handler, asking `may_start` before each, or as one batch to a batch handler. A
         record left unbooked (refused, stopped before, or behind a trace id in flight)
-        goes back to its lane. Raises MustExitError."""
+        goes back to its lane. Returns True when every record of the run was booked.
+        Raises MustExitError."""
         tally = _Tally()
         try:
             if self._handler.batches:
-                if may_start(run[0]):
-                    await self._unit(run, tally)
-                return
-            one = self._one
-            for work in run:
-                if not may_start(work):
-                    return
-                await one(work, tally)
+                if not may_start(run[0].tracker):
+                    return False
+                return await self._unit(run, tally)
+            return await self._records(run, may_start, tally)
         finally:
             self._add_up(tally)
 
-    async def _one(self, work: Work, tally: _Tally) -> None:
-        """`_unit` for a unit of one record, the common case, with nothing to allocate
-        on the way: admit, call, book; anything else is `_unit`'s business."""
-        message = work.message
-        record = record_of(message)
-        trace_id = self._trace_id(message) if self._state.trace_ids is not None else None
-        if trace_id is not None:
-            if trace_id in self._in_flight_ids:
-                await self._unit((work,), tally)  # waits for the other one
-                return
-            dedup = self._state.dedup
-            if dedup is not None and dedup.contains(trace_id):
-                self._book(Outcome.DEDUPLICATED, (work,), (None,))
-                return
-            self._in_flight_ids[trace_id] = None
-        try:
-            with KafkaLogContext(message.topic, message.partition, message.offset, self._group):
-                if trace_id is not None:  # the record's id on its log lines; ends with the block
-                    set_correlation_id(trace_id)
-                failure = await self._call([record], None, tally)
-                if failure is not None:
-                    await self._settle([work], [record], [trace_id], failure, tally)
-                    return
-            tally.handled += 1
-            self._book(Outcome.HANDLED, (work,), (trace_id,))
-        finally:
-            if trace_id is not None:
-                waiting = self._in_flight_ids.pop(trace_id, None)
-                if waiting is not None:
-                    waiting.set()
+    async def _records(
+        self, run: Sequence[Span], may_start: Callable[[PartitionOffsets], bool], tally: _Tally
+    ) -> bool:
+        """The per-record path, a unit per record, with nothing allocated on the way but
+        the handler's Record and its log context: admit (a duplicate is booked as such, an
+        id in flight elsewhere goes through `_unit`, which waits), call, book. Stops at the
+        first record that may not start or was not booked (refused)."""
+        reader, dedup, in_flight = self._state.trace_ids, self._state.dedup, self._in_flight_ids
+        group, call, book = self._group, self._call, self._book
+        for span in run:
+            messages, tracker, first_seq = span.messages, span.tracker, span.first_seq
+            for position in span.positions:
+                if not may_start(tracker):
+                    return False
+                message = messages[position]
+                slot = (tracker, first_seq + position)
+                trace_id = self._trace_id(message) if reader is not None else None
+                if trace_id is not None:
+                    if in_flight is not None and trace_id in in_flight:
+                        if not await self._unit((_single(span, position),), tally):
+                            return False  # waited for the other one
+                        continue
+                    if dedup is not None and dedup.contains(trace_id):
+                        book(Outcome.DEDUPLICATED, (slot,), (None,))
+                        continue
+                    if in_flight is not None:
+                        in_flight[trace_id] = None
+                try:
+                    with KafkaLogContext(
+                        message.topic, message.partition, message.offset, group, trace_id
+                    ):
+                        record = record_of(message)
+                        failure = await call((record,), None, tally)
+                        if failure is not None:
+                            settled = await self._settle(
+                                [slot], [record], [trace_id], failure, tally
+                            )
+                            if not settled:
+                                return False
+                            continue
+                    tally.handled += 1
+                    book(Outcome.HANDLED, (slot,), (trace_id,))
+                finally:
+                    if trace_id is not None and in_flight is not None:
+                        waiting = in_flight.pop(trace_id, None)
+                        if waiting is not None:
+                            waiting.set()
+        return True
 
-    async def _unit(self, unit: Sequence[Work], tally: _Tally) -> None:
-        """Admit, call, settle and book one unit (module docstring, 1-4)."""
-        works, records, trace_ids = await self._admit(unit)
-        if not works:
-            return
+    async def _unit(self, unit: Sequence[Span], tally: _Tally) -> bool:
+        """Admit, call, settle and book one unit (module docstring, 1-4); True when every
+        record of `unit` was booked."""
+        slots, records, trace_ids, whole = await self._admit(unit)
+        if not slots:
+            return whole
         first = records[0]
         try:
-            with KafkaLogContext(first.topic, first.partition, first.offset, self._group):
-                if trace_ids[0] is not None:
-                    set_correlation_id(trace_ids[0])
+            with KafkaLogContext(
+                first.topic, first.partition, first.offset, self._group, trace_ids[0]
+            ):
                 failure = await self._call(records, None, tally)
                 if failure is None:
-                    tally.handled += len(works)
-                    self._book(Outcome.HANDLED, works, trace_ids)
-                    return
-                await self._settle(works, records, trace_ids, failure, tally)
+                    tally.handled += len(slots)
+                    self._book(Outcome.HANDLED, slots, trace_ids)
+                    return whole
+                return await self._settle(slots, records, trace_ids, failure, tally) and whole
         finally:
-            for trace_id in trace_ids:
-                if trace_id is not None:
-                    waiting = self._in_flight_ids.pop(trace_id, None)
-                    if waiting is not None:
-                        waiting.set()
+            in_flight = self._in_flight_ids
+            if in_flight is not None:
+                for trace_id in trace_ids:
+                    if trace_id is not None:
+                        waiting = in_flight.pop(trace_id, None)
+                        if waiting is not None:
+                            waiting.set()
 
     async def _settle(
         self,
-        works: list[Work],
+        slots: list[Slot],
         records: list[Record],
         trace_ids: list[str | None],
         failure: Attempt,
         tally: _Tally,
-    ) -> None:
-        """The failure path settles the unit (module docstring, 3); book what it decided."""
+    ) -> bool:
+        """The failure path settles the unit (module docstring, 3); book what it decided.
+        True when every record got an outcome (none was refused)."""
         self._add_up(tally)  # the poison window must be current before judging
         settlement = await self._failures.settle(records, failure, self._call_some(records, tally))
         for position, outcome in sorted(settlement.outcomes.items()):
             if outcome is Outcome.HANDLED:
                 tally.handled += 1
-            self._book(outcome, (works[position],), (trace_ids[position],))
+            self._book(outcome, (slots[position],), (trace_ids[position],))
         if settlement.refusal is not None:
             self._on_refusal(settlement.refusal)
+        return len(settlement.outcomes) == len(slots)
 
     async def _admit(
-        self, unit: Sequence[Work]
-    ) -> tuple[list[Work], list[Record], list[str | None]]:
-        """The unit without duplicates, its trace ids now in flight (module docstring, 1)."""
-        works: list[Work] = []
+        self, unit: Sequence[Span]
+    ) -> tuple[list[Slot], list[Record], list[str | None], bool]:
+        """The unit without duplicates, its trace ids now in flight, and whether that is
+        all of it (module docstring, 1)."""
+        slots: list[Slot] = []
         records: list[Record] = []
         trace_ids: list[str | None] = []
         in_flight, dedup = self._in_flight_ids, self._state.dedup
         trace_id_of = self._trace_id if self._state.trace_ids is not None else None
-        for work in unit:
-            message = work.message
-            trace_id = trace_id_of(message) if trace_id_of is not None else None
-            if trace_id is not None:
-                if trace_id in in_flight:
-                    if works:
-                        break  # a batch ends before it; the rest goes back to the lane
-                    while trace_id in in_flight:
-                        waiting = in_flight[trace_id] or anyio.Event()
-                        in_flight[trace_id] = waiting
-                        await waiting.wait()
-                if dedup is not None and dedup.contains(trace_id):
-                    self._book(Outcome.DEDUPLICATED, (work,), (None,))
-                    continue
-                in_flight[trace_id] = None
-            works.append(work)
-            records.append(record_of(message))
-            trace_ids.append(trace_id)
-        return works, records, trace_ids
+        duplicates: list[Slot] = []
+        for span in unit:
+            messages, tracker, first_seq = span.messages, span.tracker, span.first_seq
+            for position in span.positions:
+                message = messages[position]
+                trace_id = trace_id_of(message) if trace_id_of is not None else None
+                if trace_id is not None:
+                    if in_flight is not None and trace_id in in_flight:
+                        if slots:  # a batch ends before it; the rest goes back to the lane
+                            self._book(Outcome.DEDUPLICATED, duplicates, (None,) * len(duplicates))
+                            return slots, records, trace_ids, False
+                        while trace_id in in_flight:
+                            waiting = in_flight[trace_id] or anyio.Event()
+                            in_flight[trace_id] = waiting
+                            await waiting.wait()
+                    if dedup is not None and dedup.contains(trace_id):
+                        duplicates.append((tracker, first_seq + position))
+                        continue
+                    if in_flight is not None:
+                        in_flight[trace_id] = None
+                slots.append((tracker, first_seq + position))
+                records.append(record_of(message))
+                trace_ids.append(trace_id)
+        self._book(Outcome.DEDUPLICATED, duplicates, (None,) * len(duplicates))
+        return slots, records, trace_ids, True
 
     def _call_some(self, records: list[Record], tally: _Tally) -> Call:
         async def call(positions: Sequence[int]) -> Attempt | None:
@@ -226,7 +260,7 @@ class Handover:
         return call
 
     async def _call(
-        self, records: list[Record], positions: Sequence[int] | None, tally: _Tally
+        self, records: Sequence[Record], positions: Sequence[int] | None, tally: _Tally
     ) -> Attempt | None:
         """One call of the handler on `records` (at `positions` of the unit, None: all);
         None when every record was handled, else how they failed (module docstring, 2)."""
@@ -271,10 +305,12 @@ class Handover:
         tally.seconds = 0.0
 
     def _book(
-        self, outcome: Outcome, works: Sequence[Work], trace_ids: Sequence[str | None]
+        self, outcome: Outcome, slots: Sequence[Slot], trace_ids: Sequence[str | None]
     ) -> None:
-        """The one place outcomes are booked (module docstring, 4): `works`, with their
-        `trace_ids`, ended as `outcome`."""
+        """The one place outcomes are booked (module docstring, 4): the records at `slots`,
+        with their `trace_ids`, ended as `outcome`."""
+        if not slots:
+            return
         state, stats = self._state, self._stats
         poison = state.poison
         if outcome is Outcome.HANDLED:  # the poison window counts them with the run's tally
@@ -284,15 +320,14 @@ class Handover:
                 for trace_id in trace_ids:
                     if trace_id is not None:
                         remember(trace_id)
-            stats.handled += len(works)
+            stats.handled += len(slots)
         elif outcome is Outcome.DEDUPLICATED:
-            stats.deduplicated += len(works)
+            stats.deduplicated += len(slots)
         else:
-            for _ in works:
+            for _ in slots:
                 poison.observe_dead_lettered()
-        for work in works:
-            work.tracker.finish(work.seq)
-            work.done = True
+        for tracker, seq in slots:
+            tracker.finish(seq)
         if outcome is Outcome.DEAD_LETTERED and poison.storming():
             raise MustExitError(
                 PermanentError(poison.describe(), context={"group_id": self._group})
@@ -313,6 +348,11 @@ class Handover:
             return None
 
 
+def _single(span: Span, position: int) -> Span:
+    """The record at `position` of `span`'s fetch, as a span of its own."""
+    return Span(span.messages, span.tracker, span.first_seq, (position,), span.lane)
+
+
 @dataclass(slots=True)
 class _Tally:
     """What a run did that is added up once per run (see `_add_up`)."""
@@ -322,7 +362,9 @@ class _Tally:
     handled: int = 0
 
 
-def _failures_in(result: object, records: list[Record], positions: Sequence[int]) -> Attempt | None:
+def _failures_in(
+    result: object, records: Sequence[Record], positions: Sequence[int]
+) -> Attempt | None:
     """A batch handler's result as an Attempt (by position in the unit)."""
     if not isinstance(result, BatchResult):
         raise MustExitError(
