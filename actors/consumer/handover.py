@@ -1,13 +1,17 @@
 """A unit's path from its lane to its booking: dedup, the handler call, failures, booking.
 
 A unit is one record, or a batch of one partition's records for a batch handler
-(actors.consumer.batches). `Handover.run` hands a lane's run over: each record as a unit
-of its own (`_one`, the common case, allocating nothing it can spare) or the run as one
-batch (`_unit`, which also takes a record whose trace id is in flight). Either way:
+(actors.consumer.batches). `Handover.run` hands a lane's run (spans of fetched records,
+actors.consumer.lanes) over: each record as a unit of its own (`_records`, the common
+case: one loop over the run that allocates nothing per record but the handler's Record,
+its log context and its slot) or the run as one batch (`_unit`, which also takes a
+record whose trace id is in flight). Either way:
 
-1. `_admit`: read each record's trace id; a record whose id is in flight in another
-   unit waits for it (a batch ends before such a record instead), then one the dedup
-   window knows is booked as a duplicate. What is left is the unit, its ids in flight.
+1. admit (`_admit` for a batch, inline in `_records`): read each record's trace id; a
+   record whose id is in flight in another unit waits for it (a batch ends before such
+   a record instead), then one the dedup window knows is booked as a duplicate. What is
+   left is the unit, its ids in flight (tracked only when `max_in_flight` > 1: with one
+   unit at a time, no other can hold an id).
 2. `_call`: one call of the handler, through its circuit breaker, inside the first
    record's KafkaLogContext, timed. A synchronous handler runs in a worker thread of a
    pool as wide as `max_in_flight` (`to_thread.run_sync` with a CapacityLimiter): the
