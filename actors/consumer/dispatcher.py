@@ -61,7 +61,7 @@ __all__ = ["Dispatcher"]
 
 _log = logging.getLogger(__name__)
 
-RUN_LENGTH: Final = 64
+RUN_LENGTH: Final = 256
 """Records of one lane a worker hands over in one go to a per-record handler (one by one,
 the stop check before each) before the lane takes its turn again: the per-run costs
 (taking, releasing, counting) are paid once for many records of a busy partition."""

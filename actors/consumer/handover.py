@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,6 +104,10 @@ class Handover:
         self._failures = failures
         self._on_refusal = on_refusal
         self._threads = anyio.CapacityLimiter(settings.max_in_flight)
+        self._invoke: Callable[[Any], Awaitable[object]] = (
+            self._in_thread if handler.in_thread else self._on_loop
+        )
+        """The handler's call on one argument, through its breaker, to be awaited."""
         self._in_flight_ids: dict[str, anyio.Event | None] | None = (
             {} if settings.max_in_flight > 1 else None
         )
@@ -134,7 +138,7 @@ class Handover:
         id in flight elsewhere goes through `_unit`, which waits), call, book. Stops at the
         first record that may not start or was not booked (refused)."""
         reader, dedup, in_flight = self._state.trace_ids, self._state.dedup, self._in_flight_ids
-        group, call, book = self._group, self._call, self._book
+        group, invoke, book, clock = self._group, self._invoke, self._book, time.perf_counter
         for span in run:
             messages, tracker, first_seq = span.messages, span.tracker, span.first_seq
             for position in span.positions:
@@ -158,7 +162,16 @@ class Handover:
                         message.topic, message.partition, message.offset, group, trace_id
                     ):
                         record = record_of(message)
-                        failure = await call((record,), None, tally)
+                        tally.calls += 1  # `_call` for one record, without its frame
+                        started = clock()
+                        try:
+                            await invoke(record)
+                        except (Exception, SystemExit, KeyboardInterrupt) as exc:
+                            failure: Attempt | None = _attempt(exc, record)
+                        else:
+                            failure = None
+                        finally:
+                            tally.seconds += clock() - started
                         if failure is not None:
                             settled = await self._settle(
                                 [slot], [record], [trace_id], failure, tally
@@ -268,34 +281,37 @@ class Handover:
     ) -> Attempt | None:
         """One call of the handler on `records` (at `positions` of the unit, None: all);
         None when every record was handled, else how they failed (module docstring, 2)."""
-        handler = self._handler
-        breaker = self._state.breaker
-        argument: Any = records if handler.batches else records[0]
+        batches = self._handler.batches
+        argument: Any = records if batches else records[0]
         tally.calls += 1
         started = time.perf_counter()
         try:
-            if handler.in_thread:
-                await anyio.lowlevel.checkpoint_if_cancelled()  # the shield would hide it
-                with anyio.CancelScope(shield=True):
-                    result = await anyio.to_thread.run_sync(
-                        breaker.call, handler.in_worker_thread, argument, limiter=self._threads
-                    )
-            else:
-                result = await breaker.call_async(handler.on_loop, argument)
-        except Exception as exc:
-            return Attempt(whole=exc)
-        except (SystemExit, KeyboardInterrupt) as exc:
-            error = PermanentError(
-                f"the handler raised {type(exc).__name__}({exc}) on {where(records[0])}: "
-                "a handler may not end the process; the record is failed permanently"
-            )
-            error.__cause__ = exc
-            return Attempt(whole=error)
+            result = await self._invoke(argument)
+        except (Exception, SystemExit, KeyboardInterrupt) as exc:
+            return _attempt(exc, records[0])
         finally:
             tally.seconds += time.perf_counter() - started
-        if handler.batches and result is not None:
+        if batches and result is not None:
             return _failures_in(result, records, positions or range(len(records)))
         return None
+
+    def _on_loop(self, argument: Any) -> Awaitable[object]:
+        """The handler's call on the event loop, through its breaker (a plain function
+        returning the breaker's coroutine: no frame of its own while awaited)."""
+        return self._state.breaker.call_async(self._handler.on_loop, argument)
+
+    async def _in_thread(self, argument: Any) -> object:
+        """A synchronous handler's call in a worker thread, through its breaker; the
+        thread cannot be interrupted, so a cancellation waits for the call in hand."""
+        await anyio.lowlevel.checkpoint_if_cancelled()  # the shield would hide it
+        with anyio.CancelScope(shield=True):
+            result = await anyio.to_thread.run_sync(
+                self._state.breaker.call,
+                self._handler.in_worker_thread,
+                argument,
+                limiter=self._threads,
+            )
+        return result  # noqa: RET504 (returned after the scope: mypy reads it as able to swallow)
 
     def _add_up(self, tally: _Tally) -> None:
         """Add the tallied calls and handled records to the stats, the retry budget and
@@ -350,6 +366,18 @@ class Handover:
                 "no dedup for %s[%d]@%d: %s", message.topic, message.partition, message.offset, exc
             )
             return None
+
+
+def _attempt(exc: Exception | SystemExit | KeyboardInterrupt, first: Record) -> Attempt:
+    """How a handler call failed that raised `exc` (`first`: its unit's first record)."""
+    if isinstance(exc, Exception):
+        return Attempt(whole=exc)
+    error = PermanentError(
+        f"the handler raised {type(exc).__name__}({exc}) on {where(first)}: "
+        "a handler may not end the process; the record is failed permanently"
+    )
+    error.__cause__ = exc
+    return Attempt(whole=error)
 
 
 def _single(span: Span, position: int) -> Span:
