@@ -138,6 +138,7 @@ class Handover:
         id in flight elsewhere goes through `_unit`, which waits), call, book. Stops at the
         first record that may not start or was not booked (refused)."""
         reader, dedup, in_flight = self._state.trace_ids, self._state.dedup, self._in_flight_ids
+        read = reader.read if reader is not None else None
         group, invoke, book, clock = self._group, self._invoke, self._book, time.perf_counter
         for span in run:
             messages, tracker, first_seq = span.messages, span.tracker, span.first_seq
@@ -146,7 +147,12 @@ class Handover:
                     return False
                 message = messages[position]
                 slot = (tracker, first_seq + position)
-                trace_id = self._trace_id(message) if reader is not None else None
+                trace_id = None
+                if read is not None:
+                    try:
+                        trace_id = read(message.value, message.headers)
+                    except UnreadableTraceIdError as exc:
+                        self._unreadable(message, exc)
                 if trace_id is not None:
                     if in_flight is not None and trace_id in in_flight:
                         if not await self._unit((_single(span, position),), tally):
@@ -243,13 +249,19 @@ class Handover:
         records: list[Record] = []
         trace_ids: list[str | None] = []
         in_flight, dedup = self._in_flight_ids, self._state.dedup
-        trace_id_of = self._trace_id if self._state.trace_ids is not None else None
+        reader = self._state.trace_ids
+        read = reader.read if reader is not None else None
         duplicates: list[Slot] = []
         for span in unit:
             messages, tracker, first_seq = span.messages, span.tracker, span.first_seq
             for position in span.positions:
                 message = messages[position]
-                trace_id = trace_id_of(message) if trace_id_of is not None else None
+                trace_id = None
+                if read is not None:
+                    try:
+                        trace_id = read(message.value, message.headers)
+                    except UnreadableTraceIdError as exc:
+                        self._unreadable(message, exc)
                 if trace_id is not None:
                     if in_flight is not None and trace_id in in_flight:
                         if slots:  # a batch ends before it; the rest goes back to the lane
@@ -353,19 +365,12 @@ class Handover:
                 PermanentError(poison.describe(), context={"group_id": self._group})
             )
 
-    def _trace_id(self, message: Any) -> str | None:
-        """The trace id of a fetched record (read from aiokafka's record: plain fields)."""
-        reader = self._state.trace_ids
-        if reader is None:
-            return None
-        try:
-            return reader.read(message.value, message.headers)
-        except UnreadableTraceIdError as exc:
-            self._stats.dedup_undecodable += 1
-            _log.debug(
-                "no dedup for %s[%d]@%d: %s", message.topic, message.partition, message.offset, exc
-            )
-            return None
+    def _unreadable(self, message: Any, error: UnreadableTraceIdError) -> None:
+        """A fetched record whose trace id cannot be read: counted, and no dedup for it."""
+        self._stats.dedup_undecodable += 1
+        _log.debug(
+            "no dedup for %s[%d]@%d: %s", message.topic, message.partition, message.offset, error
+        )
 
 
 def _attempt(exc: Exception | SystemExit | KeyboardInterrupt, first: Record) -> Attempt:
