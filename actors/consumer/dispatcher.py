@@ -41,6 +41,7 @@ the revoked partitions' queued records and waits for their running ones
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
@@ -96,6 +97,10 @@ class Dispatcher:
         self._in_flight = 0
         self._changed = anyio.Event()
         self._watchers = 0
+        self._idle: deque[anyio.Event] = deque()
+        """Workers waiting for a ready lane, each on its own event: a change wakes as many
+        as there are ready lanes, not every idle worker (256 workers woken for one
+        record would cost more than the record)."""
         self._halted = False
         self.failure: BaseException | None = None
         """The error the consumer must exit with, once a hand-over raised one."""
@@ -137,6 +142,9 @@ class Dispatcher:
         if self._watchers:  # an event costs microseconds: made only when someone waits
             changed, self._changed = self._changed, anyio.Event()
             changed.set()
+        idle = self._idle
+        for _ in range(min(len(idle), self._lanes.ready)):
+            idle.popleft().set()
 
     async def _next_change(self) -> None:
         """Wait until `wake` is called."""
@@ -158,7 +166,9 @@ class Dispatcher:
             run = self._next_run()
             if run is None:
                 handed_over = 0
-                await self._next_change()
+                idle = anyio.Event()
+                self._idle.append(idle)
+                await idle.wait()
                 continue
             await self._run(run)
             handed_over += sum(map(len, run))

@@ -10,8 +10,8 @@ record whose trace id is in flight). Either way:
 1. admit (`_admit` for a batch, inline in `_records`): read each record's trace id; a
    record whose id is in flight in another unit waits for it (a batch ends before such
    a record instead), then one the dedup window knows is booked as a duplicate. What is
-   left is the unit, its ids in flight (tracked only when `max_in_flight` > 1: with one
-   unit at a time, no other can hold an id).
+   left is the unit, its ids in flight (not tracked for one record at a time: no other
+   record can hold an id then).
 2. `_call`: one call of the handler, through its circuit breaker, inside the first
    record's KafkaLogContext, timed. A synchronous handler runs in a worker thread of a
    pool as wide as `max_in_flight` (`to_thread.run_sync` with a CapacityLimiter): the
@@ -109,10 +109,11 @@ class Handover:
         )
         """The handler's call on one argument, through its breaker, to be awaited."""
         self._in_flight_ids: dict[str, anyio.Event | None] | None = (
-            {} if settings.max_in_flight > 1 else None
+            {} if settings.max_in_flight > 1 or handler.batches else None
         )
-        """Trace ids of records in flight, a waiter leaving an event to be woken by; None
-        with one unit in flight at a time, when no other unit can hold an id."""
+        """Trace ids of records in flight, a waiter leaving an event to be woken by (a
+        batch also ends before an id it holds already); None with one record in flight
+        at a time, when no other record can hold an id."""
 
     async def run(self, run: Sequence[Span], may_start: Callable[[PartitionOffsets], bool]) -> bool:
         """Hand over `run`, records of one lane in offset order: one by one to a per-record

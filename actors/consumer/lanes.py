@@ -128,6 +128,11 @@ class Lanes:
         self.queued = 0
         """Records queued, not started."""
 
+    @property
+    def ready(self) -> int:
+        """How many lanes wait for a worker."""
+        return len(self._ready)
+
     def add(self, spans: Iterable[Span]) -> None:
         """Queue each of `spans` at the back of its lane."""
         queues, ready = self._queues, self._ready
