@@ -147,7 +147,7 @@ class Handover:
                 if not may_start(tracker):
                     return False
                 message = messages[position]
-                slot = (tracker, first_seq + position)
+                seq = first_seq + position
                 trace_id = None
                 if read is not None:
                     try:
@@ -160,7 +160,7 @@ class Handover:
                             return False  # waited for the other one
                         continue
                     if dedup is not None and dedup.contains(trace_id):
-                        book(Outcome.DEDUPLICATED, (slot,), (None,))
+                        book(Outcome.DEDUPLICATED, tracker, seq, None)
                         continue
                     if in_flight is not None:
                         in_flight[trace_id] = None
@@ -181,13 +181,13 @@ class Handover:
                             tally.seconds += clock() - started
                         if failure is not None:
                             settled = await self._settle(
-                                [slot], [record], [trace_id], failure, tally
+                                [(tracker, seq)], [record], [trace_id], failure, tally
                             )
                             if not settled:
                                 return False
                             continue
                     tally.handled += 1
-                    book(Outcome.HANDLED, (slot,), (trace_id,))
+                    book(Outcome.HANDLED, tracker, seq, trace_id)
                 finally:
                     if trace_id is not None and in_flight is not None:
                         waiting = in_flight.pop(trace_id, None)
@@ -209,7 +209,9 @@ class Handover:
                 failure = await self._call(records, None, tally)
                 if failure is None:
                     tally.handled += len(slots)
-                    self._book(Outcome.HANDLED, slots, trace_ids)
+                    book = self._book
+                    for (tracker, seq), trace_id in zip(slots, trace_ids, strict=True):
+                        book(Outcome.HANDLED, tracker, seq, trace_id)
                     return whole
                 return await self._settle(slots, records, trace_ids, failure, tally) and whole
         finally:
@@ -236,7 +238,7 @@ class Handover:
         for position, outcome in sorted(settlement.outcomes.items()):
             if outcome is Outcome.HANDLED:
                 tally.handled += 1
-            self._book(outcome, (slots[position],), (trace_ids[position],))
+            self._book(outcome, *slots[position], trace_ids[position])
         if settlement.refusal is not None:
             self._on_refusal(settlement.refusal)
         return len(settlement.outcomes) == len(slots)
@@ -266,7 +268,7 @@ class Handover:
                 if trace_id is not None:
                     if in_flight is not None and trace_id in in_flight:
                         if slots:  # a batch ends before it; the rest goes back to the lane
-                            self._book(Outcome.DEDUPLICATED, duplicates, (None,) * len(duplicates))
+                            self._book_duplicates(duplicates)
                             return slots, records, trace_ids, False
                         while trace_id in in_flight:
                             waiting = in_flight[trace_id] or anyio.Event()
@@ -280,7 +282,7 @@ class Handover:
                 slots.append((tracker, first_seq + position))
                 records.append(record_of(message))
                 trace_ids.append(trace_id)
-        self._book(Outcome.DEDUPLICATED, duplicates, (None,) * len(duplicates))
+        self._book_duplicates(duplicates)
         return slots, records, trace_ids, True
 
     def _call_some(self, records: list[Record], tally: _Tally) -> Call:
@@ -338,33 +340,33 @@ class Handover:
         tally.seconds = 0.0
 
     def _book(
-        self, outcome: Outcome, slots: Sequence[Slot], trace_ids: Sequence[str | None]
+        self, outcome: Outcome, tracker: PartitionOffsets, seq: int, trace_id: str | None
     ) -> None:
-        """The one place outcomes are booked (module docstring, 4): the records at `slots`,
-        with their `trace_ids`, ended as `outcome`."""
-        if not slots:
-            return
-        state, stats = self._state, self._stats
-        poison = state.poison
+        """The one place outcomes are booked (module docstring, 4): the record `seq` of
+        `tracker`, with its `trace_id`, ended as `outcome` (per record: the per-record path
+        books each record as it ends, with nothing to allocate)."""
         if outcome is Outcome.HANDLED:  # the poison window counts them with the run's tally
-            dedup = state.dedup
-            if dedup is not None:
-                remember = dedup.remember
-                for trace_id in trace_ids:
-                    if trace_id is not None:
-                        remember(trace_id)
-            stats.handled += len(slots)
-        elif outcome is Outcome.DEDUPLICATED:
-            stats.deduplicated += len(slots)
-        else:
-            for _ in slots:
-                poison.observe_dead_lettered()
-        for tracker, seq in slots:
+            dedup = self._state.dedup
+            if trace_id is not None and dedup is not None:
+                dedup.remember(trace_id)
+            self._stats.handled += 1
             tracker.finish(seq)
-        if outcome is Outcome.DEAD_LETTERED and poison.storming():
+            return
+        tracker.finish(seq)
+        if outcome is Outcome.DEDUPLICATED:
+            self._stats.deduplicated += 1
+            return
+        poison = self._state.poison
+        poison.observe_dead_lettered()
+        if poison.storming():
             raise MustExitError(
                 PermanentError(poison.describe(), context={"group_id": self._group})
             )
+
+    def _book_duplicates(self, slots: Sequence[Slot]) -> None:
+        """Book the records at `slots` as duplicates (a unit's, left out of it)."""
+        for tracker, seq in slots:
+            self._book(Outcome.DEDUPLICATED, tracker, seq, None)
 
     def _unreadable(self, message: Any, error: UnreadableTraceIdError) -> None:
         """A fetched record whose trace id cannot be read: counted, and no dedup for it."""
