@@ -27,6 +27,7 @@ either: dedup just does not apply to it; the caller counts it and the handler de
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -54,11 +55,12 @@ class TraceIdReader:
             raise ValueError(f"the trace id {source} needs a name")
         self.source = source
         self.name = name
-        self._read = _json_id if source == "json_field" else _header_id
-
-    def read(self, value: bytes | None, headers: Sequence[tuple[str, bytes | None]]) -> str | None:
-        """The trace id; None when the record has none; UnreadableTraceIdError if unreadable."""
-        return self._read(self.name, value, headers)
+        self.read: Callable[[bytes | None, Sequence[tuple[str, bytes | None]]], str | None] = (
+            functools.partial(_json_id if source == "json_field" else _header_id, name)
+        )
+        """`read(value, headers)`: the trace id; None when the record has none;
+        UnreadableTraceIdError if unreadable (a partial: read once per record, it is
+        called without a method's extra frame)."""
 
 
 def _header_id(
@@ -126,11 +128,11 @@ class DedupWindow:
         """True when `trace_id` was remembered and has not expired or been evicted."""
         if self._ttl is not None:
             self._expire(self._ttl)
-        return _kept(trace_id) in self._seen
+        return (trace_id if len(trace_id) <= MAX_KEPT_ID_CHARS else _digest(trace_id)) in self._seen
 
     def remember(self, trace_id: str) -> None:
         """Remember `trace_id` as handled now, evicting the oldest beyond `capacity`."""
-        trace_id_kept = _kept(trace_id)
+        trace_id_kept = trace_id if len(trace_id) <= MAX_KEPT_ID_CHARS else _digest(trace_id)
         seen = self._seen
         if trace_id_kept in seen:
             seen.move_to_end(trace_id_kept)
@@ -152,9 +154,8 @@ class DedupWindow:
             del seen[trace_id]
 
 
-def _kept(trace_id: str) -> str | bytes:
-    """What the window keeps for `trace_id`: itself, or its digest when it is long."""
-    if len(trace_id) <= MAX_KEPT_ID_CHARS:
-        return trace_id
+def _digest(trace_id: str) -> bytes:
+    """What the window keeps for an id longer than MAX_KEPT_ID_CHARS (the callers keep a
+    shorter id itself, checking the length inline: this runs twice per record)."""
     encoded = trace_id.encode("utf-8", "surrogatepass")
     return hashlib.blake2b(encoded, digest_size=32).digest()

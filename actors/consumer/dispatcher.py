@@ -41,6 +41,7 @@ the revoked partitions' queued records and waits for their running ones
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
@@ -49,7 +50,7 @@ import anyio.lowlevel
 
 from actors.consumer.failures import MustExitError
 from actors.consumer.handover import Handover
-from actors.consumer.lanes import Lanes, Work, lane_of
+from actors.consumer.lanes import Lanes, Span, spans_of
 from actors.consumer.offsets import PartitionOffsets
 from actors.consumer.pauses import PauseReasons
 from actors.consumer.settings import ConsumerSettings
@@ -61,7 +62,7 @@ __all__ = ["Dispatcher"]
 
 _log = logging.getLogger(__name__)
 
-RUN_LENGTH: Final = 64
+RUN_LENGTH: Final = 256
 """Records of one lane a worker hands over in one go to a per-record handler (one by one,
 the stop check before each) before the lane takes its turn again: the per-run costs
 (taking, releasing, counting) are paid once for many records of a busy partition."""
@@ -91,11 +92,15 @@ class Dispatcher:
         self._fetch_at = max(1, min(settings.max_poll_records, self._bound // 2))
         self._run_size = settings.batch_max_records if batches else RUN_LENGTH
         self._fill_s = settings.batch_max_wait_ms / 1000 if batches else 0.0
-        self._lane_of = lane_of(settings.ordering, batches=batches)
+        self._spans_of = spans_of(settings.ordering, batches=batches)
         self._lanes = Lanes()
         self._in_flight = 0
         self._changed = anyio.Event()
         self._watchers = 0
+        self._idle: deque[anyio.Event] = deque()
+        """Workers waiting for a ready lane, each on its own event: a change wakes as many
+        as there are ready lanes, not every idle worker (256 workers woken for one
+        record would cost more than the record)."""
         self._halted = False
         self.failure: BaseException | None = None
         """The error the consumer must exit with, once a hand-over raised one."""
@@ -119,14 +124,10 @@ class Dispatcher:
 
     def add(self, tracker: PartitionOffsets, messages: Sequence[Any]) -> None:
         """Track and queue one partition's fetched `messages` (in offset order)."""
+        if not messages:
+            return
         seq = tracker.track([message.offset for message in messages])
-        lane_of_message = self._lane_of
-        self._lanes.add(
-            [
-                Work(message, tracker, seq + index, lane_of_message(message))
-                for index, message in enumerate(messages)
-            ]
-        )
+        self._lanes.add(self._spans_of(messages, tracker, seq))
         self._stats.queued = self._lanes.queued
         self.wake()
 
@@ -141,6 +142,9 @@ class Dispatcher:
         if self._watchers:  # an event costs microseconds: made only when someone waits
             changed, self._changed = self._changed, anyio.Event()
             changed.set()
+        idle = self._idle
+        for _ in range(min(len(idle), self._lanes.ready)):
+            idle.popleft().set()
 
     async def _next_change(self) -> None:
         """Wait until `wake` is called."""
@@ -162,58 +166,64 @@ class Dispatcher:
             run = self._next_run()
             if run is None:
                 handed_over = 0
-                await self._next_change()
+                idle = anyio.Event()
+                self._idle.append(idle)
+                await idle.wait()
                 continue
             await self._run(run)
-            handed_over += len(run)
+            handed_over += sum(map(len, run))
             if handed_over >= RUN_LENGTH:
                 # Let the fetch loop and aiokafka's fetcher in now and then: a handler that
                 # never waits would otherwise keep them out until the buffer is empty.
                 handed_over = 0
                 await anyio.lowlevel.checkpoint()
 
-    def _next_run(self) -> list[Work] | None:
+    def _next_run(self) -> list[Span] | None:
         """Records from the front of the next ready lane, unless nothing may start."""
         if not self._may_start():
             return None
         return self._lanes.take(self._run_size)
 
-    def _may_start(self, work: Work | None = None) -> bool:
+    def _may_start(self, tracker: PartitionOffsets | None = None) -> bool:
         """The one stop check, before taking a run and before each record (or batch):
-        nothing starts while halted or paused, nor a record of a revoked partition."""
+        nothing starts while halted or paused, nor a record of a revoked partition
+        (`tracker`'s)."""
         if self._halted or self._pauses.paused:
             return False
-        return work is None or not work.tracker.released
+        return tracker is None or not tracker.released
 
-    async def _run(self, run: list[Work]) -> None:
+    async def _run(self, run: list[Span]) -> None:
         lane = run[0].lane
         self._started(run)
+        finished = False
         try:
-            if len(run) < self._run_size and self._fill_s > 0:
+            if self._fill_s > 0 and sum(map(len, run)) < self._run_size:
                 await self._fill(run)
-            await self._handover.run(run, self._may_start)
+            finished = await self._handover.run(run, self._may_start)
         except MustExitError as exit_:
             self._fail(exit_.error)
         except Exception as exc:
             self._fail(_pipeline_bug(exc))
         finally:
             self._ended(run)
-            self._lanes.release(lane, [work for work in run if not work.done])
+            back = [] if finished else [s for s in map(Span.unfinished, run) if s is not None]
+            self._lanes.release(lane, back)
             self._stats.queued = self._lanes.queued
             self.wake()
             self._progress()
 
-    async def _fill(self, batch: list[Work]) -> None:
+    async def _fill(self, batch: list[Span]) -> None:
         """Add queued records of the batch's lane until it is full, the wait is over, or no
         more can arrive soon (too little room to fetch, the consumer halts, the partition
         goes)."""
         lane, tracker = batch[0].lane, batch[0].tracker
         deadline = anyio.current_time() + self._fill_s
+        size = sum(map(len, batch))
         while True:
-            more = self._lanes.take_more(lane, self._run_size - len(batch))
-            self._started(more)
+            more = self._lanes.take_more(lane, self._run_size - size)
+            size += self._started(more)
             batch.extend(more)
-            if len(batch) >= self._run_size or not self.may_fetch:
+            if size >= self._run_size or not self.may_fetch:
                 return  # full, or nothing more is fetched until records finish
             if self._halted or tracker.released:
                 return
@@ -222,20 +232,24 @@ class Dispatcher:
             if waited.cancelled_caught:
                 return
 
-    def _started(self, works: Iterable[Work]) -> None:
+    def _started(self, spans: Iterable[Span]) -> int:
+        """Count `spans` as in flight; returns how many records they hold."""
         count = 0
-        for work in works:
-            work.tracker.running += 1
-            count += 1
+        for span in spans:
+            size = len(span)
+            span.tracker.running += size
+            count += size
         self._in_flight += count
         self._stats.in_flight = self._in_flight
         self._stats.queued = self._lanes.queued
+        return count
 
-    def _ended(self, works: Iterable[Work]) -> None:
+    def _ended(self, spans: Iterable[Span]) -> None:
         count = 0
-        for work in works:
-            work.tracker.running -= 1
-            count += 1
+        for span in spans:
+            size = len(span)
+            span.tracker.running -= size
+            count += size
         self._in_flight -= count
         self._stats.in_flight = self._in_flight
 

@@ -108,6 +108,11 @@ class PartitionOffsets:
         if head >= _COMPACT_AT and head * 2 >= end:
             self._drop_finished_prefix()
 
+    def finished(self, seq: int) -> bool:
+        """Whether the record with sequence number `seq` (one that was tracked) is finished."""
+        index = seq - self._base
+        return index < 0 or self._done[index]
+
     def next_unfinished(self) -> int | None:
         """The offset of the first unfinished record, None when none is."""
         return self._offsets[self._head] if self._head < len(self._offsets) else None

@@ -4,7 +4,9 @@ The consumer builds, enters and leaves one `KafkaLogContext` per record on its h
 so all three are kept to the minimum: construction stores four slots, entering costs a
 single context-variable get and set, and leaving a single reset. The object itself goes
 into the context state, and the formatters read its four attributes directly (no dict
-is built).
+is built). A record's trace id can be given as the block's correlation id: entering then
+sets both with the same single `set` (setting it inside the block would cost a second
+get and set per record).
 
 It behaves as a frozen dataclass would (equality, hash, repr, FrozenInstanceError on
 assignment) without being one: a frozen dataclass's `__init__` goes through
@@ -43,7 +45,14 @@ class KafkaLogContext:
     while it is being handled. One instance serves one `with` block at a time.
     """
 
-    __slots__ = ("_consumer_group", "_offset", "_partition", "_token", "_topic")
+    __slots__ = (
+        "_consumer_group",
+        "_correlation_id",
+        "_offset",
+        "_partition",
+        "_token",
+        "_topic",
+    )
     __match_args__ = ("topic", "partition", "offset", "consumer_group")
 
     topic: Final[str] = read_only_field("topic")
@@ -52,12 +61,20 @@ class KafkaLogContext:
     consumer_group: Final[str | None] = read_only_field("consumer_group")
 
     def __init__(
-        self, topic: str, partition: int, offset: int, consumer_group: str | None = None
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        consumer_group: str | None = None,
+        correlation_id: str | None = None,
     ) -> None:
+        """`correlation_id`, when given, is the correlation id inside the block (it ends
+        with the block); it is not one of the coordinates (equality, hash, `fields`)."""
         self._topic = topic
         self._partition = partition
         self._offset = offset
         self._consumer_group = consumer_group
+        self._correlation_id = correlation_id
         self._token: Token[ContextState] | None = None
 
     def _coordinates(self) -> tuple[str, int, int, str | None]:
@@ -94,6 +111,8 @@ class KafkaLogContext:
         if self._token is not None:
             raise RuntimeError(f"{self!r} is already entered")
         correlation_id, fields, _ = _get_state()
+        if self._correlation_id is not None:
+            correlation_id = self._correlation_id
         self._token = _set_state((correlation_id, fields, self))
         return self
 

@@ -11,7 +11,8 @@ breaker_bench      CircuitBreaker vs purgatory, aiobreaker, pybreaker: closed, o
 logging_bench      JSONFormatter vs python-json-logger, structlog, the stdlib text line
 supervisor_bench   crash to running again, no backoff
 pipeline_bench     KafkaConsumerActor vs a hand-written aiokafka loop, same broker
-soak_bench         the consumer's RSS over a million records, dedup on (--soak)
+soak_bench         the consumer's RSS over a million records, dedup on: sequential (soak)
+                   and ordering "key" with 256 in flight (soak-key); both with --soak
 
 timing             interleaved statement loops (CPU time); report: tables, Markdown, JSON;
 machine            what the figures were measured on; breakers, rejection_memory: the

@@ -1,7 +1,7 @@
 """The command line: run the benchmarks, print their tables, write the results.
 
     scripts/bench/run                 # everything but the soak (a few minutes)
-    scripts/bench/run --soak          # ... and the memory soak (a million records)
+    scripts/bench/run --soak          # ... and the memory soaks (a million records each)
     scripts/bench/run --only retry,breaker
     scripts/bench/run --quick --output /tmp/bench.md --readme none   # a smoke run
 
@@ -87,7 +87,7 @@ QUICK = Scale(
 
 
 def benchmarks(scale: Scale, runner: asyncio.Runner) -> dict[str, Callable[[], list[Section]]]:
-    """Every benchmark by name, in report order; "soak" runs only when asked for."""
+    """Every benchmark by name, in report order; the soaks run only when asked for."""
     return {
         "retry": lambda: retry_bench.run(scale.retry_calls, scale.repeats, runner),
         "breaker": lambda: breaker_bench.run(
@@ -102,6 +102,7 @@ def benchmarks(scale: Scale, runner: asyncio.Runner) -> dict[str, Callable[[], l
         "retry_tiers": lambda: retry_tiers_bench.run(scale.retry_tier_records, scale.pipeline_runs),
         "download": lambda: download_bench.run(scale.download_files, scale.pipeline_runs + 2),
         "soak": lambda: soak_bench.run(scale.soak_records),
+        "soak-key": lambda: soak_bench.run(scale.soak_records, "soak-key"),
     }
 
 
@@ -122,20 +123,21 @@ SECTION_ORDER = (
     "retry-tiers",
     "download-throughput",
     "soak-memory",
+    "soak-key-memory",
 )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="scripts/bench/run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny counts: a smoke run")
-    parser.add_argument("--soak", action="store_true", help="also run the memory soak")
+    parser.add_argument("--soak", action="store_true", help="also run the memory soaks")
     parser.add_argument(
         "--only",
         help="comma-separated benchmarks: retry, breaker, logging, supervisor, pipeline, "
-        "concurrency, retry_tiers, download, soak",
+        "concurrency, retry_tiers, download, soak, soak-key",
     )
     parser.add_argument("--repeats", type=int, help=f"rounds per benchmark (>= {MIN_REPEATS})")
-    parser.add_argument("--soak-records", type=int, help="records for the soak (1,000,000)")
+    parser.add_argument("--soak-records", type=int, help="records per soak (1,000,000)")
     parser.add_argument(
         "--output",
         type=Path,
@@ -161,9 +163,10 @@ def main(argv: list[str] | None = None) -> None:
         scale = dataclasses.replace(scale, soak_records=args.soak_records)
     with asyncio.Runner() as runner:
         available = benchmarks(scale, runner)
-        chosen = args.only.split(",") if args.only else [n for n in available if n != "soak"]
-        if args.soak and "soak" not in chosen:
-            chosen.append("soak")
+        soaks = ["soak", "soak-key"]
+        chosen = args.only.split(",") if args.only else [n for n in available if n not in soaks]
+        if args.soak:
+            chosen += [name for name in soaks if name not in chosen]
         unknown = sorted(set(chosen) - set(available))
         if unknown:
             raise SystemExit(f"unknown benchmarks {unknown}; known: {sorted(available)}")

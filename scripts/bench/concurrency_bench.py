@@ -59,8 +59,9 @@ NOOP_BASELINE_RATIO: Final = 0.73
 Case = Callable[[str, str, Progress], Awaitable[None]]
 
 
-async def fill_keyed_topic(bootstrap: str, topic: str, records: int) -> None:
-    """`records` 1 KB records over `KEYS` keys, each with a unique trace id."""
+async def fill_keyed_topic(bootstrap: str, topic: str, records: int, *, first: int = 0) -> None:
+    """Create `topic` if needed and append `records` 1 KB records over `KEYS` keys, each
+    with a unique trace id (numbered from `first`)."""
     await create_topics(bootstrap, [topic], partitions=PARTITIONS)
     value = bytes(range(256)) * (RECORD_BYTES // 256)
     await produce(
@@ -68,7 +69,7 @@ async def fill_keyed_topic(bootstrap: str, topic: str, records: int) -> None:
         topic,
         (
             (b"key-%04d" % (index % KEYS), value, [("trace_id", trace_id(index))])
-            for index in range(records)
+            for index in range(first, first + records)
         ),
     )
 

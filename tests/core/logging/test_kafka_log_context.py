@@ -15,6 +15,7 @@ from core.logging import (
     get_correlation_id,
     get_log_context,
     is_secret_name,
+    reset_correlation_id,
     set_correlation_id,
 )
 
@@ -180,3 +181,17 @@ def test_log_context_entered_inside_a_record_keeps_the_kafka_fields() -> None:
             "partition": 2,
             "offset": 5,
         }
+
+
+def test_a_correlation_id_given_to_the_context_holds_inside_the_block_only() -> None:
+    """A correlation id given to the context is the block's, the outer one is back after it,
+    and it is not one of the coordinates."""
+    token = set_correlation_id("outer")
+    context = KafkaLogContext("orders", 0, 7, "billing", "trace-7")
+    with context:
+        assert get_correlation_id() == "trace-7"
+        assert get_log_context()["offset"] == 7
+    assert get_correlation_id() == "outer"
+    reset_correlation_id(token)
+    assert context == KafkaLogContext("orders", 0, 7, "billing")
+    assert "trace-7" not in repr(context)
