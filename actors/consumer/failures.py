@@ -207,6 +207,7 @@ class FailurePath:
                 if position not in errors:
                     settlement.outcomes[position] = Outcome.HANDLED
             retrying: list[int] = []
+            retrying_category = ErrorCategory.UNKNOWN  # the first retried record's
             for position, error in errors.items():
                 category = self._state.classifier.classify(error)
                 if category is not ErrorCategory.CIRCUIT_OPEN:
@@ -222,11 +223,12 @@ class FailurePath:
                     await self._dead_letter(records[position], error, category)
                     settlement.outcomes[position] = Outcome.DEAD_LETTERED
                 else:
+                    if not retrying:
+                        retrying_category = category
                     retrying.append(position)
             if not retrying or settlement.refusal is not None:
                 return  # refused: what is left goes back to its lane
-            error = errors[retrying[0]]
-            category = self._state.classifier.classify(error)
+            error, category = errors[retrying[0]], retrying_category
             tiered = self._tiers is not None and category in _TIERED
             if tiered and self._tiers_at_once:
                 await self._to_tiers(records, retrying, errors, category, settlement)
