@@ -40,6 +40,7 @@ from actors.consumer import (
     DedupSettings,
 )
 from actors.consumer.dedup import DedupWindow, TraceIdReader
+from actors.consumer.deliveries import PendingDeliveries
 from actors.consumer.dispatcher import Dispatcher
 from actors.consumer.failures import FailurePath
 from actors.consumer.handler_calls import Handler, HandlerRunner
@@ -213,7 +214,7 @@ async def hand_over_ns(messages: list[ConsumerRecord[bytes, bytes]], *, dedup: b
     )
     state = ConsumerState.for_settings(settings)
     runner = HandlerRunner(async_handler(Progress(len(messages) + 1)), in_thread=False)
-    failures = FailurePath(settings, state, None, None)
+    failures = FailurePath(settings, state, None, None, PendingDeliveries(lambda _error: None))
     handover = Handover(settings, state, runner, failures, on_refusal=lambda _refusal: None)
     dispatcher = Dispatcher(
         settings,

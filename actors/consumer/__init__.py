@@ -14,6 +14,7 @@ handler_calls  calling the user's handler (async on the loop, sync in a thread)
 partitions     owned partitions: trackers, explicit-offset commits, pauses
 offsets        the committable watermark of one partition (out-of-order completion)
 dead_letter    dead-letter headers and the acknowledged dead-letter writer
+deliveries     retry-tier produces not yet acknowledged, which hold the commit back
 dedup          the bounded window of handled trace ids and reading them from records
 poison         the poison-storm guard
 stall          the stall watchdog's decision

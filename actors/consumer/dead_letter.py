@@ -36,12 +36,15 @@ limits. Two layers see to it:
 
 The writer awaits the broker's acknowledgement (acks=all) before returning, so the
 consumer commits the offset behind a dead-lettered record only once it is safely stored.
-Its `send` is that acknowledged produce alone; the retry tiers send through it too
-(actors.consumer.retry_tiers.sender), so one producer serves both.
+Its `send` is that acknowledged produce alone. The retry tiers produce through the same
+producer with `enqueue`, which hands the record over and returns its delivery (a
+future) without awaiting it: the commit awaits it instead (actors.consumer.deliveries),
+so tier copies are batched rather than sent one request each.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
@@ -178,5 +181,19 @@ class DeadLetterWriter:
         headers: Sequence[tuple[str, bytes | None]],
     ) -> None:
         """Produce one record to `topic`; returns once the broker acknowledged it."""
-        delivery = await self._producer.send(topic, value, key=key, headers=list(headers))
-        await delivery
+        await (await self.enqueue(topic, key, value, headers))
+
+    async def enqueue(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes | None]],
+    ) -> asyncio.Future[Any]:
+        """Hand one record for `topic` to the producer (waiting only while its buffer for
+        the target partition is full); returns its delivery, settled once the broker
+        acknowledged it or refused it for good."""
+        delivery: asyncio.Future[Any] = await self._producer.send(
+            topic, value, key=key, headers=list(headers)
+        )
+        return delivery

@@ -259,6 +259,11 @@ class Dispatcher:
         self._halted = True
         self._on_failure()
 
+    def fail(self, error: BaseException) -> None:
+        """Halt with `error` for the consumer to exit with, as a hand-over raising
+        MustExitError does (for a failure found outside a hand-over)."""
+        self._fail(error)
+
     async def halt(self, budget: float) -> None:
         """Start nothing more; wait up to `budget` seconds for the units in flight."""
         self._halted = True

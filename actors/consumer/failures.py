@@ -28,10 +28,12 @@ one partition's records (actors.consumer.batches). Each failed record's error ca
 With retry tiers (actors.consumer.retry_tiers), TRANSIENT and UNKNOWN end differently:
 once the in-place retries are spent (or at the first failure, when
 `after_in_place_attempts` is off) the record is produced to its next tier and finished
-as RETRY_SCHEDULED, or, after the last tier, dead-lettered with its retry history (with
-dead-lettering off, the consumer must exit with a TransientError, as without tiers);
-the consumer goes on. An open handler breaker still refuses instead: the dependency is
-down, and parking every record in a tier would only move the outage there.
+as RETRY_SCHEDULED once handed to the producer (the commit covering it awaits the
+acknowledgement: actors.consumer.deliveries), or, after the last tier, dead-lettered
+with its retry history (with dead-lettering off, the consumer must exit with a
+TransientError, as without tiers); the consumer goes on. An open handler breaker still
+refuses instead: the dependency is down, and parking every record in a tier would only
+move the outage there.
 
 A batch call that raises fails every record of the batch with that error; when it is
 PERMANENT, the batch is split in halves, each tried again, so that only the records
@@ -56,6 +58,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
 from actors.consumer.dead_letter import DeadLetterWriter
+from actors.consumer.deliveries import PendingDeliveries
 from actors.consumer.retry_tiers.naming import Tier
 from actors.consumer.retry_tiers.sender import TierSender
 from actors.consumer.settings import ConsumerSettings
@@ -91,7 +94,8 @@ class Outcome(enum.Enum):
     DEAD_LETTERED = "dead_lettered"
     DEDUPLICATED = "deduplicated"
     RETRY_SCHEDULED = "retry_scheduled"
-    """Produced to a retry tier (acknowledged); it is handled again from there."""
+    """Handed to the producer for a retry tier (acknowledged before the commit covering
+    it); it is handled again from there."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +156,9 @@ class FailurePath:
         state: ConsumerState,
         dead_letters: DeadLetterWriter | None,
         refresh_requests: MemoryObjectSendStream[RefreshRequest] | None,
+        deliveries: PendingDeliveries,
     ) -> None:
+        """`deliveries` holds the retry tiers' produces until they are acknowledged."""
         self._settings = settings
         self._retry = settings.retry
         self._state = state
@@ -166,7 +172,7 @@ class FailurePath:
         self._send_to_tier: Callable[[Record, Exception | None, Tier], Awaitable[None]] | None
         self._send_to_tier = None
         if settings.retry_tiers.enabled and dead_letters is not None:
-            self._tiers = TierSender(settings.tier_map, dead_letters, state.stats)
+            self._tiers = TierSender(settings.tier_map, dead_letters, deliveries, state.stats)
             self._send_to_tier = with_retry(settings.retry)(self._tiers.send)
         self._tiers_at_once = not settings.retry_tiers.after_in_place_attempts
         self.keys_in_retry = state.keys_in_retry if self._tiers is not None else None
@@ -201,6 +207,7 @@ class FailurePath:
                 if position not in errors:
                     settlement.outcomes[position] = Outcome.HANDLED
             retrying: list[int] = []
+            retrying_category = ErrorCategory.UNKNOWN  # the first retried record's
             for position, error in errors.items():
                 category = self._state.classifier.classify(error)
                 if category is not ErrorCategory.CIRCUIT_OPEN:
@@ -216,11 +223,12 @@ class FailurePath:
                     await self._dead_letter(records[position], error, category)
                     settlement.outcomes[position] = Outcome.DEAD_LETTERED
                 else:
+                    if not retrying:
+                        retrying_category = category
                     retrying.append(position)
             if not retrying or settlement.refusal is not None:
                 return  # refused: what is left goes back to its lane
-            error = errors[retrying[0]]
-            category = self._state.classifier.classify(error)
+            error, category = errors[retrying[0]], retrying_category
             tiered = self._tiers is not None and category in _TIERED
             if tiered and self._tiers_at_once:
                 await self._to_tiers(records, retrying, errors, category, settlement)
@@ -341,7 +349,8 @@ class FailurePath:
 
     async def held_back(self, record: Record) -> bool:
         """With key order kept: True when `record` was sent to its key's tier instead of
-        being handled (acknowledged; actors.consumer.retry_tiers.keys)."""
+        being handled (actors.consumer.retry_tiers.keys; acknowledged before the commit
+        covering it)."""
         keys, tiers, send = self.keys_in_retry, self._tiers, self._send_to_tier
         if keys is None or tiers is None or send is None:
             return False

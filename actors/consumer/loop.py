@@ -4,8 +4,9 @@ At-least-once. Auto-commit is off. Fetched records are tracked and queued in the
 dispatcher (actors.consumer.dispatcher), which runs them in lanes, up to
 `max_in_flight` at a time, in the order the `ordering` setting keeps. Records finish out
 of order; a partition's offset becomes committable once a record and every earlier
-record of its partition are finished (handled, skipped as a duplicate, or acknowledged
-by the dead-letter topic: actors.consumer.offsets). Finished offsets are committed every
+record of its partition are finished (handled, skipped as a duplicate, acknowledged
+by the dead-letter topic, or handed to a retry tier, whose acknowledgement the commit
+awaits: actors.consumer.offsets, .deliveries). Finished offsets are committed every
 `commit_interval_s`, when partitions are revoked, and when the consumer exits for any
 reason (bounded by `shutdown_timeout_s`, shielded from cancellation). What was not
 finished is delivered again, to this consumer after a restart or to the partition's
@@ -67,6 +68,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from actors.consumer.client_config import consumer_kwargs, producer_kwargs
 from actors.consumer.dead_letter import DeadLetterWriter
+from actors.consumer.deliveries import PendingDeliveries
 from actors.consumer.dispatcher import Dispatcher
 from actors.consumer.failures import FailurePath, Refusal
 from actors.consumer.handler_calls import HandlerRunner
@@ -136,8 +138,13 @@ class ConsumerLoop:
             if settings.dead_letter_topic is not None or settings.retry_tiers.enabled
             else None
         )
+        deliveries = PendingDeliveries(lambda error: self._dispatcher.fail(error))
         self._partitions = OwnedPartitions(
-            self._consumer, self._stats, state.pauses, before_commit=handler.before_commit
+            self._consumer,
+            self._stats,
+            state.pauses,
+            before_commit=handler.before_commit,
+            deliveries=deliveries,
         )
         self._pauses = state.pauses
         self._tier_gate = (
@@ -157,7 +164,7 @@ class ConsumerLoop:
         self._beyond_log_end = BeyondLogEnd(enabled=settings.reset_beyond_log_end)
         self._halt = anyio.Event()
         """Set on a stop or when the dispatcher must exit: fetching ends."""
-        failures = FailurePath(settings, state, self._dead_letters, refresh_requests)
+        failures = FailurePath(settings, state, self._dead_letters, refresh_requests, deliveries)
         handover = Handover(settings, state, handler, failures, on_refusal=self._refused)
         self._dispatcher = Dispatcher(
             settings,

@@ -6,6 +6,9 @@ took over. A commit is bounded by a deadline: aiokafka retries a missing coordin
 for ever, and a consumer that cannot commit must not hang silently. The handler's
 `before_commit` hook, when it has one, is awaited first, under the same deadline: if it
 raises, nothing is committed (the records stay uncommitted until the next attempt).
+Then, with retry tiers, the deliveries of the records below each partition's new offset
+are awaited, and a partition is committed only up to its first record whose delivery
+failed (actors.consumer.deliveries): the same gate as `before_commit`, per partition.
 Commits take turns (a lock), and only a member of the group commits (checked last,
 right before the request: see actors.consumer.membership).
 
@@ -27,6 +30,7 @@ import anyio
 from aiokafka import TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
+from actors.consumer.deliveries import PendingDeliveries
 from actors.consumer.handler_calls import BeforeCommit
 from actors.consumer.membership import is_group_member
 from actors.consumer.offsets import PartitionOffsets
@@ -49,9 +53,11 @@ class OwnedPartitions:
         pauses: PauseReasons,
         *,
         before_commit: BeforeCommit | None = None,
+        deliveries: PendingDeliveries | None = None,
     ) -> None:
         self._consumer = consumer
         self._before_commit = before_commit
+        self._deliveries = deliveries
         self._stats = stats
         self._pauses = pauses
         self._trackers: dict[TopicPartition, PartitionOffsets] = {}
@@ -73,6 +79,8 @@ class OwnedPartitions:
             if replaced is not None:
                 replaced.released = True
                 self._stats.committed.pop((tp.topic, tp.partition), None)
+                if self._deliveries is not None:
+                    self._deliveries.forget((tp.topic, tp.partition))
             self._trackers[tp] = PartitionOffsets()
         if self._pauses.paused and tps:
             self._consumer.pause(*tps)
@@ -85,6 +93,8 @@ class OwnedPartitions:
             if tracker is not None:
                 tracker.released = True
             key = (tp.topic, tp.partition)
+            if self._deliveries is not None:
+                self._deliveries.forget(key)
             self._pauses.lift_partition(key)
             self._stats.committed.pop(key, None)
             self._stats.lag.pop(key, None)
@@ -149,6 +159,10 @@ class OwnedPartitions:
                 marks = {tp: m for tp, m in marks.items() if self._trackers.get(tp) is m[0]}
                 if not marks:
                     return 0
+            if self._deliveries is not None:
+                marks = await self._acknowledged(self._deliveries, marks)
+                if not marks:
+                    return 0
             if not is_group_member(self._consumer):
                 _log.info("not committing: the group no longer knows this consumer")
                 return 0
@@ -165,6 +179,21 @@ class OwnedPartitions:
             "committed %s", {f"{tp.topic}[{tp.partition}]": m for tp, (_, m) in marks.items()}
         )
         return len(marks)
+
+    async def _acknowledged(
+        self,
+        deliveries: PendingDeliveries,
+        marks: dict[TopicPartition, tuple[PartitionOffsets, int]],
+    ) -> dict[TopicPartition, tuple[PartitionOffsets, int]]:
+        """`marks` once the deliveries below them settled, each lowered to its partition's
+        first failed delivery; those left with nothing new, or no longer ours, dropped."""
+        kept: dict[TopicPartition, tuple[PartitionOffsets, int]] = {}
+        for tp, (tracker, mark) in marks.items():
+            mark = await deliveries.acknowledged_mark((tp.topic, tp.partition), mark)
+            committed = tracker.committed
+            if self._trackers.get(tp) is tracker and (committed is None or mark > committed):
+                kept[tp] = (tracker, mark)
+        return kept
 
     def _publish(self) -> None:
         self._stats.assigned = frozenset((tp.topic, tp.partition) for tp in self._trackers)

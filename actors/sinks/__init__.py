@@ -44,9 +44,10 @@ from aiokafka import AIOKafkaProducer
 
 from actors._file_mode import DEFAULT_FILE_MODE, check_file_mode, open_for_append
 from actors.consumer.batches import BatchHandler
+from actors.consumer.deliveries import delivery_failure
 from actors.consumer.handler_calls import Handler
 from actors.messages import Record
-from core.errors import ConfigurationError, PermanentError, TransientError
+from core.errors import ConfigurationError, PermanentError
 from core.logging.error_text import error_text
 
 __all__ = [
@@ -260,9 +261,7 @@ class ForwardHandler:
 
     def _failure(self, delivery: asyncio.Future[Any]) -> BaseException | None:
         """Why a settled delivery failed, None if it was acknowledged."""
-        if delivery.cancelled():  # the producer was stopped under it
-            return TransientError(f"a delivery to {self.topic!r} was cancelled")
-        return delivery.exception()
+        return delivery_failure(delivery, self.topic)
 
     async def _send(self, producer: AIOKafkaProducer, record: Record) -> None:
         delivery = await producer.send(

@@ -15,6 +15,7 @@ import anyio
 from aiokafka.structs import ConsumerRecord
 
 from actors.consumer.dead_letter import DeadLetterWriter
+from actors.consumer.deliveries import PendingDeliveries
 from actors.consumer.dispatcher import Dispatcher
 from actors.consumer.failures import FailurePath, Refusal
 from actors.consumer.handler_calls import Callee, HandlerRunner
@@ -93,7 +94,9 @@ def rig(
     if pauses is not None:
         state.pauses = pauses
     runner = HandlerRunner(handler, in_thread=settings.sync_handler_in_thread)
-    failures = FailurePath(settings, state, dead_letters, None)
+    failures = FailurePath(
+        settings, state, dead_letters, None, PendingDeliveries(lambda error: dispatcher.fail(error))
+    )
     refusals: list[Refusal] = []
     halted = anyio.Event()
 

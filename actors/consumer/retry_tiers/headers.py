@@ -70,21 +70,30 @@ def retry_headers(
         entry = f"{tier}:{now_ms}:{error_class}"[:_HISTORY_ENTRY_BYTES]
     before = _header(record.headers, "history")
     history = f"{before};{entry}" if before else entry
-    values = {
-        "attempt": str(record.attempt + (error is not None)),
-        "tier": str(tier),
-        "due.ms": str(due_ms),
-        "original.topic": record.original_topic,
-        "original.partition": str(record.original_partition),
-        "original.offset": str(record.original_offset),
-        "original.timestamp": "" if record.timestamp is None else str(_original_ts(record)),
-        "error.class": error_class,
-        "error.message": message,
-        "history": history,
-    }
-    return own + tuple(
-        (RETRY_HEADER_PREFIX + name, utf8_safe(text).encode()) for name, text in values.items()
+    timestamp = b"" if record.timestamp is None else str(_original_ts(record)).encode()
+    # Built in one go (a failing record pays for it in its worker): numbers are ASCII,
+    # and only text is made UTF-8-safe.
+    return (
+        *own,
+        ("retry.attempt", str(record.attempt + (error is not None)).encode()),
+        ("retry.tier", str(tier).encode()),
+        ("retry.due.ms", str(due_ms).encode()),
+        ("retry.original.topic", _utf8(record.original_topic)),
+        ("retry.original.partition", str(record.original_partition).encode()),
+        ("retry.original.offset", str(record.original_offset).encode()),
+        ("retry.original.timestamp", timestamp),
+        ("retry.error.class", _utf8(error_class)),
+        ("retry.error.message", _utf8(message)),
+        ("retry.history", _utf8(history)),
     )
+
+
+def _utf8(text: str) -> bytes:
+    """`text` as UTF-8, lone surrogates escaped (core.logging.safe_text)."""
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return utf8_safe(text).encode()
 
 
 def _original_ts(record: Record) -> int | None:

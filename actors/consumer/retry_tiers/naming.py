@@ -33,10 +33,13 @@ class TierMap:
     def __init__(self, settings: RetryTierSettings, sources: Iterable[str]) -> None:
         self._settings = settings
         self._by_topic: dict[str, Tier] = {}
+        self._by_source: dict[tuple[str, int], Tier] = {}
+        """The same tiers by (source topic, index): looked up for every failed record."""
         for source in sources:
             for index, delay in enumerate(settings.delays_s):
                 topic = settings.topic(source, index)
-                self._by_topic.setdefault(topic, Tier(topic, source, index, delay))
+                tier = self._by_topic.setdefault(topic, Tier(topic, source, index, delay))
+                self._by_source[(source, index)] = tier
 
     @property
     def count(self) -> int:
@@ -56,4 +59,4 @@ class TierMap:
 
     def tier(self, source: str, index: int) -> Tier:
         """Tier `index` of `source`."""
-        return self._by_topic[self._settings.topic(source, index)]
+        return self._by_source[(source, index)]

@@ -4,9 +4,15 @@ The next tier follows from where the record was read: a source record goes to ti
 a record read from tier k to tier k + 1, and one read from the last tier has no next
 tier (`next_tier` is None): the failure path dead-letters it with `final_headers`, so
 the dead letter carries the whole retry history beside its dlq.* headers. The produce
-goes through the dead-letter writer's acknowledged `send` (one producer, acks=all), so
-it returns only once the broker has the record, and the failure path books the source
-record as finished only then: the commit covering it never runs ahead of the produce.
+goes through the dead-letter writer's producer (one producer, acks=all) without
+awaiting the acknowledgement: `send` returns once the copy is handed over, its delivery
+noted in the pending deliveries under the record's own partition and offset, and the
+failure path books the record as finished. The commit covering it awaits that delivery
+first and never goes past it if it failed (actors.consumer.deliveries), so the copy is
+acknowledged before the commit that covers its record, as a dead letter is, while the
+copies of many records share produce requests. A key's copies to one tier keep their
+order: the producer sends them to one partition in the order handed over, one request
+at a time per partition, retries included.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import time
 from collections.abc import Callable
 
 from actors.consumer.dead_letter import DeadLetterWriter
+from actors.consumer.deliveries import PendingDeliveries
 from actors.consumer.retry_tiers.headers import retry_headers
 from actors.consumer.retry_tiers.naming import Tier, TierMap
 from actors.consumer.stats import ConsumerStats
@@ -36,12 +43,14 @@ class TierSender:
         self,
         tiers: TierMap,
         writer: DeadLetterWriter,
+        deliveries: PendingDeliveries,
         stats: ConsumerStats,
         *,
         wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:
         self._tiers = tiers
         self._writer = writer
+        self._deliveries = deliveries
         self._stats = stats
         self._wall_ms = wall_ms
 
@@ -56,13 +65,15 @@ class TierSender:
         return self._tiers.tier(record.original_topic, index)
 
     async def send(self, record: Record, error: BaseException | None, tier: Tier) -> None:
-        """Produce `record` to `tier`, due `tier.delay_s` from now; returns once acknowledged.
-        `error` None: held back for its key's order, not failed."""
+        """Produce `record` to `tier`, due `tier.delay_s` from now; returns once handed
+        over, its delivery pending (module docstring). `error` None: held back for its
+        key's order, not failed."""
         now = self._wall_ms()
         headers = retry_headers(
             record, error, tier=tier.index, due_ms=now + tier.delay_s * 1000, now_ms=now
         )
-        await self._writer.send(tier.topic, record.key, record.value, headers)
+        delivery = await self._writer.enqueue(tier.topic, record.key, record.value, headers)
+        self._deliveries.add((record.topic, record.partition), record.offset, delivery, tier.topic)
         sent = self._stats.tier_sent
         sent[tier.topic] = sent.get(tier.topic, 0) + 1
 

@@ -10,11 +10,13 @@ from dataclasses import dataclass, field
 import anyio
 import pytest
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
 from consumer_testing import consumer_settings, running, wait_until
 
 from actors.consumer import KafkaConsumerActor, Record
 from actors.consumer.retry_tiers.settings import RetryTierSettings
-from core.errors import TransientError
+from core.errors import PipelineError, TransientError
 from core.resilience.circuit_config import CircuitBreakerConfig
 from supervisor.testing import committed_offsets, create_topics, produce, read_topic, unique_name
 
@@ -22,6 +24,8 @@ pytestmark = pytest.mark.anyio
 
 PATIENT_BREAKER = CircuitBreakerConfig(failure_threshold=1000)
 """The failures here are scheduled, not an outage: the handler's breaker stays closed."""
+TIER_LIMIT = 1024
+"""max.message.bytes of a tier topic that refuses the copies of larger records."""
 
 
 def now_ms() -> int:
@@ -216,3 +220,45 @@ async def test_with_key_order_kept_a_keys_later_records_wait_behind_its_retried_
     assert order.index(b"b1") < order.index(b"a0")
     assert [s.value for s in handler.calls].count(b"a1") == 1  # held back, not handled twice
     assert actor.stats.snapshot().tier_sent == {tiers.topic(source, 0): 3}
+
+
+async def test_a_tier_copy_the_broker_refuses_holds_the_commit_back_and_ends_the_consumer(
+    bootstrap_servers: str,
+) -> None:
+    """The tier topic refuses a failed record's copy (its max.message.bytes is below the
+    record's size): the consumer exits naming that record, the commit stops right before
+    it although later records were handled, and the next life handles it: nothing lost."""
+    tiers = RetryTierSettings(delays_s=(1,), after_in_place_attempts=False)
+    source = unique_name("orders")
+    await create_topics(bootstrap_servers, [source, f"{source}.dlq"])
+    tier = tiers.topic(source, 0)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        small = {"max.message.bytes": str(TIER_LIMIT)}
+        await admin.create_topics([NewTopic(tier, 1, 1, topic_configs=small)])
+    finally:
+        await admin.close()
+    await topics_known(bootstrap_servers, [source, f"{source}.dlq", tier])
+    values = [f"v{i}.".encode() + b"x" * (2 * TIER_LIMIT) for i in range(20)]
+    await produce(bootstrap_servers, source, [(f"k{i}".encode(), v) for i, v in enumerate(values)])
+    settings = consumer_settings(
+        bootstrap_servers, source, retry_tiers=tiers, breaker=PATIENT_BREAKER
+    )
+    first = FailingHandler({values[5]: 1})
+    with anyio.fail_after(30), pytest.raises(PipelineError, match="not acknowledged") as caught:
+        await KafkaConsumerActor(settings, first).run()
+    assert isinstance(caught.value.__cause__, KafkaError)
+    assert f"{source}[0]@5" in str(caught.value)
+    assert await committed_offsets(bootstrap_servers, settings.group_id, source, 1) == {0: 5}
+    handled_first = {s.value for s in first.calls if s.ok}
+    assert set(values[:5]) <= handled_first
+    assert handled_first & set(values[6:])  # handled, yet not committed: held back
+    assert await read_topic(bootstrap_servers, tier, expected=1, max_wait=1.0) == []
+
+    second = FailingHandler({})
+    async with running(KafkaConsumerActor(settings, second)):
+        await wait_until(lambda: all(second.handled(v) for v in values[5:]), 20)
+    handled = {s.value for s in first.calls + second.calls if s.ok}
+    assert handled == set(values)
+    assert await committed_offsets(bootstrap_servers, settings.group_id, source, 1) == {0: 20}

@@ -4,14 +4,18 @@ virtual clock, with tier partitions revoked and reassigned at random."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Coroutine
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from aiokafka import TopicPartition
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from actors.consumer.deliveries import PendingDeliveries
 from actors.consumer.handover import record_of
 from actors.consumer.pauses import PauseReasons
 from actors.consumer.retry_tiers.gate import TierGate
@@ -43,13 +47,20 @@ class Message:
 class Logs:
     """Each tier's log (one partition each) and the dead-letter topic."""
 
+    loop: asyncio.AbstractEventLoop
+    """The loop the deliveries belong to (never run: their callbacks do not matter here)."""
     tiers: dict[str, list[Message]] = field(default_factory=dict)
     dead_letters: list[Record] = field(default_factory=list)
 
-    async def send(self, topic: str, key: bytes | None, value: bytes | None, headers: Any) -> None:
-        """The acknowledged produce: appended to the tier's log at once."""
+    async def enqueue(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: Any
+    ) -> asyncio.Future[None]:
+        """The produce: appended to the tier's log at once, its delivery acknowledged."""
         log = self.tiers.setdefault(topic, [])
         log.append(Message(topic, 0, len(log), key, value, tuple(headers), None))
+        delivery: asyncio.Future[None] = self.loop.create_future()
+        delivery.set_result(None)
+        return delivery
 
 
 def at_once(coroutine: Coroutine[Any, Any, None]) -> None:
@@ -107,10 +118,23 @@ def simulate(
     """Run the tiers over one source partition of records (record i has key `keys[i]`
     and fails its first `fail_first[i]` handlings) until each ended; asserts on the way
     that no record is handled before it is due."""
+    with closing(asyncio.new_event_loop()) as loop:
+        return _simulate(fail_first, keys, delays_s, turns, loop, keep_key_order=keep_key_order)
+
+
+def _simulate(
+    fail_first: list[int],
+    keys: list[bytes],
+    delays_s: tuple[int, ...],
+    turns: list[tuple[int, bool]],
+    loop: asyncio.AbstractEventLoop,
+    *,
+    keep_key_order: bool,
+) -> Outcome:
     now = [1_000_000]
     tier_settings = RetryTierSettings(delays_s=delays_s, topic_pattern="{topic}.retry.{index}")
     tiers = TierMap(tier_settings, [SOURCE])
-    pauses, stats, logs, consumer = PauseReasons(), ConsumerStats(), Logs(), TierConsumer()
+    pauses, stats, logs, consumer = PauseReasons(), ConsumerStats(), Logs(loop), TierConsumer()
     in_retry = KeysInRetry(tiers, max_keys=1000) if keep_key_order else None
     gate = TierGate(
         tiers,
@@ -122,7 +146,8 @@ def simulate(
         wall_ms=lambda: now[0],
         monotonic=lambda: now[0] / 1000,
     )
-    sender = TierSender(tiers, logs, stats, wall_ms=lambda: now[0])  # type: ignore[arg-type]
+    deliveries = PendingDeliveries(on_failure=lambda error: pytest.fail(f"failed: {error}"))
+    sender = TierSender(tiers, logs, deliveries, stats, wall_ms=lambda: now[0])  # type: ignore[arg-type]
     committed: dict[TopicPartition, int] = {}
     outcome = Outcome([], logs.dead_letters, [])
     calls: dict[bytes, int] = {}

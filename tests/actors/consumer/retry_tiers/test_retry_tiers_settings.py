@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from actors.consumer import ConsumerSettings, ConsumerState
 from actors.consumer.client_config import producer_kwargs
 from actors.consumer.dead_letter import DeadLetterWriter
+from actors.consumer.deliveries import PendingDeliveries
 from actors.consumer.failures import Attempt, FailurePath, MustExitError
 from actors.consumer.retry_tiers.headers import read_retry_state, retry_headers
 from actors.consumer.retry_tiers.settings import RetryTierSettings
@@ -94,7 +95,8 @@ async def test_after_the_last_tier_without_dead_lettering_the_consumer_must_exit
         retry_tiers=RetryTierSettings(delays_s=(1,), after_in_place_attempts=False),
     )
     writer = DeadLetterWriter(producer_kwargs(consumer))  # never started: nothing is sent
-    failures = FailurePath(consumer, ConsumerState.for_settings(consumer), writer, None)
+    deliveries = PendingDeliveries(on_failure=lambda error: pytest.fail(f"failed: {error}"))
+    failures = FailurePath(consumer, ConsumerState.for_settings(consumer), writer, None, deliveries)
     record = Record("orders.retry.1s", 0, 3, b"k", b"v", (), None, 1, ("orders", 0, 7))
 
     async def call(_: Sequence[int]) -> Attempt | None:
