@@ -10,8 +10,7 @@ consumer without a dead letter or a commit.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import anyio
 import orjson
 import pyarrow as pa
 import pytest
+from consumer_testing import running
 from delta_testing import rows_per_coordinate, wait_until
 from deltalake import write_deltalake
 
@@ -47,17 +47,6 @@ def consumer_settings(bootstrap: str, topic: str, **overrides: Any) -> ConsumerS
         "batch_max_wait_ms": 20,
     }
     return ConsumerSettings(**(values | overrides))
-
-
-@asynccontextmanager
-async def running(actor: KafkaConsumerActor) -> AsyncIterator[None]:
-    """Run `actor` for the block, then stop it gracefully."""
-    async with anyio.create_task_group() as tasks:
-        await tasks.start(actor.run)
-        try:
-            yield
-        finally:
-            actor.stop()
 
 
 async def produce_partitions(bootstrap: str, topic: str) -> None:
