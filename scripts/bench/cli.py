@@ -120,7 +120,7 @@ SECTION_ORDER = (
     "supervisor-restart",
     "pipeline-throughput",
     "pipeline-concurrency",
-    "retry-tiers",
+    "pipeline-retry-tiers",
     "download-throughput",
     "soak-memory",
     "soak-key-memory",

@@ -168,7 +168,7 @@ def run(records: int, repeats: int) -> list[Section]:
     failed = records // FAILING_EVERY + (records % FAILING_EVERY > 0)
     return [
         Section(
-            key="retry-tiers",
+            key="pipeline-retry-tiers",
             title="Retry tiers: the cost of failing records to the others",
             columns=[
                 "case",
