@@ -3,7 +3,7 @@
 Smoke tests, not timed ones: the figures of a tiny run mean nothing, so nothing here
 asserts on them; what is checked is that every benchmark runs, that every target gets a
 verdict, and that the results file and the README block are written from the same
-results. They need the `bench` extra (the peers), which `scripts/bench/run` installs.
+results.
 """
 
 from __future__ import annotations
@@ -15,11 +15,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-for peer in ("aiobreaker", "backoff", "purgatory", "pybreaker", "pythonjsonlogger", "stamina"):
-    pytest.importorskip(peer, reason="needs the bench extra: scripts/bench/run installs it")
-
-from scripts.bench import cli  # noqa: E402
-from scripts.bench.report import (  # noqa: E402
+from scripts.bench import cli
+from scripts.bench.report import (
     README_BEGIN,
     README_END,
     Results,
@@ -28,7 +25,7 @@ from scripts.bench.report import (  # noqa: E402
     markdown_table,
     update_readme,
 )
-from scripts.bench.timing import rounds_in_rotation  # noqa: E402
+from scripts.bench.timing import rounds_in_rotation
 
 MICRO = ("retry", "breaker", "logging", "supervisor")
 

@@ -1,8 +1,7 @@
 """The broker benchmarks (pipeline throughput, memory soaks) run end to end with tiny counts.
 
 A smoke test against the session's broker, not a timed one: it checks that both
-consumers read every record produced for them and that the results are written. Needs
-the `bench` extra, like the rest of scripts/bench.
+consumers read every record produced for them and that the results are written.
 """
 
 from __future__ import annotations
@@ -11,8 +10,6 @@ import json
 from pathlib import Path
 
 import pytest
-
-pytest.importorskip("pybreaker", reason="needs the bench extra: scripts/bench/run installs it")
 
 from scripts.bench import cli, retry_tiers_bench
 
