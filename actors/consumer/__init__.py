@@ -23,26 +23,21 @@ state          what outlives an incarnation (stats, dedup, pauses, breaker, budg
 stats          the live counters and their immutable snapshot
 """
 
-from actors.consumer.actor import (
-    HANDLER_BREAKER,
-    BatchHandler,
-    BatchResult,
+from actors.consumer.actor import KafkaConsumerActor
+from actors.consumer.batches import BatchHandler, BatchResult, batch_handler
+from actors.consumer.client_config import consumer_kwargs, producer_kwargs
+from actors.consumer.handler_calls import Handler
+from actors.consumer.loop import PartitionCommand
+from actors.consumer.settings import (
     ConsumerSettings,
-    ConsumerState,
-    ConsumerStats,
-    ConsumerStatsSnapshot,
     DedupSettings,
-    Handler,
-    KafkaConsumerActor,
-    PartitionCommand,
     PoisonGuardSettings,
-    Record,
     RetryBudgetSettings,
-    batch_handler,
-    consumer_kwargs,
     event_hubs_profile,
-    producer_kwargs,
 )
+from actors.consumer.state import HANDLER_BREAKER, ConsumerState
+from actors.consumer.stats import ConsumerStats, ConsumerStatsSnapshot
+from actors.messages import Record
 
 __all__ = [
     "HANDLER_BREAKER",

@@ -31,41 +31,15 @@ import anyio
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from actors.consumer.batches import BatchHandler, BatchResult, batch_handler
-from actors.consumer.client_config import consumer_kwargs, producer_kwargs
+from actors.consumer.batches import BatchHandler
 from actors.consumer.handler_calls import Handler, HandlerRunner
 from actors.consumer.loop import ConsumerLoop, PartitionCommand
-from actors.consumer.settings import (
-    ConsumerSettings,
-    DedupSettings,
-    PoisonGuardSettings,
-    RetryBudgetSettings,
-    event_hubs_profile,
-)
-from actors.consumer.state import HANDLER_BREAKER, ConsumerState
-from actors.consumer.stats import ConsumerStats, ConsumerStatsSnapshot
-from actors.messages import Record, RefreshRequest
+from actors.consumer.settings import ConsumerSettings
+from actors.consumer.state import ConsumerState
+from actors.consumer.stats import ConsumerStats
+from actors.messages import RefreshRequest
 
-__all__ = [
-    "HANDLER_BREAKER",
-    "BatchHandler",
-    "BatchResult",
-    "ConsumerSettings",
-    "ConsumerState",
-    "ConsumerStats",
-    "ConsumerStatsSnapshot",
-    "DedupSettings",
-    "Handler",
-    "KafkaConsumerActor",
-    "PartitionCommand",
-    "PoisonGuardSettings",
-    "Record",
-    "RetryBudgetSettings",
-    "batch_handler",
-    "consumer_kwargs",
-    "event_hubs_profile",
-    "producer_kwargs",
-]
+__all__ = ["KafkaConsumerActor"]
 
 
 class KafkaConsumerActor:

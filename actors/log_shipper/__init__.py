@@ -8,19 +8,11 @@ kafka_sink       the Kafka topic sink
 diagnostics      the shipper's own trouble, written straight to stderr
 """
 
-from actors.log_shipper.shipper import (
-    ChannelHandler,
-    FileSink,
-    FormattedRecord,
-    KafkaSink,
-    LogBuffer,
-    LogShipperActor,
-    LogShipperStatistics,
-    LogSink,
-    LogSinkError,
-    SinkRetryPolicy,
-    StdoutSink,
-)
+from actors.log_shipper.buffer import FormattedRecord, LogBuffer, LogShipperStatistics
+from actors.log_shipper.channel_handler import ChannelHandler
+from actors.log_shipper.kafka_sink import KafkaSink
+from actors.log_shipper.shipper import LogShipperActor, LogSinkError, SinkRetryPolicy
+from actors.log_shipper.sinks import FileSink, LogSink, StdoutSink
 
 __all__ = [
     "ChannelHandler",

@@ -49,28 +49,14 @@ from dataclasses import dataclass
 import anyio
 import anyio.abc
 
-from actors.log_shipper.buffer import FormattedRecord, LogBuffer, LogShipperStatistics, PendingBatch
-from actors.log_shipper.channel_handler import ChannelHandler
+from actors.log_shipper.buffer import LogBuffer, LogShipperStatistics, PendingBatch
 from actors.log_shipper.diagnostics import report
-from actors.log_shipper.kafka_sink import KafkaSink
-from actors.log_shipper.sinks import FileSink, LogSink, StdoutSink
+from actors.log_shipper.sinks import LogSink
 from core.errors import PipelineError, classify_exception
 from core.logging.error_text import error_text
 from core.types import ErrorCategory
 
-__all__ = [
-    "ChannelHandler",
-    "FileSink",
-    "FormattedRecord",
-    "KafkaSink",
-    "LogBuffer",
-    "LogShipperActor",
-    "LogShipperStatistics",
-    "LogSink",
-    "LogSinkError",
-    "SinkRetryPolicy",
-    "StdoutSink",
-]
+__all__ = ["LogShipperActor", "LogSinkError", "SinkRetryPolicy"]
 
 
 @dataclass(frozen=True, slots=True)
