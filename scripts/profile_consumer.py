@@ -27,7 +27,7 @@ import math
 import statistics
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
 import anyio
@@ -39,6 +39,7 @@ from actors.consumer import (
     ConsumerState,
     DedupSettings,
 )
+from actors.consumer.batches import BatchHandler, batch_handler
 from actors.consumer.dedup import DedupWindow, TraceIdReader
 from actors.consumer.deliveries import PendingDeliveries
 from actors.consumer.dispatcher import Dispatcher
@@ -103,6 +104,17 @@ def sync_handler(progress: Progress) -> Callable[[object], None]:
     return handle
 
 
+def batches_handler(progress: Progress) -> BatchHandler:
+    """A no-op batch handler (batches of one partition, partitions concurrently)."""
+
+    @batch_handler
+    async def handle(records: Sequence[object]) -> None:
+        for _ in records:
+            progress.note()
+
+    return handle
+
+
 async def run_actor(
     bootstrap: str, topic: str, progress: Progress, handler: Handler, **overrides: Any
 ) -> None:
@@ -124,6 +136,7 @@ CASES: Final[dict[str, Case]] = {
     "actor, sync on loop": lambda b, t, p: run_actor(
         b, t, p, sync_handler(p), sync_handler_in_thread=False
     ),
+    "actor, async batches": lambda b, t, p: run_actor(b, t, p, batches_handler(p), max_in_flight=4),
 }
 
 
@@ -203,9 +216,11 @@ async def ns_per_await(step: Callable[[], Awaitable[object]], calls: int) -> flo
     return best / calls * 1e9
 
 
-async def hand_over_ns(messages: list[ConsumerRecord[bytes, bytes]], *, dedup: bool) -> float:
+async def hand_over_ns(
+    messages: list[ConsumerRecord[bytes, bytes]], *, dedup: bool, batches: bool = False
+) -> float:
     """CPU ns per record of the actor's dispatch path (Dispatcher, Handover), async no-op
-    handler, one record in flight."""
+    handler, one record in flight (or a no-op batch handler, batches of 500)."""
     settings = ConsumerSettings(
         bootstrap_servers="127.0.0.1:9",
         topics=("costs",),
@@ -213,7 +228,9 @@ async def hand_over_ns(messages: list[ConsumerRecord[bytes, bytes]], *, dedup: b
         dedup=DedupSettings(enabled=dedup),
     )
     state = ConsumerState.for_settings(settings)
-    runner = HandlerRunner(async_handler(Progress(len(messages) + 1)), in_thread=False)
+    progress = Progress(len(messages) + 1)
+    handler = batches_handler(progress) if batches else async_handler(progress)
+    runner = HandlerRunner(handler, in_thread=False)
     failures = FailurePath(settings, state, None, None, PendingDeliveries(lambda _error: None))
     handover = Handover(settings, state, runner, failures, on_refusal=lambda _refusal: None)
     dispatcher = Dispatcher(
@@ -221,7 +238,7 @@ async def hand_over_ns(messages: list[ConsumerRecord[bytes, bytes]], *, dedup: b
         handover,
         state.pauses,
         state.stats,
-        batches=False,
+        batches=batches,
         progress=lambda: None,
         on_failure=lambda: None,
     )
@@ -273,6 +290,12 @@ async def per_record_costs() -> None:
         "awaiting the no-op handler itself": bare,
         "whole fast path per record, dedup on (CPU)": await hand_over_ns(messages, dedup=True),
         "whole fast path per record, dedup off (CPU)": await hand_over_ns(messages, dedup=False),
+        "batch path per record, dedup on (CPU)": await hand_over_ns(
+            messages, dedup=True, batches=True
+        ),
+        "batch path per record, dedup off (CPU)": await hand_over_ns(
+            messages, dedup=False, batches=True
+        ),
     }
     print(f"{'per record':<52}{'ns':>8}")
     for what, cost in rows.items():

@@ -32,7 +32,7 @@ import hashlib
 import json
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any, Final, Literal
 
 import orjson
@@ -129,6 +129,30 @@ class DedupWindow:
         if self._ttl is not None:
             self._expire(self._ttl)
         return (trace_id if len(trace_id) <= MAX_KEPT_ID_CHARS else _digest(trace_id)) in self._seen
+
+    def knows_any(self, trace_ids: Collection[str]) -> bool:
+        """Whether `contains` is True for any of `trace_ids` (a batch's, asked at once)."""
+        if self._ttl is not None:
+            self._expire(self._ttl)
+        if trace_ids and max(map(len, trace_ids)) > MAX_KEPT_ID_CHARS:
+            return any(map(self.contains, trace_ids))
+        return not self._seen.keys().isdisjoint(trace_ids)
+
+    def remember_all(self, trace_ids: Iterable[str | None]) -> None:
+        """`remember` each of `trace_ids` but None, in order (a batch's, in one call)."""
+        seen = self._seen
+        stamp = 0.0 if self._ttl is None else self._clock()
+        for trace_id in trace_ids:
+            if trace_id is None:
+                continue
+            kept = trace_id if len(trace_id) <= MAX_KEPT_ID_CHARS else _digest(trace_id)
+            if kept in seen:
+                seen.move_to_end(kept)
+            seen[kept] = stamp
+        if self._ttl is not None:
+            self._expire(self._ttl)
+        while len(seen) > self.capacity:
+            seen.popitem(last=False)
 
     def remember(self, trace_id: str) -> None:
         """Remember `trace_id` as handled now, evicting the oldest beyond `capacity`."""

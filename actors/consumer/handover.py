@@ -37,7 +37,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from itertools import groupby
+from operator import itemgetter
+from typing import Any, cast
 
 import anyio
 import anyio.lowlevel
@@ -219,11 +221,7 @@ class Handover:
                 failure = await self._call(records, None, tally)
                 if failure is None:
                     tally.handled += len(slots)
-                    book = self._book
-                    for (tracker, seq), trace_id, record in zip(
-                        slots, trace_ids, records, strict=True
-                    ):
-                        book(Outcome.HANDLED, tracker, seq, trace_id, record)
+                    self._book_handled(slots, trace_ids, records)
                     return whole
                 return await self._settle(slots, records, trace_ids, failure, tally) and whole
         finally:
@@ -260,6 +258,10 @@ class Handover:
     ) -> tuple[list[Slot], list[Record], list[str | None], bool]:
         """The unit without duplicates, its trace ids now in flight, and whether that is
         all of it (module docstring, 1)."""
+        if self._keys_in_retry is None:
+            admitted = self._admit_at_once(unit)
+            if admitted is not None:
+                return admitted
         slots: list[Slot] = []
         records: list[Record] = []
         trace_ids: list[str | None] = []
@@ -299,6 +301,39 @@ class Handover:
                 trace_ids.append(trace_id)
         self._book_duplicates(duplicates)
         return slots, records, trace_ids, True
+
+    def _admit_at_once(
+        self, unit: Sequence[Span]
+    ) -> tuple[list[Slot], list[Record], list[str | None], bool] | None:
+        """`_admit` for the common unit, with the per-record checks done on the whole unit
+        at once (set operations, which cost a batch of 500 about a third of asking per
+        record): every record is admitted when no trace id is unreadable, none appears
+        twice, none is in flight and the dedup window knows none. None when some record
+        needs its own look (the caller then admits record by record)."""
+        picked = [span.messages[p] for span in unit for p in span.positions]
+        reader = self._state.trace_ids
+        if reader is None:
+            trace_ids: list[str | None] = [None] * len(picked)
+        else:
+            read = reader.read
+            try:
+                trace_ids = [read(message.value, message.headers) for message in picked]
+            except UnreadableTraceIdError:
+                return None
+            with_none = set(trace_ids)
+            with_none.discard(None)
+            ids = cast("set[str]", with_none)
+            if len(ids) != len(trace_ids) - trace_ids.count(None):
+                return None
+            in_flight, dedup = self._in_flight_ids, self._state.dedup
+            if in_flight is not None and not in_flight.keys().isdisjoint(ids):
+                return None
+            if dedup is not None and dedup.knows_any(ids):
+                return None
+            if in_flight is not None:
+                in_flight.update(dict.fromkeys(ids))
+        slots = [(span.tracker, span.first_seq + p) for span in unit for p in span.positions]
+        return slots, list(map(record_of, picked)), trace_ids, True
 
     def _call_some(self, records: list[Record], tally: _Tally) -> Call:
         async def call(positions: Sequence[int]) -> Attempt | None:
@@ -389,6 +424,22 @@ class Handover:
             raise MustExitError(
                 PermanentError(poison.describe(), context={"group_id": self._group})
             )
+
+    def _book_handled(
+        self, slots: Sequence[Slot], trace_ids: Sequence[str | None], records: Sequence[Record]
+    ) -> None:
+        """`_book(Outcome.HANDLED, ...)` for each record of a unit, with the per-record
+        work hoisted out of the loop (a batch's records are booked together)."""
+        if self._keys_in_retry is not None:
+            for (tracker, seq), trace_id, record in zip(slots, trace_ids, records, strict=True):
+                self._book(Outcome.HANDLED, tracker, seq, trace_id, record)
+            return
+        dedup = self._state.dedup
+        if dedup is not None:
+            dedup.remember_all(trace_ids)
+        self._stats.handled += len(slots)
+        for tracker, of_tracker in groupby(slots, key=itemgetter(0)):  # a batch: one tracker
+            tracker.finish_all(map(itemgetter(1), of_tracker))
 
     def _book_duplicates(self, duplicates: Sequence[tuple[PartitionOffsets, int, Any]]) -> None:
         """Book `duplicates` (tracker, sequence number, message: a unit's, left out of it)."""

@@ -16,7 +16,7 @@ it is at least half of them, so each record is copied at most once on average.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Final
 
 __all__ = ["PartitionOffsets"]
@@ -102,6 +102,26 @@ class PartitionOffsets:
         if index != head:
             return
         end = len(done)
+        while head < end and done[head]:
+            head += 1
+        self._head = head
+        if head >= _COMPACT_AT and head * 2 >= end:
+            self._drop_finished_prefix()
+
+    def finish_all(self, seqs: Iterable[int]) -> None:
+        """`finish` each of `seqs` (a batch's records, in one call: the head moves once)."""
+        base, done = self._base, self._done
+        end = len(done)
+        count = 0
+        for seq in seqs:
+            index = seq - base
+            if not 0 <= index < end or done[index]:
+                self._unfinished -= count
+                raise ValueError(f"record #{seq} is not tracked or already finished")
+            done[index] = True
+            count += 1
+        self._unfinished -= count
+        head = self._head
         while head < end and done[head]:
             head += 1
         self._head = head

@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 import anyio
+import anyio.lowlevel
 import pytest
 from dispatch_testing import KeptDeadLetters, message, offline_settings, rig, settle
 from hypothesis import given, settings
@@ -188,3 +189,57 @@ async def test_a_configuration_error_stops_the_consumer_without_dead_letters(
     assert kept.written == []
     assert rigged.state.stats.dead_lettered == 0
     assert tracker.watermark() is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.one_of(st.none(), st.sampled_from("abcdefghij")), min_size=1, max_size=20),
+        min_size=1,
+        max_size=3,
+    ),
+    st.sets(st.sampled_from("abcdefghij"), max_size=4),
+    st.integers(1, 3),
+)
+def test_trace_ids_reach_the_batch_handler_once_whatever_the_batches_share(
+    partitions: list[list[str | None]], known: set[str], in_flight: int
+) -> None:
+    """With trace ids repeated within a batch, across partitions' concurrent batches and
+    already in the dedup window, each id the window did not know is handed over exactly
+    once and never in two batches at a time, records without an id always are, the rest
+    are counted as duplicates, and every partition's offset ends past its records."""
+    handed: Counter[str | None] = Counter()
+    holding: set[str] = set()
+    overlaps: list[str] = []
+
+    async def handle(records: Sequence[Record]) -> None:
+        ids = [record.header("trace_id") for record in records]
+        texts = [raw.decode() if raw is not None else None for raw in ids]
+        overlaps.extend(t for t in texts if t is not None and t in holding)
+        holding.update(t for t in texts if t is not None)
+        await anyio.lowlevel.checkpoint()
+        holding.difference_update(t for t in texts if t is not None)
+        handed.update(texts)
+
+    async def scenario_run() -> tuple[int, list[PartitionOffsets]]:
+        rigged = rig(batch_handler(handle), batch_settings(max_in_flight=in_flight))
+        assert rigged.state.dedup is not None
+        rigged.state.dedup.remember_all(sorted(known))
+        trackers = [PartitionOffsets() for _ in partitions]
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(rigged.dispatcher.run)
+            for partition, (tracker, ids) in enumerate(zip(trackers, partitions, strict=True)):
+                batch = [message(o, t, partition=partition) for o, t in enumerate(ids)]
+                rigged.dispatcher.add(tracker, batch)
+            await settle(rigged, lambda: all(t.in_flight == 0 for t in trackers))
+            tasks.cancel_scope.cancel()
+        assert rigged.dispatcher.failure is None
+        return rigged.state.stats.deduplicated, trackers
+
+    deduplicated, trackers = anyio.run(scenario_run)
+    all_ids = [t for ids in partitions for t in ids]
+    new_ids = {t for t in all_ids if t is not None} - known
+    assert overlaps == []
+    assert handed == Counter(dict.fromkeys(new_ids, 1) | {None: all_ids.count(None)})
+    assert deduplicated == len(all_ids) - all_ids.count(None) - len(new_ids)
+    assert [t.watermark() for t in trackers] == [len(ids) for ids in partitions]

@@ -168,3 +168,38 @@ def test_values_neither_parser_can_read_are_unreadable_not_a_crash(value: bytes)
     """Nesting past both parsers' limits or bytes that are not UTF-8: no id, no exception."""
     with pytest.raises(UnreadableTraceIdError):
         TraceIdReader("json_field", "id").read(value, [])
+
+
+@given(
+    st.integers(min_value=1, max_value=12),
+    st.lists(
+        st.lists(st.one_of(st.none(), st.sampled_from(["a", "b", "c", "d", "e", "f", "x" * 200]))),
+        max_size=12,
+    ),
+)
+def test_a_batch_at_once_is_the_same_as_id_by_id(
+    capacity: int, batches: list[list[str | None]]
+) -> None:
+    """Asking about and remembering a batch's ids at once (`knows_any`, `remember_all`)
+    answers and leaves the window as asking and remembering them one by one would."""
+    together, alone = DedupWindow(capacity), DedupWindow(capacity)
+    for batch in batches:
+        ids = {trace_id for trace_id in batch if trace_id is not None}
+        assert together.knows_any(ids) == any(alone.contains(trace_id) for trace_id in ids)
+        together.remember_all(batch)
+        for trace_id in batch:
+            if trace_id is not None:
+                alone.remember(trace_id)
+        assert len(together) == len(alone)
+        assert all(together.contains(t) == alone.contains(t) for t in "abcdef")
+
+
+def test_a_batch_remembered_at_once_expires_after_the_time_to_live() -> None:
+    """With a TTL, ids remembered together expire together, and `knows_any` forgets them."""
+    clock = ManualClock(start=0.0)
+    window = DedupWindow(10, ttl=5.0, clock=clock)
+    window.remember_all(["a", None, "b"])
+    assert window.knows_any({"b", "z"})
+    clock.now = 5.5
+    assert not window.knows_any({"a", "b"})
+    assert len(window) == 0

@@ -151,3 +151,39 @@ def test_a_rewind_is_a_fetch_at_or_before_the_last_tracked_offset(
     else:
         with pytest.raises(ValueError, match="not after the last tracked"):
             offsets.track([first])
+
+
+@given(
+    st.integers(min_value=1, max_value=60).flatmap(
+        lambda n: st.tuples(st.just(n), st.lists(st.permutations(range(n)), min_size=1, max_size=1))
+    ),
+    st.integers(min_value=1, max_value=8),
+)
+def test_finishing_in_groups_is_finishing_one_by_one(
+    scenario: tuple[int, list[list[int]]], group: int
+) -> None:
+    """Finishing records a group at a time (`finish_all`) leaves the tracker where finishing
+    the same records one by one leaves it, after every group, in any order."""
+    count, (order,) = scenario
+    together, alone = PartitionOffsets(), PartitionOffsets()
+    first = together.track(range(count))
+    alone.track(range(count))
+    for start in range(0, count, group):
+        seqs = [first + index for index in order[start : start + group]]
+        together.finish_all(seqs)
+        for seq in seqs:
+            alone.finish(seq)
+        assert together.watermark() == alone.watermark()
+        assert together.in_flight == alone.in_flight
+    assert together.watermark() == count
+
+
+def test_finishing_a_group_twice_is_refused() -> None:
+    """A group that holds a finished record, or one never tracked, is a bug and raises."""
+    tracker = PartitionOffsets()
+    seq = tracker.track([5, 6, 7])
+    tracker.finish_all([seq, seq + 1])
+    with pytest.raises(ValueError, match="already finished"):
+        tracker.finish_all([seq + 2, seq + 1])
+    with pytest.raises(ValueError, match="not tracked"):
+        tracker.finish_all([seq + 9])
