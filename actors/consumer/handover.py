@@ -11,7 +11,8 @@ record whose trace id is in flight). Either way:
    record whose id is in flight in another unit waits for it (a batch ends before such
    a record instead), then one the dedup window knows is booked as a duplicate. What is
    left is the unit, its ids in flight (not tracked for one record at a time: no other
-   record can hold an id then).
+   record can hold an id then). A batch is asked about at once (`_admit_at_once`: set
+   operations over its ids) and looked at record by record only when one needs it.
 2. `_call`: one call of the handler, through its circuit breaker, inside the first
    record's KafkaLogContext, timed. A synchronous handler runs in a worker thread of a
    pool as wide as `max_in_flight` (`to_thread.run_sync` with a CapacityLimiter): the

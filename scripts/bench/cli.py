@@ -97,7 +97,7 @@ def benchmarks(scale: Scale, runner: asyncio.Runner) -> dict[str, Callable[[], l
         "supervisor": lambda: supervisor_bench.run(scale.crashes, scale.repeats),
         "pipeline": lambda: pipeline_bench.run(scale.pipeline_records, scale.pipeline_runs),
         "concurrency": lambda: concurrency_bench.run(
-            scale.concurrency_records, scale.pipeline_runs
+            scale.concurrency_records, scale.pipeline_runs, scale.pipeline_records
         ),
         "retry_tiers": lambda: retry_tiers_bench.run(scale.retry_tier_records, scale.pipeline_runs),
         "download": lambda: download_bench.run(scale.download_files, scale.pipeline_runs + 2),
