@@ -20,7 +20,7 @@ A worker's loop, the record's whole path here:
     release its lane      (unfinished records go back to the front of their lane; the
                            lane goes to the back of the ready queue if it has more)
 
-Memory: `room` is `max_buffered` (settings.buffer_bound) less the records queued and in
+Memory: `room` is `max_buffered` (settings.buffer_bound()) less the records queued and in
 flight (a run's records count as in flight); the fetch loop asks for at most `room`
 records and fetches only while `may_fetch` (room for half the bound or a whole
 `max_poll_records`, whichever is less), so what the consumer holds stays within the
@@ -88,7 +88,7 @@ class Dispatcher:
         self._progress = progress
         self._on_failure = on_failure
         self._workers = settings.max_in_flight
-        self._bound = settings.buffer_bound
+        self._bound = settings.buffer_bound(batches=batches)
         self._fetch_at = max(1, min(settings.max_poll_records, self._bound // 2))
         self._run_size = settings.batch_max_records if batches else RUN_LENGTH
         self._fill_s = settings.batch_max_wait_ms / 1000 if batches else 0.0

@@ -288,7 +288,9 @@ class ConsumerSettings:
     """Bound on fetched records not yet finished (queued plus in flight); fetching waits
     while it is reached, and a batch is at most this long. None: `max_poll_records` with
     one record in flight (a batch is fetched once the one before finished, as a plain
-    loop does), else max(max_poll_records, 4 * max_in_flight)."""
+    loop does), else max(max_poll_records, 4 * max_in_flight); for a batch handler
+    max(max_poll_records, (max_in_flight + 1) * batch_max_records), room for a full
+    batch in every call and the next one filling (at most 1,000,000)."""
     batch_max_records: int = 500
     """A batch handler gets at most this many records of one partition per call."""
     batch_max_wait_ms: int = 100
@@ -372,11 +374,14 @@ class ConsumerSettings:
                 f"{MAX_BUFFERED}]",
             )
 
-    @property
-    def buffer_bound(self) -> int:
-        """The bound on fetched records not yet finished (`max_buffered` or its default)."""
+    def buffer_bound(self, *, batches: bool = False) -> int:
+        """The bound on fetched records not yet finished (`max_buffered` or its default;
+        `batches`: for a batch handler)."""
         if self.max_buffered is not None:
             return self.max_buffered
+        if batches:
+            full = (self.max_in_flight + 1) * self.batch_max_records
+            return min(MAX_BUFFERED, max(self.max_poll_records, full))
         if self.max_in_flight == 1:
             return self.max_poll_records
         return max(self.max_poll_records, BUFFERED_PER_IN_FLIGHT * self.max_in_flight)

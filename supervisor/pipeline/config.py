@@ -192,7 +192,9 @@ class HandlerConfig:
     a handler that is safe to call concurrently."""
     max_buffered: int = ranged(0, 0, MAX_BUFFERED)
     """Bound on fetched records not yet finished; 0: max_poll_records with one in flight,
-    else max(max_poll_records, 4 * max_in_flight); otherwise at least max_in_flight."""
+    else max(max_poll_records, 4 * max_in_flight), for a batch handler
+    max(max_poll_records, (max_in_flight + 1) * batch_max_records); otherwise at least
+    max_in_flight."""
     batch_max_records: int = ranged(500, 1, 1_000_000)
     """A batch handler's batch: at most this many records of one partition."""
     batch_max_wait_ms: int = ranged(100, 0, 600_000, unit="ms")

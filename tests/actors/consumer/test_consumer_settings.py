@@ -19,6 +19,7 @@ from actors.consumer.client_config import (
 )
 from actors.consumer.settings import (
     EVENT_HUBS_MAX_REQUEST_SIZE,
+    MAX_BUFFERED,
     ConsumerSettings,
     DedupSettings,
     PoisonGuardSettings,
@@ -270,7 +271,18 @@ def test_oauthbearer_needs_an_aiokafka_token_provider() -> None:
 def test_the_buffer_bound_defaults_to_a_batch_or_four_per_record_in_flight() -> None:
     """One record in flight buffers one fetched batch, as a plain loop; more in flight
     buffer four records each (at least a batch); an explicit bound wins."""
-    assert settings(max_poll_records=300).buffer_bound == 300
-    assert settings(max_poll_records=300, max_in_flight=256).buffer_bound == 1024
-    assert settings(max_poll_records=300, max_in_flight=16).buffer_bound == 300
-    assert settings(max_in_flight=16, max_buffered=40).buffer_bound == 40
+    assert settings(max_poll_records=300).buffer_bound() == 300
+    assert settings(max_poll_records=300, max_in_flight=256).buffer_bound() == 1024
+    assert settings(max_poll_records=300, max_in_flight=16).buffer_bound() == 300
+    assert settings(max_in_flight=16, max_buffered=40).buffer_bound() == 40
+
+
+def test_a_batch_handlers_buffer_bound_holds_a_full_batch_per_call_and_one_more() -> None:
+    """For a batch handler the automatic bound is a full batch for every call in flight and
+    one filling (at least a fetch, at most the setting's ceiling); an explicit bound wins."""
+    assert settings(batch_max_records=200).buffer_bound(batches=True) == 500
+    assert settings(max_in_flight=4, batch_max_records=200).buffer_bound(batches=True) == 1000
+    assert settings(max_poll_records=900, batch_max_records=10).buffer_bound(batches=True) == 900
+    huge = settings(max_in_flight=100, batch_max_records=100_000)
+    assert huge.buffer_bound(batches=True) == MAX_BUFFERED
+    assert settings(max_buffered=40, batch_max_records=200).buffer_bound(batches=True) == 40

@@ -151,3 +151,42 @@ async def test_concurrent_modes_lose_nothing_and_keep_their_order(
     logs = await committed_offsets(bootstrap_servers, config.group_id, topic, PARTITIONS)
     assert sum(logs.values()) == RECORDS  # each partition committed to its end
     assert observed.most_running > 1
+
+
+async def test_full_batches_of_different_partitions_run_at_once_by_default(
+    bootstrap_servers: str,
+) -> None:
+    """With the automatic buffer bound, full batches (as long as a fetch) of different
+    partitions are in a batch handler at the same time: the bound leaves room for a full
+    batch per call in flight."""
+    topic = unique_name("full-batches")
+    await create_topics(bootstrap_servers, [topic], partitions=PARTITIONS)
+    await produce(bootstrap_servers, topic, [(None, b"%d" % i) for i in range(RECORDS)])
+    per_partition = RECORDS // PARTITIONS
+    full_inside: set[int] = set()
+    together = anyio.Event()
+
+    @batch_handler
+    async def handle(records: Sequence[Record]) -> None:
+        if len(records) < per_partition:
+            return
+        full_inside.add(records[0].partition)
+        if len(full_inside) >= 2:
+            together.set()
+        with anyio.move_on_after(5):
+            await together.wait()
+        full_inside.discard(records[0].partition)
+
+    config = consumer_settings(
+        bootstrap_servers,
+        topic,
+        max_in_flight=PARTITIONS,
+        max_poll_records=per_partition,
+        batch_max_records=per_partition,
+        batch_max_wait_ms=1_000,
+    )
+    actor = KafkaConsumerActor(config, handle)
+    async with running(actor):
+        with anyio.fail_after(20):
+            await together.wait()
+        await wait_until(lambda: actor.stats.handled >= RECORDS, seconds=30)

@@ -104,7 +104,7 @@ def test_kafka_and_behaviour_settings_reach_the_consumer() -> None:
     assert (settings.breaker.failure_threshold, settings.breaker.recovery_timeout_s) == (9, 3.0)
     assert (settings.dedup.json_field, settings.dedup.capacity) == ("trace", 10)
     assert settings.sync_handler_in_thread is False
-    assert (settings.ordering, settings.max_in_flight, settings.buffer_bound) == ("key", 64, 512)
+    assert (settings.ordering, settings.max_in_flight, settings.buffer_bound()) == ("key", 64, 512)
     assert (settings.batch_max_records, settings.batch_max_wait_ms) == (100, 50)
     assert settings.security_protocol == "PLAINTEXT"
     assert settings.sasl_mechanism is None
