@@ -34,6 +34,7 @@ import anyio
 
 from core.errors import ConfigurationError
 from core.logging import error_text
+from supervisor.pipeline.allocator import pin_mmap_threshold
 from supervisor.pipeline.config import load_config, register_secrets, render_config
 from supervisor.pipeline.process import EXIT_OK, EXIT_USAGE, PROGRAM, serve
 from supervisor.pipeline.retry_topics import check_retry_topics_exist
@@ -106,6 +107,7 @@ def _positive_seconds(text: str) -> float:
 
 def _run(args: argparse.Namespace) -> int:
     path: Path = args.config
+    pin_mmap_threshold()
 
     async def prepare_and_serve() -> int:
         pipeline = _prepared(path)
