@@ -10,6 +10,15 @@ The producer's `max_request_size` is the configured one, raised to the consumer'
 the consumer fetched must always be dead-letterable (or forwardable), and its copy
 carries the dlq.* headers on top of its own bytes. A dead-letter copy still refused as
 too large is cut to fit (actors.consumer.dead_letter).
+
+The producer's batches are up to `PRODUCER_BATCH_BYTES` per partition instead of
+aiokafka's 16 KiB. With one produce request in flight per broker, the copies handed over
+meanwhile (retry tier copies are not awaited one by one: actors.consumer.deliveries)
+wait in their partition's batch; a 16 KiB batch holds about a dozen 1 KiB records, and
+every later `send` to that partition then waits for the request in flight, holding its
+record's lane, and all of them are woken at its end, most to wait again. A larger batch
+only grows as records come (nothing is allocated ahead) and is still sent as soon as the
+previous request is answered (`linger_ms` 0).
 """
 
 from __future__ import annotations
@@ -19,11 +28,16 @@ from typing import Any, Final
 
 from actors.consumer.settings import ConsumerSettings
 
-__all__ = ["DEAD_LETTER_HEADER_ROOM", "consumer_kwargs", "producer_kwargs"]
+__all__ = ["DEAD_LETTER_HEADER_ROOM", "PRODUCER_BATCH_BYTES", "consumer_kwargs", "producer_kwargs"]
 
 DEAD_LETTER_HEADER_ROOM: Final = 64 * 1024
 """Bytes allowed beyond a fetched record for the dlq.* headers and the batch overhead
 (the headers take about 1.5 KiB: the error message is cut at 1 KiB)."""
+
+PRODUCER_BATCH_BYTES: Final = 256 * 1024
+"""One partition's batch in the producer (module docstring), at most the request size;
+below the 1 MB a record batch may have on Event Hubs and on Kafka's default
+`message.max.bytes`."""
 
 
 def _connection_kwargs(settings: ConsumerSettings, client_id: str) -> dict[str, Any]:
@@ -67,13 +81,14 @@ def consumer_kwargs(settings: ConsumerSettings) -> dict[str, Any]:
 
 def producer_kwargs(settings: ConsumerSettings) -> dict[str, Any]:
     """Arguments for the dead-letter `AIOKafkaProducer(**kwargs)`."""
+    request_size = max(
+        settings.max_request_size, settings.max_partition_fetch_bytes + DEAD_LETTER_HEADER_ROOM
+    )
     return {
         **_connection_kwargs(settings, f"{settings.client_id}-dlq"),
         "acks": "all",
         "enable_idempotence": settings.idempotent_producer,
-        "max_request_size": max(
-            settings.max_request_size,
-            settings.max_partition_fetch_bytes + DEAD_LETTER_HEADER_ROOM,
-        ),
+        "max_request_size": request_size,
         "linger_ms": 0,
+        "max_batch_size": min(PRODUCER_BATCH_BYTES, request_size),
     }

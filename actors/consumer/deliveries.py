@@ -16,7 +16,8 @@ committed past, and handling on would only pile up work that is delivered again.
 
 Memory: a delivery is dropped from here once acknowledged (its done-callback), so only
 unacknowledged ones are held, and the producer bounds those (aiokafka lets one batch
-per target partition fill while one is in flight, and `send` waits beyond that). A
+per target partition fill, up to actors.consumer.client_config.PRODUCER_BATCH_BYTES,
+while one is in flight, and `send` waits beyond that). A
 failed delivery leaves one offset per partition. The deliveries of a partition that
 was revoked are forgotten with it: its next owner starts from the last commit, which
 no unacknowledged delivery was covered by.

@@ -196,6 +196,7 @@ class Handover:
                             settled = await self._settle(
                                 [(tracker, seq)], [record], [trace_id], failure, tally
                             )
+                            failure = None  # its error's traceback holds this frame: a cycle
                             if not settled:
                                 return False
                             continue

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from actors.consumer.client_config import (
     DEAD_LETTER_HEADER_ROOM,
+    PRODUCER_BATCH_BYTES,
     consumer_kwargs,
     producer_kwargs,
 )
@@ -227,6 +228,20 @@ def test_producer_request_limit_covers_a_fetched_record_plus_the_dead_letter_hea
         settings(max_request_size=max_request_size, max_partition_fetch_bytes=fetch)
     )
     assert kwargs["max_request_size"] == max(max_request_size, fetch + DEAD_LETTER_HEADER_ROOM)
+
+
+@given(
+    max_request_size=st.integers(min_value=1, max_value=10**8),
+    fetch=st.integers(min_value=1, max_value=10**8),
+)
+def test_producer_batches_are_large_but_never_above_the_request_limit(
+    max_request_size: int, fetch: int
+) -> None:
+    """A partition's batch is PRODUCER_BATCH_BYTES, or the request limit when that is smaller."""
+    kwargs = producer_kwargs(
+        settings(max_request_size=max_request_size, max_partition_fetch_bytes=fetch)
+    )
+    assert kwargs["max_batch_size"] == min(PRODUCER_BATCH_BYTES, kwargs["max_request_size"])
 
 
 def test_ssl_without_a_context_gets_the_default_one() -> None:
