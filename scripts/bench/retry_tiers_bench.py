@@ -12,6 +12,12 @@ round by round, each a fresh consumer group with a fresh tier topic:
   produced to the tier (acknowledged before its offset is committed) and handled from
   there once due.
 
+Both cases run twice: with 256 in flight, where this process's one thread is the limit
+(about 17,000 records/s of the 25,600/s the handler's latency allows), so what a
+failure costs the others is its CPU time; and with 64 in flight (6,400/s at most), where
+the process has CPU to spare, so what is left is whether a failing record holds
+anything up (an in-place retry would hold its key's lane for its backoff).
+
 Measured: the other 90%'s records/s (and this process's CPU time per record of them),
 from the first record handled to the last of them, in both cases; the target is at most
 10% slower with the failures, judged on the median of the rounds' ratios (each round
@@ -47,10 +53,21 @@ __all__ = ["run"]
 
 LATENCY_S: Final = 0.010
 IN_FLIGHT: Final = 256
+SPARE_IN_FLIGHT: Final = 64
 FAILING_EVERY: Final = 10
 TIER_DELAY_S: Final = 1
 CLEAN: Final = "no failures"
 FAILING: Final = "10% fail once, 1 s tier"
+SPARE_CLEAN: Final = f"no failures, {SPARE_IN_FLIGHT} in flight"
+SPARE_FAILING: Final = f"10% fail once, 1 s tier, {SPARE_IN_FLIGHT} in flight"
+CASES: Final[dict[str, tuple[int, bool]]] = {
+    CLEAN: (IN_FLIGHT, False),
+    FAILING: (IN_FLIGHT, True),
+    SPARE_CLEAN: (SPARE_IN_FLIGHT, False),
+    SPARE_FAILING: (SPARE_IN_FLIGHT, True),
+}
+"""Each case: records in flight, and whether every tenth record fails once."""
+PAIRS: Final = ((CLEAN, FAILING), (SPARE_CLEAN, SPARE_FAILING))
 MAX_SLOWDOWN: Final = 0.10
 RETURN_TIMEOUT_S: Final = 30.0
 FETCH_MAX_WAIT_MS: Final = 20
@@ -97,7 +114,7 @@ def handler(
 
 
 async def _one_run(
-    bootstrap: str, topic: str, records: int, *, failing: bool
+    bootstrap: str, topic: str, records: int, *, in_flight: int, failing: bool
 ) -> tuple[Progress, Counts]:
     pattern = "{topic}.retry." + unique_name("run") + ".{delay}"
     tiers = RetryTierSettings(
@@ -110,7 +127,7 @@ async def _one_run(
         bootstrap,
         topic,
         ordering="key",
-        max_in_flight=IN_FLIGHT,
+        max_in_flight=in_flight,
         retry_tiers=tiers,
         breaker=CircuitBreakerConfig(failure_threshold=10_000),
         fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
@@ -128,16 +145,19 @@ async def _one_run(
 
 
 async def _measure(records: int, repeats: int) -> tuple[dict[str, list[Progress]], list[int]]:
-    runs: dict[str, list[Progress]] = {CLEAN: [], FAILING: []}
+    runs: dict[str, list[Progress]] = {name: [] for name in CASES}
     returned: list[int] = []
     with broker() as bootstrap:
         topic = unique_name("bench-tiers")
         await fill_keyed_topic(bootstrap, topic, records)
         await create_topics(bootstrap, [f"{topic}.dlq"], partitions=PARTITIONS)
         for _, name in rounds_in_rotation(list(runs), repeats):
-            progress, back = await _one_run(bootstrap, topic, records, failing=name == FAILING)
+            in_flight, failing = CASES[name]
+            progress, back = await _one_run(
+                bootstrap, topic, records, in_flight=in_flight, failing=failing
+            )
             runs[name].append(progress)
-            if name == FAILING:
+            if failing:
                 returned.append(back.returned)
     return runs, returned
 
@@ -149,25 +169,45 @@ def run(records: int, repeats: int) -> list[Section]:
     median = {
         n: statistics.median(p.records_per_second() for p in done) for n, done in runs.items()
     }
-    # Each round runs both cases back to back: their ratio, round by round, is what the
+    # Each round runs a pair's cases back to back: their ratio, round by round, is what the
     # machine's other load disturbs least (it drifts between rounds more than within one).
-    shares = [
-        failing.records_per_second() / clean.records_per_second()
-        for clean, failing in zip(runs[CLEAN], runs[FAILING], strict=True)
-    ]
-    share = statistics.median(shares)
+    shares = {
+        failing: [
+            bad.records_per_second() / good.records_per_second()
+            for good, bad in zip(runs[clean], runs[failing], strict=True)
+        ]
+        for clean, failing in PAIRS
+    }
+    share = {failing: statistics.median(of_pair) for failing, of_pair in shares.items()}
+    clean_of = {name: pair[0] for pair in PAIRS for name in pair}
     cpu = {n: statistics.median(p.cpu_us_per_record() for p in done) for n, done in runs.items()}
     rows = [
         [
             name,
             f"{min(p.records_per_second() for p in done):,.0f}",
             f"{median[name]:,.0f}",
-            ratio(median[name] / median[CLEAN]),
+            ratio(median[name] / median[clean_of[name]]),
             f"{cpu[name]:,.0f}",
         ]
         for name, done in runs.items()
     ]
     failed = records // FAILING_EVERY + (records % FAILING_EVERY > 0)
+    checks = [
+        TargetCheck.judged(
+            what="retry tiers: 10% fail once (1 s tier), the other 90%, "
+            + (
+                f"{IN_FLIGHT} in flight (CPU-bound)"
+                if failing == FAILING
+                else f"{SPARE_IN_FLIGHT} in flight (CPU to spare)"
+            ),
+            ours=f"{median[failing]:,.0f} records/s (median of the rounds' ratios: "
+            f"{ratio(share[failing])} no failures)",
+            target=f">= {1 - MAX_SLOWDOWN:.1f}x the run without failures",
+            met=share[failing] >= 1 - MAX_SLOWDOWN,
+            best_peer=f"no failures {median[clean]:,.0f} records/s",
+        )
+        for clean, failing in PAIRS
+    ]
     return [
         Section(
             key="pipeline-retry-tiers",
@@ -180,25 +220,23 @@ def run(records: int, repeats: int) -> list[Section]:
                 "median CPU µs/record",
             ],
             rows=rows,
-            checks=[
-                TargetCheck.judged(
-                    what="retry tiers: 10% fail once (1 s tier), the other 90%",
-                    ours=f"{median[FAILING]:,.0f} records/s (median of the rounds' ratios: "
-                    f"{ratio(share)} no failures)",
-                    target=f">= {1 - MAX_SLOWDOWN:.1f}x the run without failures",
-                    met=share >= 1 - MAX_SLOWDOWN,
-                    best_peer=f"no failures {median[CLEAN]:,.0f} records/s",
-                )
-            ],
+            checks=checks,
             notes=[
                 f"{records:,} records of {RECORD_BYTES} B in {PARTITIONS} partitions with "
                 f"{KEYS:,} keys; async handler awaiting {LATENCY_S * 1000:.0f} ms, ordering "
-                f"key, {IN_FLIGHT} in flight; {repeats} rounds of each case, alternating.",
+                f"key, {IN_FLIGHT} in flight (this process's CPU is the limit) or "
+                f"{SPARE_IN_FLIGHT} (CPU to spare); {repeats} rounds of each case, "
+                "alternating; vs no failures: against the same in flight without failures.",
                 f"records/s counts the {records - failed:,} records that never fail, from the "
                 "first handled to the last of them; every failing run also saw its "
                 f"{failed:,} failed records succeed from the tier ({min(returned):,} at least) "
                 f"within {RETURN_TIMEOUT_S:.0f} s; {time.perf_counter() - started:.0f} s in all.",
-                f"the rounds' ratios ranged {ratio(min(shares))} to {ratio(max(shares))}.",
+                "the rounds' ratios ranged "
+                + "; ".join(
+                    f"{ratio(min(of_pair))} to {ratio(max(of_pair))} ({CASES[name][0]} in flight)"
+                    for name, of_pair in shares.items()
+                )
+                + ".",
                 "CPU µs/record: this process's CPU time over the same span per record of the "
                 "90% (the failed records' produce and return included; the broker's not).",
             ],
