@@ -21,7 +21,7 @@ from supervisor.testing import committed_offsets, create_topics, produce, unique
 pytestmark = pytest.mark.anyio
 
 TOKEN_LIFETIME_S = 24
-EXPIRIES = 3
+EXPIRIES = 2
 REFRESH_MARGIN_S = 8.0
 """The token cache serves a token until 8 s before it expires, so every new connection
 presents one with at least that long to live."""
@@ -30,7 +30,7 @@ presents one with at least that long to live."""
 async def test_consumption_goes_on_across_token_expiries_and_loses_nothing(
     sasl_kafka: SaslKafka, fake_entra: FakeEntra
 ) -> None:
-    """Tokens live 24 s; over three lifetimes records keep arriving and every one is handled
+    """Tokens live 24 s; over two lifetimes records keep arriving and every one is handled
     and committed, and the endpoint was asked again for each expiry (new connections)."""
     fake_entra.behaviour.expires_in = TOKEN_LIFETIME_S
     topic = unique_name("expiring")
