@@ -161,8 +161,10 @@ async def test_full_batches_of_different_partitions_run_at_once_by_default(
     batch per call in flight."""
     topic = unique_name("full-batches")
     await create_topics(bootstrap_servers, [topic], partitions=PARTITIONS)
-    await produce(bootstrap_servers, topic, [(None, b"%d" % i) for i in range(RECORDS)])
     per_partition = RECORDS // PARTITIONS
+    for partition in range(PARTITIONS):  # exactly a full batch's worth in each
+        values = [(None, b"%d" % i) for i in range(per_partition)]
+        await produce(bootstrap_servers, topic, values, partition=partition)
     full_inside: set[int] = set()
     together = anyio.Event()
 
@@ -183,10 +185,10 @@ async def test_full_batches_of_different_partitions_run_at_once_by_default(
         max_in_flight=PARTITIONS,
         max_poll_records=per_partition,
         batch_max_records=per_partition,
-        batch_max_wait_ms=1_000,
+        batch_max_wait_ms=10_000,  # fetches of max_poll_records fill a batch in turns
     )
     actor = KafkaConsumerActor(config, handle)
     async with running(actor):
-        with anyio.fail_after(20):
+        with anyio.fail_after(30):
             await together.wait()
         await wait_until(lambda: actor.stats.handled >= RECORDS, seconds=30)
