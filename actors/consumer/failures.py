@@ -295,13 +295,7 @@ class FailurePath:
         breaker = self._state.breaker
         if breaker.state is CircuitState.OPEN:
             return Refusal(breaker.name, breaker.retry_after())
-        exit_error = TransientError(
-            f"handler failed on {where(record)} after {attempts} attempt(s): "
-            f"{type(error).__name__}",
-            context={"topic": record.topic, "partition": record.partition},
-        )
-        exit_error.__cause__ = error
-        raise MustExitError(exit_error)
+        raise _transient_exit(record, f"after {attempts} attempt(s): {type(error).__name__}", error)
 
     async def _to_tiers(
         self,
@@ -325,13 +319,12 @@ class FailurePath:
             tier = tiers.next_tier(record)
             if tier is None:
                 if self._settings.dead_letter_topic is None:
-                    exit_error = TransientError(
-                        f"handler failed on {where(record)} after its last retry tier "
-                        f"({type(error).__name__}) and dead-lettering is off",
-                        context={"topic": record.topic, "partition": record.partition},
+                    raise _transient_exit(
+                        record,
+                        f"after its last retry tier ({type(error).__name__}) "
+                        "and dead-lettering is off",
+                        error,
                     )
-                    exit_error.__cause__ = error
-                    raise MustExitError(exit_error)
                 await self._dead_letter(tiers.final_headers(record, error), error, category)
                 settlement.outcomes[position] = Outcome.DEAD_LETTERED
                 continue
@@ -386,6 +379,17 @@ class FailurePath:
         _log.warning(
             "dead-lettered %s to %s: %s", where(record), topic, type(exc).__name__, exc_info=exc
         )
+
+
+def _transient_exit(record: Record, what: str, error: Exception) -> MustExitError:
+    """The consumer must exit with a TransientError: the handler failed on `record` `what`
+    (the supervisor restarts it and the record is delivered again)."""
+    exit_error = TransientError(
+        f"handler failed on {where(record)} {what}",
+        context={"topic": record.topic, "partition": record.partition},
+    )
+    exit_error.__cause__ = error
+    return MustExitError(exit_error)
 
 
 class TokenRefreshAsk:

@@ -18,6 +18,7 @@ import anyio
 import orjson
 import pyarrow as pa
 import pytest
+from consumer_testing import consumer_settings as quick_settings
 from consumer_testing import running
 from delta_testing import rows_per_coordinate, wait_until
 from deltalake import write_deltalake
@@ -35,18 +36,24 @@ PER_PARTITION = 150
 
 
 def consumer_settings(bootstrap: str, topic: str, **overrides: Any) -> ConsumerSettings:
-    """Quick group joins and commits, a fresh group, batches of up to 40 records."""
-    values: dict[str, Any] = {
-        "bootstrap_servers": bootstrap,
-        "topics": (topic,),
-        "group_id": unique_name("group"),
-        "session_timeout_ms": 2000,
-        "heartbeat_interval_ms": 200,
+    """The tests' consumer settings, committing every 50 ms, batches of up to 40 records."""
+    batches: dict[str, Any] = {
         "commit_interval_s": 0.05,
         "batch_max_records": 40,
         "batch_max_wait_ms": 20,
     }
-    return ConsumerSettings(**(values | overrides))
+    return quick_settings(bootstrap, topic, **(batches | overrides))
+
+
+async def consume_all(actor: KafkaConsumerActor, topic: str) -> None:
+    """Run `actor` until every partition of `topic` is committed to its end, then stop it."""
+    async with running(actor):
+        await wait_until(
+            lambda: all(
+                actor.stats.committed.get((topic, p)) == PER_PARTITION for p in range(PARTITIONS)
+            ),
+            seconds=30,
+        )
 
 
 async def produce_partitions(bootstrap: str, topic: str) -> None:
@@ -99,13 +106,7 @@ async def test_batches_of_four_partitions_run_at_once_and_no_commit_runs_ahead_o
     )
     actor = KafkaConsumerActor(config, handler)
     handler.actor = actor
-    async with running(actor):
-        await wait_until(
-            lambda: all(
-                actor.stats.committed.get((topic, p)) == PER_PARTITION for p in range(PARTITIONS)
-            ),
-            seconds=30,
-        )
+    await consume_all(actor, topic)
     await handler.aclose()
     assert handler.ahead_of_the_table == []
     assert handler.most_at_once > 1
@@ -148,13 +149,7 @@ async def test_a_stop_between_the_delta_and_the_kafka_commit_leaves_each_record_
 
     handler = DeltaBatchHandler(sink())
     actor = KafkaConsumerActor(config, handler)
-    async with running(actor):
-        await wait_until(
-            lambda: all(
-                actor.stats.committed.get((topic, p)) == PER_PARTITION for p in range(PARTITIONS)
-            ),
-            seconds=30,
-        )
+    await consume_all(actor, topic)
     await handler.aclose()
     counts = rows_per_coordinate(table)
     assert set(counts) == {(p, o) for p in range(PARTITIONS) for o in range(PER_PARTITION)}
